@@ -1,0 +1,48 @@
+#pragma once
+// Runtime element types of a Tensor.
+#include <cstdint>
+#include <string_view>
+
+#include <fmt/format.h>
+
+namespace tg {
+
+/// Element type of a Tensor, chosen at run time. int64 holds labels and indices and is never
+/// differentiable.
+enum class Dtype : std::uint8_t { float32, float64, int64 };
+
+inline constexpr Dtype float32 = Dtype::float32;
+inline constexpr Dtype float64 = Dtype::float64;
+inline constexpr Dtype int64 = Dtype::int64;
+
+/// "float32", "float64" or "int64".
+constexpr std::string_view dtype_name(Dtype d) {
+  switch (d) {
+    case Dtype::float32: return "float32";
+    case Dtype::float64: return "float64";
+    case Dtype::int64: return "int64";
+  }
+  return "?";
+}
+
+constexpr bool is_floating(Dtype d) { return d != Dtype::int64; }
+
+constexpr std::size_t dtype_size(Dtype d) { return d == Dtype::float32 ? 4 : 8; }
+
+template <class T>
+constexpr Dtype dtype_of();
+template <>
+constexpr Dtype dtype_of<float>() { return Dtype::float32; }
+template <>
+constexpr Dtype dtype_of<double>() { return Dtype::float64; }
+template <>
+constexpr Dtype dtype_of<std::int64_t>() { return Dtype::int64; }
+
+}  // namespace tg
+
+template <>
+struct fmt::formatter<tg::Dtype> : fmt::formatter<std::string_view> {
+  auto format(tg::Dtype d, format_context& ctx) const {
+    return fmt::formatter<std::string_view>::format(tg::dtype_name(d), ctx);
+  }
+};

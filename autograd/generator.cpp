@@ -1,0 +1,52 @@
+#include "autograd/generator.hpp"
+
+#include "autograd/dispatch.hpp"
+
+namespace tg {
+namespace {
+template <class Dist>
+Tensor fill_random(const Shape& shape, Dtype dtype, Dist dist, Generator& gen, std::string_view op) {
+  return detail::dispatch_float(dtype, op, [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
+    for (auto& v : a) v = static_cast<T>(dist(gen.engine()));
+    return Tensor(std::move(a));
+  });
+}
+}  // namespace
+
+Tensor uniform(const Shape& shape, double low, double high, Generator& gen, Dtype dtype) {
+  TG_CHECK(low < high, "uniform: needs low < high, got [{}, {})", low, high);
+  return fill_random(shape, dtype, std::uniform_real_distribution<double>(low, high), gen, "uniform");
+}
+
+Tensor normal(const Shape& shape, double mean, double stddev, Generator& gen, Dtype dtype) {
+  TG_CHECK(stddev >= 0, "normal: standard deviation must be >= 0, got {}", stddev);
+  if (stddev == 0) return full(shape, mean, dtype);
+  return fill_random(shape, dtype, std::normal_distribution<double>(mean, stddev), gen, "normal");
+}
+
+Tensor rand(const Shape& shape, Generator& gen, Dtype dtype) { return uniform(shape, 0.0, 1.0, gen, dtype); }
+Tensor randn(const Shape& shape, Generator& gen, Dtype dtype) { return normal(shape, 0.0, 1.0, gen, dtype); }
+
+Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape, Generator& gen) {
+  TG_CHECK(low < high, "randint: needs low < high, got [{}, {})", low, high);
+  xt::xarray<std::int64_t> a = xt::xarray<std::int64_t>::from_shape(shape);
+  std::uniform_int_distribution<std::int64_t> dist(low, high - 1);
+  for (auto& v : a) v = dist(gen.engine());
+  return Tensor(std::move(a));
+}
+
+Tensor randperm(std::size_t n, Generator& gen) {
+  xt::xarray<std::int64_t> a = xt::xarray<std::int64_t>::from_shape({n});
+  for (std::size_t i = 0; i < n; ++i) a(i) = static_cast<std::int64_t>(i);
+  // Fisher-Yates with our own index draws, so the order does not depend on std::shuffle's
+  // unspecified algorithm.
+  for (std::size_t i = n; i > 1; --i) {
+    const auto j = static_cast<std::size_t>(gen.engine()() % i);
+    std::swap(a(i - 1), a(j));
+  }
+  return Tensor(std::move(a));
+}
+
+}  // namespace tg

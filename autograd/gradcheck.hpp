@@ -1,0 +1,44 @@
+#pragma once
+// Gradient checks: analytic gradients from the engine against float64 central differences.
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "autograd/tensor.hpp"
+
+namespace tg {
+
+/// Options of gradcheck; the defaults are PyTorch's.
+struct GradcheckOptions {
+  double eps = 1e-6;   ///< central-difference step
+  double atol = 1e-5;  ///< |numeric - analytic| <= atol + rtol * |numeric|
+  double rtol = 1e-3;
+  /// Full Jacobian while (inputs' elements × outputs' elements) stays below this; random
+  /// projections above it.
+  std::size_t max_full_jacobian = 50000;
+  int projections = 6;        ///< random projections for large inputs
+  std::uint64_t seed = 1234;  ///< for the projections and gradgradcheck's random weights
+};
+
+/// Outcome of a check; converts to true when it passed. `message` names the worst element.
+struct GradcheckResult {
+  bool passed = true;
+  std::string message;
+  std::size_t input = 0;     ///< input of the worst element
+  std::size_t position = 0;  ///< flat index in that input (or projection number)
+  double numeric = 0.0;
+  double analytic = 0.0;
+  explicit operator bool() const { return passed; }
+};
+
+using DifferentiableFn = std::function<Tensor(const TensorList&)>;
+
+/// Checks the gradients of fn (any output shape) with respect to every input that requires
+/// grad; the inputs must be float64.
+GradcheckResult gradcheck(const DifferentiableFn& fn, const TensorList& inputs, GradcheckOptions options = {});
+
+/// Second order: gradient-checks the first-order gradients of fn (built with create_graph),
+/// projected on fixed random weights.
+GradcheckResult gradgradcheck(const DifferentiableFn& fn, const TensorList& inputs, GradcheckOptions options = {});
+
+}  // namespace tg

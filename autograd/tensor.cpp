@@ -1,0 +1,271 @@
+#include "autograd/tensor.hpp"
+
+#include <cmath>
+#include <ostream>
+#include <sstream>
+
+#include <fmt/ostream.h>
+#include <xtensor/xbuilder.hpp>
+#include <xtensor/xio.hpp>
+
+#include "autograd/dispatch.hpp"
+#include "autograd/function.hpp"
+#include "autograd/grad_mode.hpp"
+#include "ops/elementwise.hpp"
+#include "ops/shape.hpp"
+
+namespace tg {
+namespace {
+
+template <class A>
+std::shared_ptr<TensorImpl> make_impl(A&& array) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>();
+  impl->storage->array = std::forward<A>(array);
+  return impl;
+}
+
+template <class List>
+xt::xarray<float> from_list(const List& list) {
+  xt::xarray<double> a(list);
+  return xt::cast<float>(a);
+}
+
+}  // namespace
+
+TensorImpl::~TensorImpl() = default;
+
+Tensor::Tensor(xt::xarray<float> a) : impl_(make_impl(std::move(a))) {}
+Tensor::Tensor(xt::xarray<double> a) : impl_(make_impl(std::move(a))) {}
+Tensor::Tensor(xt::xarray<std::int64_t> a) : impl_(make_impl(std::move(a))) {}
+Tensor::Tensor(std::initializer_list<double> v) : impl_(make_impl(from_list(v))) {}
+Tensor::Tensor(std::initializer_list<std::initializer_list<double>> v) : impl_(make_impl(from_list(v))) {}
+Tensor::Tensor(std::initializer_list<std::initializer_list<std::initializer_list<double>>> v)
+    : impl_(make_impl(from_list(v))) {}
+Tensor::Tensor(
+    std::initializer_list<std::initializer_list<std::initializer_list<std::initializer_list<double>>>> v)
+    : impl_(make_impl(from_list(v))) {}
+
+const TensorImpl& Tensor::checked() const {
+  TG_CHECK(impl_, "Tensor: use of an undefined tensor");
+  return *impl_;
+}
+
+Dtype Tensor::dtype() const { return static_cast<Dtype>(checked().storage->array.index()); }
+
+Shape Tensor::shape() const {
+  return std::visit([](const auto& a) { return Shape(a.shape().begin(), a.shape().end()); },
+                    checked().storage->array);
+}
+
+std::size_t Tensor::shape(int axis) const {
+  const std::size_t n = ndim();
+  const int a = axis < 0 ? axis + static_cast<int>(n) : axis;
+  TG_CHECK(a >= 0 && a < static_cast<int>(n), "Tensor::shape: axis {} out of range for a tensor of shape {}",
+           axis, shape_str(shape()));
+  return shape()[static_cast<std::size_t>(a)];
+}
+
+std::size_t Tensor::ndim() const {
+  return std::visit([](const auto& a) { return a.dimension(); }, checked().storage->array);
+}
+
+std::size_t Tensor::numel() const {
+  return std::visit([](const auto& a) { return a.size(); }, checked().storage->array);
+}
+
+template <class T>
+const xt::xarray<T>& Tensor::array() const {
+  const auto* a = std::get_if<xt::xarray<T>>(&checked().storage->array);
+  TG_CHECK(a, "Tensor::array: asked for {} elements of a {} tensor", dtype_of<T>(), dtype());
+  return *a;
+}
+
+template <class T>
+xt::xarray<T>& Tensor::mutable_array() {
+  auto* a = std::get_if<xt::xarray<T>>(&checked().storage->array);
+  TG_CHECK(a, "Tensor::mutable_array: asked for {} elements of a {} tensor", dtype_of<T>(), dtype());
+  ++impl_->storage->version;
+  return *a;
+}
+
+template const xt::xarray<float>& Tensor::array<float>() const;
+template const xt::xarray<double>& Tensor::array<double>() const;
+template const xt::xarray<std::int64_t>& Tensor::array<std::int64_t>() const;
+template xt::xarray<float>& Tensor::mutable_array<float>();
+template xt::xarray<double>& Tensor::mutable_array<double>();
+template xt::xarray<std::int64_t>& Tensor::mutable_array<std::int64_t>();
+
+double Tensor::item() const {
+  TG_CHECK(numel() == 1, "Tensor::item: needs a tensor with one element, got shape {}", shape_str(shape()));
+  return std::visit([](const auto& a) { return static_cast<double>(*a.data()); }, checked().storage->array);
+}
+
+Tensor Tensor::to(Dtype d) const {
+  if (d == dtype()) return *this;
+  Tensor out = detail::dispatch_all(d, [&](auto t) {
+    using T = decltype(t);
+    return std::visit([](const auto& a) { return Tensor(xt::xarray<T>(xt::cast<T>(a))); },
+                      checked().storage->array);
+  });
+  if (!is_floating(d) || !is_floating(dtype())) return out;
+  const Dtype from = dtype();
+  // d to(x) = g converted back
+  return record({.name = "to", .inputs = {*this}}, out,
+                [from](const BackwardContext&, const Tensor& g) -> TensorList { return {g.to(from)}; });
+}
+
+Tensor Tensor::clone() const {
+  Tensor out = std::visit([](const auto& a) { return Tensor(a); }, checked().storage->array);
+  // d clone(x) = g
+  return record({.name = "clone", .inputs = {*this}}, out,
+                [](const BackwardContext&, const Tensor& g) -> TensorList { return {g}; });
+}
+
+Tensor Tensor::detach() const {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = checked().storage;
+  return Tensor(impl);
+}
+
+bool Tensor::requires_grad() const { return checked().requires_grad; }
+
+Tensor& Tensor::requires_grad_(bool value) {
+  TG_CHECK(is_leaf() || value, "requires_grad_: cannot turn off gradients of a non-leaf tensor; use detach()");
+  TG_CHECK(!value || is_floating(dtype()), "requires_grad_: only float32 and float64 tensors can require gradients, got {}",
+           dtype());
+  impl_->requires_grad = value;
+  return *this;
+}
+
+bool Tensor::is_leaf() const { return checked().grad_fn == nullptr; }
+
+Tensor Tensor::grad() const {
+  const auto& g = checked().grad;
+  return g ? Tensor(g) : Tensor();
+}
+
+void Tensor::set_grad(const Tensor& g) {
+  checked();
+  if (g.defined()) {
+    TG_CHECK(g.shape() == shape() && g.dtype() == dtype(),
+             "set_grad: gradient of shape {} ({}) does not fit a tensor of shape {} ({})", shape_str(g.shape()),
+             g.dtype(), shape_str(shape()), dtype());
+  }
+  impl_->grad = g.impl_ptr();
+}
+
+void Tensor::zero_grad() { checked(), impl_->grad.reset(); }
+
+const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked().grad_fn; }
+
+std::uint64_t Tensor::version() const { return checked().storage->version; }
+void Tensor::bump_version() const { ++checked().storage->version; }
+
+namespace {
+void check_inplace(const Tensor& t, std::string_view op) {
+  TG_CHECK(!(t.requires_grad() && is_grad_enabled()),
+           "{}: in-place change of a tensor that requires grad is not differentiable; use the out-of-place "
+           "op, or wrap the update in tg::NoGradGuard (as optimizers do)",
+           op);
+}
+}  // namespace
+
+Tensor& Tensor::zero_() { return fill_(0.0); }
+
+Tensor& Tensor::fill_(double value) {
+  check_inplace(*this, "fill_");
+  std::visit([&](auto& a) { a.fill(static_cast<typename std::decay_t<decltype(a)>::value_type>(value)); },
+             impl_->storage->array);
+  bump_version();
+  return *this;
+}
+
+Tensor& Tensor::copy_(const Tensor& src) {
+  check_inplace(*this, "copy_");
+  TG_CHECK(src.shape() == shape(), "copy_: source of shape {} does not match destination of shape {}",
+           shape_str(src.shape()), shape_str(shape()));
+  Tensor converted = src.detach().to(dtype());
+  std::visit(
+      [&](auto& a) {
+        using T = typename std::decay_t<decltype(a)>::value_type;
+        const auto& s = converted.array<T>();
+        std::copy(s.begin(), s.end(), a.begin());
+      },
+      impl_->storage->array);
+  bump_version();
+  return *this;
+}
+
+Tensor& Tensor::add_(const Tensor& other, double alpha) {
+  check_inplace(*this, "add_");
+  NoGradGuard no_grad;
+  Tensor scaled = alpha == 1.0 ? other.detach() : mul(other.detach(), alpha);
+  Tensor sum = add(detach(), scaled.to(dtype()));
+  TG_CHECK(sum.shape() == shape(), "add_: other of shape {} does not broadcast to {}", shape_str(other.shape()),
+           shape_str(shape()));
+  std::swap(impl_->storage->array, sum.impl()->storage->array);
+  bump_version();
+  return *this;
+}
+
+Tensor& Tensor::mul_(double value) {
+  check_inplace(*this, "mul_");
+  std::visit(
+      [&](auto& a) {
+        using T = typename std::decay_t<decltype(a)>::value_type;
+        for (auto& v : a) v = static_cast<T>(v * value);
+      },
+      impl_->storage->array);
+  bump_version();
+  return *this;
+}
+
+std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+
+Tensor full(const Shape& shape, double value, Dtype dtype) {
+  return detail::dispatch_all(dtype, [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
+    a.fill(static_cast<T>(value));
+    return Tensor(std::move(a));
+  });
+}
+Tensor zeros(const Shape& shape, Dtype dtype) { return full(shape, 0.0, dtype); }
+Tensor ones(const Shape& shape, Dtype dtype) { return full(shape, 1.0, dtype); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype()); }
+Tensor full_like(const Tensor& t, double value) { return full(t.shape(), value, t.dtype()); }
+Tensor scalar_tensor(double value, Dtype dtype) { return full({}, value, dtype); }
+
+Tensor arange(double start, double stop, double step, Dtype dtype) {
+  TG_CHECK(step != 0.0, "arange: step must not be zero");
+  const double count = std::ceil((stop - start) / step);
+  const auto n = count > 0 ? static_cast<std::size_t>(count) : 0;
+  return detail::dispatch_all(dtype, [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> a = xt::xarray<T>::from_shape({n});
+    for (std::size_t i = 0; i < n; ++i) a(i) = static_cast<T>(start + static_cast<double>(i) * step);
+    return Tensor(std::move(a));
+  });
+}
+Tensor arange(double stop, Dtype dtype) { return arange(0.0, stop, 1.0, dtype); }
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t) {
+  if (!t.defined()) return os << "tensor(undefined)";
+  os << "tensor(";
+  std::visit([&](const auto& a) { os << a; }, t.impl()->storage->array);
+  if (t.dtype() != float32) os << ", dtype=" << dtype_name(t.dtype());
+  if (t.grad_fn()) os << ", grad_fn=<" << t.grad_fn()->name() << ">";
+  else if (t.requires_grad()) os << ", requires_grad=true";
+  return os << ")";
+}
+
+}  // namespace tg
+
+auto fmt::formatter<tg::Tensor>::format(const tg::Tensor& t, format_context& ctx) const
+    -> format_context::iterator {
+  std::ostringstream os;
+  os << t;
+  return fmt::formatter<std::string_view>::format(os.str(), ctx);
+}

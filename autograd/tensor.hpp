@@ -1,0 +1,150 @@
+#pragma once
+// tg::Tensor: a cheap shared handle onto an xtensor array that records the ops run on it.
+#include <cstdint>
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <variant>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include "autograd/dtype.hpp"
+#include "autograd/error.hpp"
+
+namespace tg {
+
+using Shape = std::vector<std::size_t>;
+class Node;
+class Generator;
+class Tensor;
+using TensorList = std::vector<Tensor>;
+
+/// The array behind one or more tensors, plus a version counter that in-place changes bump so
+/// that backward can tell when a value it saved was overwritten.
+struct Storage {
+  std::variant<xt::xarray<float>, xt::xarray<double>, xt::xarray<std::int64_t>> array;
+  std::uint64_t version = 0;
+};
+
+/// State shared by all copies of one Tensor handle.
+struct TensorImpl {
+  std::shared_ptr<Storage> storage;
+  bool requires_grad = false;
+  std::shared_ptr<TensorImpl> grad;  // leaves only
+  std::shared_ptr<Node> grad_fn;     // the op that made this tensor; null for leaves
+  ~TensorImpl();
+};
+
+/// Options of Tensor::backward.
+struct BackwardOptions {
+  bool retain_graph = false;  ///< keep saved tensors so that backward can run again
+  bool create_graph = false;  ///< record the backward pass so gradients are differentiable
+};
+
+/// A multi-dimensional array of float32 (default), float64 or int64 that records the ops run
+/// on it. Copies share state, like torch.Tensor. A default-constructed Tensor is undefined.
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+  /// Wraps (moves or copies) an xtensor array; the dtype follows the element type.
+  Tensor(xt::xarray<float> a);
+  Tensor(xt::xarray<double> a);
+  Tensor(xt::xarray<std::int64_t> a);
+  /// Nested initializer lists, as float32: Tensor({{1, 2}, {3, 4}}).
+  Tensor(std::initializer_list<double> v);
+  Tensor(std::initializer_list<std::initializer_list<double>> v);
+  Tensor(std::initializer_list<std::initializer_list<std::initializer_list<double>>> v);
+  Tensor(std::initializer_list<std::initializer_list<std::initializer_list<std::initializer_list<double>>>> v);
+
+  bool defined() const { return impl_ != nullptr; }
+  Dtype dtype() const;
+  Shape shape() const;
+  std::size_t shape(int axis) const;  ///< size of one axis; negative counts from the end
+  std::size_t ndim() const;
+  std::size_t numel() const;
+
+  /// The array (throws unless T matches the dtype).
+  template <class T>
+  const xt::xarray<T>& array() const;
+  /// Mutable access for in-place changes: bumps the version so saved tensors notice.
+  template <class T>
+  xt::xarray<T>& mutable_array();
+  template <class T>
+  const T* data() const { return array<T>().data(); }
+
+  /// The single element as a double (throws unless numel() == 1).
+  double item() const;
+  template <class T>
+  T item() const { return static_cast<T>(item()); }
+
+  /// Converted to another dtype (differentiable between float types).
+  Tensor to(Dtype d) const;
+  /// A copy with its own storage (differentiable).
+  Tensor clone() const;
+  /// The same values, cut from the graph: shares storage, never requires grad.
+  Tensor detach() const;
+
+  // Autograd state.
+  bool requires_grad() const;
+  /// Marks a leaf as needing gradients; returns *this for chaining.
+  Tensor& requires_grad_(bool value = true);
+  bool is_leaf() const;
+  /// Gradient accumulated by backward (leaves only); undefined until the first backward.
+  Tensor grad() const;
+  void set_grad(const Tensor& g);
+  void zero_grad();  ///< drops the accumulated gradient
+  const std::shared_ptr<Node>& grad_fn() const;
+  /// Backpropagates from this scalar (or with `seed`, d(loss)/d(this), for any shape).
+  void backward(BackwardOptions options = {}) const;
+  void backward(const Tensor& seed, BackwardOptions options = {}) const;
+
+  /// Version of the storage: bumped by every in-place change.
+  std::uint64_t version() const;
+  /// Marks the storage as changed in place (after writes through mutable_array()).
+  void bump_version() const;
+
+  // In-place changes (not differentiable; refuse a tensor that requires grad while grad mode
+  // is on, as PyTorch does). Each bumps the version.
+  Tensor& zero_();
+  Tensor& fill_(double value);
+  Tensor& copy_(const Tensor& src);  ///< same shape; converts dtype
+  Tensor& add_(const Tensor& other, double alpha = 1.0);  ///< this += alpha * other (broadcast)
+  Tensor& mul_(double value);
+
+  TensorImpl* impl() const { return impl_.get(); }
+  const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
+  bool is_same(const Tensor& other) const { return impl_ == other.impl_; }
+
+ private:
+  const TensorImpl& checked() const;
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+/// Formats "[2, 3]".
+std::string shape_str(const Shape& s);
+
+// Factories.
+Tensor zeros(const Shape& shape, Dtype dtype = float32);
+Tensor ones(const Shape& shape, Dtype dtype = float32);
+Tensor full(const Shape& shape, double value, Dtype dtype = float32);
+Tensor zeros_like(const Tensor& t);
+Tensor ones_like(const Tensor& t);
+Tensor full_like(const Tensor& t, double value);
+/// start, start+step, ... below stop.
+Tensor arange(double start, double stop, double step = 1.0, Dtype dtype = float32);
+Tensor arange(double stop, Dtype dtype = float32);
+/// A 0-d tensor holding `value`.
+Tensor scalar_tensor(double value, Dtype dtype = float32);
+
+/// Prints like torch: tensor([[1., 2.], ...], dtype=float64, grad_fn=<mul>).
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+}  // namespace tg
+
+template <>
+struct fmt::formatter<tg::Tensor> : fmt::formatter<std::string_view> {
+  auto format(const tg::Tensor& t, format_context& ctx) const -> format_context::iterator;
+};

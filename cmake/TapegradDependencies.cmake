@@ -1,0 +1,16 @@
+# Every dependency comes from Debian's packages (scripts/install-deps.sh).
+find_package(Threads REQUIRED)
+find_package(xtl REQUIRED)
+find_package(xtensor REQUIRED)
+find_package(fmt REQUIRED)
+find_package(ZLIB REQUIRED)
+find_package(CURL REQUIRED)
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)
+find_package(nlohmann_json REQUIRED)
+
+# OpenBLAS through its CMake config when present, else the plain library and cblas.h.
+find_library(TG_OPENBLAS_LIBRARY NAMES openblas REQUIRED)
+find_path(TG_CBLAS_INCLUDE_DIR NAMES cblas.h PATH_SUFFIXES openblas-pthread openblas REQUIRED)
+add_library(tg_blas INTERFACE)
+target_link_libraries(tg_blas INTERFACE ${TG_OPENBLAS_LIBRARY})
+target_include_directories(tg_blas INTERFACE ${TG_CBLAS_INCLUDE_DIR})

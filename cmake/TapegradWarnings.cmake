@@ -1,0 +1,9 @@
+function(tg_set_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
+    -Wno-deprecated-declarations
+    # GCC 12 reports false positives inside libstdc++ string code at -O3 (GCC bug 105329).
+    -Wno-restrict)
+  if(TG_WARNINGS_AS_ERRORS)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()

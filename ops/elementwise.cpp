@@ -1,0 +1,291 @@
+// Elementwise ops: forward kernel, then the recorded backward right below it.
+#include "ops/elementwise.hpp"
+
+#include <cmath>
+
+#include "autograd/function.hpp"
+#include "autograd/grad_mode.hpp"
+#include "ops/kernels.hpp"
+#include <xtensor/xbroadcast.hpp>
+
+namespace tg {
+
+using detail::binary_map;
+using detail::IndexType;
+using detail::SameType;
+using detail::unary_float;
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op) {
+  const std::size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const std::size_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    TG_CHECK(da == db || da == 1 || db == 1, "{}: shapes {} and {} do not broadcast (axis {}: {} vs {})", op,
+             shape_str(a), shape_str(b), i, da, db);
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+namespace {
+// A constant (non-recorded) float mask of x's dtype: 1 where pred(x) holds, else `otherwise`.
+template <class Pred>
+Tensor mask_of(const Tensor& x, Pred pred, double otherwise = 0.0) {
+  return unary_float(x.detach(), "mask", [&](auto v) { return pred(v) ? 1.0 : otherwise; });
+}
+}  // namespace
+
+// d(a+b) = g, g
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_map<SameType>(a, b, "add", [](auto u, auto v) { return u + v; });
+  return record({.name = "add", .inputs = {a, b}}, out,
+                [](const BackwardContext&, const Tensor& g) -> TensorList { return {g, g}; });
+}
+
+// d(a-b) = g, -g
+Tensor sub(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_map<SameType>(a, b, "sub", [](auto u, auto v) { return u - v; });
+  return record({.name = "sub", .inputs = {a, b}}, out,
+                [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  return {g, ctx.needs_grad(1) ? neg(g) : Tensor()};
+                });
+}
+
+// d(a*b) = g*b, g*a
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_map<SameType>(a, b, "mul", [](auto u, auto v) { return u * v; });
+  return record({.name = "mul", .inputs = {a, b}, .saved = {a, b}}, out,
+                [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  return {ctx.needs_grad(0) ? mul(g, ctx.saved(1)) : Tensor(),
+                          ctx.needs_grad(1) ? mul(g, ctx.saved(0)) : Tensor()};
+                });
+}
+
+// d(a/b) = g/b, -g*a/b²
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_map<SameType>(a, b, "div", [](auto u, auto v) { return u / v; });
+  return record({.name = "div", .inputs = {a, b}, .saved = {a, b}}, out,
+                [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  const Tensor& sa = ctx.saved(0);
+                  const Tensor& sb = ctx.saved(1);
+                  return {ctx.needs_grad(0) ? div(g, sb) : Tensor(),
+                          ctx.needs_grad(1) ? neg(div(mul(g, sa), mul(sb, sb))) : Tensor()};
+                });
+}
+
+// d(-x) = -g
+Tensor neg(const Tensor& x) {
+  Tensor out = detail::dispatch_all(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> r = -x.array<T>();
+    return Tensor(std::move(r));
+  });
+  return record({.name = "neg", .inputs = {x}}, out,
+                [](const BackwardContext&, const Tensor& g) -> TensorList { return {neg(g)}; });
+}
+
+// d(a^b) = g*b*a^(b-1), g*a^b*log(a)
+Tensor pow(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_map<SameType>(a, b, "pow", [](auto u, auto v) { return std::pow(u, v); });
+  return record({.name = "pow", .inputs = {a, b}, .saved = {a, b}, .save_output = true}, out,
+                [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  const Tensor& sa = ctx.saved(0);
+                  const Tensor& sb = ctx.saved(1);
+                  return {ctx.needs_grad(0) ? mul(g, mul(sb, pow(sa, sub(sb, ones_like(sb))))) : Tensor(),
+                          ctx.needs_grad(1) ? mul(g, mul(ctx.output(), log(sa))) : Tensor()};
+                });
+}
+
+// d(x^e) = g*e*x^(e-1)
+Tensor pow(const Tensor& x, double exponent) {
+  Tensor out = unary_float(x, "pow", [exponent](auto v) { return std::pow(v, static_cast<decltype(v)>(exponent)); });
+  return record({.name = "pow", .inputs = {x}, .saved = {x}}, out,
+                [exponent](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  if (exponent == 0.0) return {zeros_like(g)};
+                  return {mul(g, mul(pow(ctx.saved(0), exponent - 1.0), exponent))};
+                });
+}
+
+// d exp(x) = g*exp(x)
+Tensor exp(const Tensor& x) {
+  Tensor out = unary_float(x, "exp", [](auto v) { return std::exp(v); });
+  return record({.name = "exp", .inputs = {x}, .save_output = true}, out,
+                [](const BackwardContext& ctx, const Tensor& g) -> TensorList { return {mul(g, ctx.output())}; });
+}
+
+// d log(x) = g/x
+Tensor log(const Tensor& x) {
+  Tensor out = unary_float(x, "log", [](auto v) { return std::log(v); });
+  return record({.name = "log", .inputs = {x}, .saved = {x}}, out,
+                [](const BackwardContext& ctx, const Tensor& g) -> TensorList { return {div(g, ctx.saved(0))}; });
+}
+
+// d sqrt(x) = g/(2 sqrt(x))
+Tensor sqrt(const Tensor& x) {
+  Tensor out = unary_float(x, "sqrt", [](auto v) { return std::sqrt(v); });
+  return record({.name = "sqrt", .inputs = {x}, .save_output = true}, out,
+                [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  return {div(g, mul(ctx.output(), 2.0))};
+                });
+}
+
+// d|x| = g*sign(x)
+Tensor abs(const Tensor& x) {
+  Tensor out = unary_float(x, "abs", [](auto v) { return std::abs(v); });
+  return record({.name = "abs", .inputs = {x}, .saved = {x}}, out,
+                [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  const Tensor sign = unary_float(ctx.saved(0).detach(), "abs", [](auto v) {
+                    return v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0);
+                  });
+                  return {mul(g, sign)};
+                });
+}
+
+// d relu(x) = g*[x>0]
+Tensor relu(const Tensor& x) {
+  Tensor out = unary_float(x, "relu", [](auto v) { return v > 0 ? v : decltype(v)(0); });
+  return record({.name = "relu", .inputs = {x}, .save_output = true}, out,
+                [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  return {mul(g, mask_of(ctx.output(), [](auto v) { return v > 0; }))};
+                });
+}
+
+// d leaky_relu(x) = g*(x>0 ? 1 : slope)
+Tensor leaky_relu(const Tensor& x, double negative_slope) {
+  Tensor out = unary_float(x, "leaky_relu", [negative_slope](auto v) {
+    return v > 0 ? v : static_cast<decltype(v)>(negative_slope * v);
+  });
+  return record({.name = "leaky_relu", .inputs = {x}, .saved = {x}}, out,
+                [negative_slope](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  return {mul(g, mask_of(ctx.saved(0), [](auto v) { return v > 0; }, negative_slope))};
+                });
+}
+
+// d sigmoid(x) = g*s*(1-s)
+Tensor sigmoid(const Tensor& x) {
+  Tensor out = unary_float(x, "sigmoid", [](auto v) {
+    using T = decltype(v);
+    // Stable for large |x|: never exponentiates a large positive number.
+    return v >= 0 ? T(1) / (T(1) + std::exp(-v)) : std::exp(v) / (T(1) + std::exp(v));
+  });
+  return record({.name = "sigmoid", .inputs = {x}, .save_output = true}, out,
+                [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  const Tensor s = ctx.output();
+                  return {mul(g, mul(s, sub(ones_like(s), s)))};
+                });
+}
+
+// d tanh(x) = g*(1-t²)
+Tensor tanh(const Tensor& x) {
+  Tensor out = unary_float(x, "tanh", [](auto v) { return std::tanh(v); });
+  return record({.name = "tanh", .inputs = {x}, .save_output = true}, out,
+                [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  const Tensor t = ctx.output();
+                  return {mul(g, sub(ones_like(t), mul(t, t)))};
+                });
+}
+
+// d clamp(x) = g*[low <= x <= high]
+Tensor clamp(const Tensor& x, double low, double high) {
+  TG_CHECK(low <= high, "clamp: needs low <= high, got low {} and high {}", low, high);
+  Tensor out = unary_float(x, "clamp", [low, high](auto v) {
+    using T = decltype(v);
+    return std::min(std::max(v, static_cast<T>(low)), static_cast<T>(high));
+  });
+  return record({.name = "clamp", .inputs = {x}, .saved = {x}}, out,
+                [low, high](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  return {mul(g, mask_of(ctx.saved(0), [&](auto v) { return v >= low && v <= high; }))};
+                });
+}
+
+namespace {
+// Gradient share of `a` in max(a, b) (1 where a wins, 1/2 on ties), or of min with `greater`
+// false.
+Tensor winner_share(const Tensor& a, const Tensor& b, bool greater) {
+  return binary_map<SameType>(a.detach(), b.detach(), greater ? "maximum" : "minimum", [greater](auto u, auto v) {
+    using T = decltype(u);
+    if (u == v) return T(0.5);
+    return (greater ? u > v : u < v) ? T(1) : T(0);
+  });
+}
+
+Tensor extremum(const Tensor& a, const Tensor& b, bool greater) {
+  const char* name = greater ? "maximum" : "minimum";
+  Tensor out = binary_map<SameType>(a, b, name, [greater](auto u, auto v) {
+    return greater ? (u > v ? u : v) : (u < v ? u : v);
+  });
+  // d max(a,b) = g*share_a, g*share_b
+  return record({.name = name, .inputs = {a, b}, .saved = {a, b}}, out,
+                [greater](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  const Tensor& sa = ctx.saved(0);
+                  const Tensor& sb = ctx.saved(1);
+                  return {ctx.needs_grad(0) ? mul(g, winner_share(sa, sb, greater)) : Tensor(),
+                          ctx.needs_grad(1) ? mul(g, winner_share(sb, sa, greater)) : Tensor()};
+                });
+}
+}  // namespace
+
+Tensor maximum(const Tensor& a, const Tensor& b) { return extremum(a, b, true); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return extremum(a, b, false); }
+
+// d where(c, a, b) = -, g*[c], g*[!c]
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  TG_CHECK(a.dtype() == b.dtype(), "where: dtypes of the two branches differ: {} and {}", a.dtype(), b.dtype());
+  const Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
+  const Tensor c = cond.detach().to(a.dtype());
+  Tensor out = detail::dispatch_all(a.dtype(), [&](auto t) {
+    using T = decltype(t);
+    const xt::xarray<T> pc = xt::broadcast(c.array<T>(), shape);
+    const xt::xarray<T> pa = xt::broadcast(a.array<T>(), shape);
+    const xt::xarray<T> pb = xt::broadcast(b.array<T>(), shape);
+    xt::xarray<T> r = xt::xarray<T>::from_shape(shape);
+    for (std::size_t i = 0; i < r.size(); ++i) r.data()[i] = pc.data()[i] != T(0) ? pa.data()[i] : pb.data()[i];
+    return Tensor(std::move(r));
+  });
+  return record({.name = "where", .inputs = {cond, a, b}, .saved = {c}}, out,
+                [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  const Tensor& mask = ctx.saved(0);
+                  const Tensor zero = zeros_like(g);
+                  return {Tensor(), ctx.needs_grad(1) ? where(mask, g, zero) : Tensor(),
+                          ctx.needs_grad(2) ? where(mask, zero, g) : Tensor()};
+                });
+}
+
+Tensor add(const Tensor& a, double b) { return add(a, scalar_tensor(b, a.dtype())); }
+Tensor mul(const Tensor& a, double b) { return mul(a, scalar_tensor(b, a.dtype())); }
+
+Tensor eq(const Tensor& a, const Tensor& b) {
+  return binary_map<IndexType>(a, b, "eq", [](auto u, auto v) { return u == v; });
+}
+Tensor ne(const Tensor& a, const Tensor& b) {
+  return binary_map<IndexType>(a, b, "ne", [](auto u, auto v) { return u != v; });
+}
+Tensor lt(const Tensor& a, const Tensor& b) {
+  return binary_map<IndexType>(a, b, "lt", [](auto u, auto v) { return u < v; });
+}
+Tensor le(const Tensor& a, const Tensor& b) {
+  return binary_map<IndexType>(a, b, "le", [](auto u, auto v) { return u <= v; });
+}
+Tensor gt(const Tensor& a, const Tensor& b) {
+  return binary_map<IndexType>(a, b, "gt", [](auto u, auto v) { return u > v; });
+}
+Tensor ge(const Tensor& a, const Tensor& b) {
+  return binary_map<IndexType>(a, b, "ge", [](auto u, auto v) { return u >= v; });
+}
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator-(const Tensor& x) { return neg(x); }
+Tensor operator+(const Tensor& a, double b) { return add(a, b); }
+Tensor operator+(double a, const Tensor& b) { return add(b, a); }
+Tensor operator-(const Tensor& a, double b) { return add(a, -b); }
+Tensor operator-(double a, const Tensor& b) { return add(neg(b), a); }
+Tensor operator*(const Tensor& a, double b) { return mul(a, b); }
+Tensor operator*(double a, const Tensor& b) { return mul(b, a); }
+Tensor operator/(const Tensor& a, double b) { return mul(a, 1.0 / b); }
+Tensor operator/(double a, const Tensor& b) { return div(scalar_tensor(a, b.dtype()), b); }
+
+}  // namespace tg

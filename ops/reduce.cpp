@@ -1,0 +1,177 @@
+// Reductions: forward kernel, then the recorded backward right below it.
+#include "ops/reduce.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include <xtensor/xreducer.hpp>
+#include <xtensor/xsort.hpp>
+
+#include "autograd/function.hpp"
+#include "ops/elementwise.hpp"
+#include "ops/kernels.hpp"
+#include "ops/shape.hpp"
+
+namespace tg {
+
+std::size_t normalize_axis(int axis, std::size_t ndim, std::string_view op) {
+  const auto n = static_cast<int>(ndim);
+  TG_CHECK(axis >= -n && axis < n, "{}: axis {} is out of range for a tensor of rank {}", op, axis, ndim);
+  return static_cast<std::size_t>(axis < 0 ? axis + n : axis);
+}
+
+namespace {
+
+struct Reduction {
+  std::vector<std::size_t> axes;  // sorted, unique
+  Shape kept_shape;               // input shape with reduced axes set to 1
+  Shape out_shape;                // kept_shape, or without those axes
+  std::size_t count = 1;          // elements per reduced group
+};
+
+Reduction plan(const Tensor& x, const Axes& axes, bool keepdims, std::string_view op) {
+  Reduction r;
+  const Shape shape = x.shape();
+  for (int a : axes) r.axes.push_back(normalize_axis(a, shape.size(), op));
+  std::sort(r.axes.begin(), r.axes.end());
+  TG_CHECK(std::adjacent_find(r.axes.begin(), r.axes.end()) == r.axes.end(), "{}: axis repeated in [{}]", op,
+           fmt::join(axes, ", "));
+  r.kept_shape = shape;
+  for (std::size_t a : r.axes) {
+    r.count *= shape[a];
+    r.kept_shape[a] = 1;
+  }
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    if (keepdims || !std::binary_search(r.axes.begin(), r.axes.end(), i)) r.out_shape.push_back(r.kept_shape[i]);
+  return r;
+}
+
+Axes all_axes(const Tensor& x) {
+  Axes a(x.ndim());
+  std::iota(a.begin(), a.end(), 0);
+  return a;
+}
+
+std::vector<std::int64_t> as_signed(const Shape& s) { return {s.begin(), s.end()}; }
+
+// The reduced gradient g (out_shape) spread back over the input's shape.
+Tensor expand_back(const Tensor& g, const Reduction& r, const Shape& input_shape) {
+  return broadcast_to(reshape(g, as_signed(r.kept_shape)), input_shape);
+}
+
+template <class Reducer>
+Tensor reduce_kernel(const Tensor& x, const Reduction& r, std::string_view op, Reducer reducer) {
+  return detail::dispatch_all(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> out = reducer(x.array<T>(), r.axes);
+    out.reshape(r.out_shape);
+    return Tensor(std::move(out));
+  });
+  (void)op;
+}
+
+}  // namespace
+
+// d sum(x) = g spread over the reduced axes
+Tensor sum(const Tensor& x, const Axes& axes, bool keepdims) {
+  const Reduction r = plan(x, axes, keepdims, "sum");
+  Tensor out = reduce_kernel(x, r, "sum", [](const auto& a, const auto& ax) {
+    return xt::eval(xt::sum(a, ax, xt::evaluation_strategy::immediate));
+  });
+  const Shape input_shape = x.shape();
+  return record({.name = "sum", .inputs = {x}}, out,
+                [r, input_shape](const BackwardContext&, const Tensor& g) -> TensorList {
+                  return {expand_back(g, r, input_shape)};
+                });
+}
+
+Tensor sum(const Tensor& x) { return sum(x, all_axes(x)); }
+
+// mean = sum / count
+Tensor mean(const Tensor& x, const Axes& axes, bool keepdims) {
+  TG_CHECK(is_floating(x.dtype()), "mean: needs a float tensor, got {}", x.dtype());
+  const Reduction r = plan(x, axes, keepdims, "mean");
+  return mul(sum(x, axes, keepdims), 1.0 / static_cast<double>(std::max<std::size_t>(r.count, 1)));
+}
+
+Tensor mean(const Tensor& x) { return mean(x, all_axes(x)); }
+
+namespace {
+// d max(x) = g * [x == max] / (number of tied maxima)
+Tensor extreme(const Tensor& x, const Axes& axes, bool keepdims, bool is_max) {
+  const char* name = is_max ? "max" : "min";
+  TG_CHECK(x.numel() > 0, "{}: cannot reduce an empty tensor of shape {}", name, shape_str(x.shape()));
+  const Reduction r = plan(x, axes, keepdims, name);
+  Tensor out = reduce_kernel(x, r, name, [is_max](const auto& a, const auto& ax) {
+    using A = std::decay_t<decltype(a)>;
+    return is_max ? A(xt::amax(a, ax, xt::evaluation_strategy::immediate))
+                  : A(xt::amin(a, ax, xt::evaluation_strategy::immediate));
+  });
+  const Shape input_shape = x.shape();
+  return record({.name = name, .inputs = {x}, .saved = {x}, .save_output = true}, out,
+                [r, input_shape](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  const Tensor winners = eq(ctx.saved(0).detach(), expand_back(ctx.output().detach(), r, input_shape))
+                                             .to(g.dtype());
+                  const Tensor ties = sum(winners, Axes(r.axes.begin(), r.axes.end()), true);
+                  return {mul(expand_back(g, r, input_shape), div(winners, ties))};
+                });
+}
+}  // namespace
+
+Tensor max(const Tensor& x, const Axes& axes, bool keepdims) { return extreme(x, axes, keepdims, true); }
+Tensor max(const Tensor& x) { return max(x, all_axes(x)); }
+Tensor min(const Tensor& x, const Axes& axes, bool keepdims) { return extreme(x, axes, keepdims, false); }
+Tensor min(const Tensor& x) { return min(x, all_axes(x)); }
+
+Tensor argmax(const Tensor& x, int axis, bool keepdims) {
+  const Shape shape = x.shape();
+  const std::size_t a = normalize_axis(axis, shape.size(), "argmax");
+  TG_CHECK(shape[a] > 0, "argmax: axis {} of shape {} is empty", axis, shape_str(shape));
+  std::size_t outer = 1, inner = 1;
+  for (std::size_t i = 0; i < a; ++i) outer *= shape[i];
+  for (std::size_t i = a + 1; i < shape.size(); ++i) inner *= shape[i];
+  const std::size_t n = shape[a];
+  Shape out_shape = shape;
+  out_shape[a] = 1;
+  if (!keepdims) out_shape.erase(out_shape.begin() + static_cast<std::ptrdiff_t>(a));
+  xt::xarray<std::int64_t> out = xt::xarray<std::int64_t>::from_shape(out_shape);
+  detail::dispatch_all(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    const T* p = x.data<T>();
+    for (std::size_t o = 0; o < outer; ++o)
+      for (std::size_t i = 0; i < inner; ++i) {
+        const T* base = p + o * n * inner + i;
+        std::size_t best = 0;
+        for (std::size_t k = 1; k < n; ++k)
+          if (base[k * inner] > base[best * inner]) best = k;
+        out.data()[o * inner + i] = static_cast<std::int64_t>(best);
+      }
+  });
+  return Tensor(std::move(out));
+}
+
+Tensor argmax(const Tensor& x) {
+  return argmax(reshape(x.detach(), {-1}), 0);
+}
+
+Tensor sum_to(const Tensor& x, const Shape& shape) {
+  const Shape from = x.shape();
+  if (from == shape) return x;
+  TG_CHECK(shape.size() <= from.size(), "sum_to: cannot sum shape {} to the larger rank of {}", shape_str(from),
+           shape_str(shape));
+  const std::size_t lead = from.size() - shape.size();
+  Axes axes;
+  for (std::size_t i = 0; i < from.size(); ++i) {
+    if (i < lead) {
+      axes.push_back(static_cast<int>(i));
+    } else if (shape[i - lead] == 1 && from[i] != 1) {
+      axes.push_back(static_cast<int>(i));
+    } else {
+      TG_CHECK(shape[i - lead] == from[i], "sum_to: shape {} does not broadcast to {}", shape_str(shape),
+               shape_str(from));
+    }
+  }
+  return reshape(sum(x, axes, true), as_signed(shape));
+}
+
+}  // namespace tg

@@ -1,0 +1,33 @@
+#pragma once
+// Differentiable reductions over all axes or chosen axes (negative axes count from the end).
+#include <vector>
+
+#include "autograd/tensor.hpp"
+
+namespace tg {
+
+using Axes = std::vector<int>;
+
+/// Sum of all elements → 0-d tensor.
+Tensor sum(const Tensor& x);
+/// Sum over `axes`; keepdims leaves them as size 1.
+Tensor sum(const Tensor& x, const Axes& axes, bool keepdims = false);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, const Axes& axes, bool keepdims = false);
+/// Max over all elements; the gradient is split evenly between tied maxima.
+Tensor max(const Tensor& x);
+Tensor max(const Tensor& x, const Axes& axes, bool keepdims = false);
+Tensor min(const Tensor& x);
+Tensor min(const Tensor& x, const Axes& axes, bool keepdims = false);
+/// Index of the largest element along `axis` (first on ties), int64; not differentiable.
+Tensor argmax(const Tensor& x, int axis, bool keepdims = false);
+/// Index of the largest element of the flattened tensor, int64 0-d.
+Tensor argmax(const Tensor& x);
+
+/// Sums a gradient of a broadcast shape back to `shape` (the inverse of broadcast_to).
+Tensor sum_to(const Tensor& x, const Shape& shape);
+
+/// Normalizes a possibly negative axis for a tensor of rank `ndim`; throws naming `op`.
+std::size_t normalize_axis(int axis, std::size_t ndim, std::string_view op);
+
+}  // namespace tg

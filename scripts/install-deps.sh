@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything tapegrad needs to build and test, from Debian's archive. Idempotent.
+# Usage: scripts/install-deps.sh [--bench]   (--bench adds PyTorch, for conformance data and benchmarks)
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libxtensor-dev xtl-dev libxsimd-dev libfmt-dev doctest-dev libopenblas-dev
+  zlib1g-dev libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev libssl-dev
+  python3 python3-numpy
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(python3-torch libtorch-dev time)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  sudo_cmd=""
+  [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,190 @@
+// Engine: accumulation, diamonds, retain_graph, released graphs, in-place checks, no-grad,
+// long chains, live-node counting, tg::grad and higher order.
+#include <doctest/doctest.h>
+
+#include "tapegrad.hpp"
+
+using namespace tg;
+
+TEST_CASE("backward accumulates into leaves across calls") {
+  Tensor x = Tensor({1.0, 2.0, 3.0}).to(float64).requires_grad_();
+  sum(x * x).backward();
+  CHECK(x.grad().array<double>() == xt::xarray<double>({2, 4, 6}));
+  sum(x * x).backward();
+  CHECK(x.grad().array<double>() == xt::xarray<double>({4, 8, 12}));
+  x.zero_grad();
+  CHECK_FALSE(x.grad().defined());
+}
+
+TEST_CASE("a value used twice gets both gradients (diamond)") {
+  Tensor x = Tensor({2.0}).requires_grad_();
+  Tensor a = x * 3.0;
+  Tensor y = sum(a * a + a);  // 9x² + 3x → 18x + 3
+  y.backward();
+  CHECK(x.grad().item() == doctest::Approx(39.0));
+}
+
+TEST_CASE("second backward through a released graph names the op and the fix") {
+  Tensor x = Tensor({1.0, 2.0}).requires_grad_();
+  Tensor y = sum(exp(x));
+  y.backward();
+  try {
+    y.backward();
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("second time") != std::string::npos);
+    CHECK(msg.find("retain_graph") != std::string::npos);
+  }
+}
+
+TEST_CASE("retain_graph allows backward twice") {
+  Tensor x = Tensor({1.0, 2.0}).requires_grad_();
+  Tensor y = sum(x * x);
+  y.backward({.retain_graph = true});
+  y.backward();
+  CHECK(x.grad().array<float>() == xt::xarray<float>({4, 8}));
+}
+
+TEST_CASE("in-place change of a saved tensor is caught at backward") {
+  Tensor x = Tensor({1.0, 2.0}).requires_grad_();
+  Tensor w = Tensor({3.0, 4.0});
+  Tensor y = sum(x * w);
+  w.fill_(0.0);
+  try {
+    y.backward();
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("mul") != std::string::npos);
+    CHECK(msg.find("modified in place") != std::string::npos);
+  }
+}
+
+TEST_CASE("no-grad records nothing") {
+  Tensor x = Tensor({1.0}).requires_grad_();
+  const auto before = autograd::live_node_count();
+  {
+    NoGradGuard guard;
+    Tensor y = x * 2.0 + 1.0;
+    CHECK_FALSE(y.requires_grad());
+    CHECK(autograd::live_node_count() == before);
+  }
+  CHECK(is_grad_enabled());
+}
+
+TEST_CASE("backward from a non-scalar needs a seed") {
+  Tensor x = Tensor({1.0, 2.0}).requires_grad_();
+  Tensor y = x * 2.0;
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("scalar"), Error);
+  y.backward(Tensor({1.0, 10.0}));
+  CHECK(x.grad().array<float>() == xt::xarray<float>({2, 20}));
+}
+
+TEST_CASE("a 100,000-op chain backs up and is destroyed without overflow; nodes are freed") {
+  const auto before = autograd::live_node_count();
+  {
+    Tensor x = Tensor({1.0}).to(float64).requires_grad_();
+    Tensor y = x;
+    for (int i = 0; i < 100000; ++i) y = y * 1.0;
+    CHECK(autograd::live_node_count() - before == 100000);
+    y.backward();
+    CHECK(x.grad().item() == 1.0);
+  }
+  {
+    Tensor x = Tensor({1.0}).requires_grad_();
+    Tensor y = x;
+    for (int i = 0; i < 100000; ++i) y = y + 1.0;
+  }  // destroyed without backward
+  CHECK(autograd::live_node_count() == before);
+}
+
+TEST_CASE("the live-node counter returns to zero after a training-like step") {
+  const auto before = autograd::live_node_count();
+  Tensor w = Tensor({0.5, -0.5}).requires_grad_();
+  for (int step = 0; step < 3; ++step) {
+    Tensor loss = sum(pow(w * 2.0 - 1.0, 2.0));
+    loss.backward();
+  }
+  CHECK(autograd::live_node_count() == before);
+}
+
+TEST_CASE("tg::grad returns gradients without touching .grad") {
+  Tensor x = Tensor({1.0, 2.0}).to(float64).requires_grad_();
+  Tensor y = sum(x * x * x);
+  TensorList g = grad({y}, {x});
+  CHECK(g[0].array<double>() == xt::xarray<double>({3, 12}));
+  CHECK_FALSE(x.grad().defined());
+}
+
+TEST_CASE("tg::grad of an intermediate tensor") {
+  Tensor x = Tensor({1.0, 2.0}).to(float64).requires_grad_();
+  Tensor h = x * 2.0;
+  Tensor y = sum(h * h);
+  TensorList g = grad({y}, {h});
+  CHECK(g[0].array<double>() == xt::xarray<double>({4, 8}));
+}
+
+TEST_CASE("tg::grad rejects an unused input unless allowed") {
+  Tensor x = Tensor({1.0}).requires_grad_();
+  Tensor z = Tensor({1.0}).requires_grad_();
+  Tensor y = sum(x * 2.0);
+  CHECK_THROWS_AS(grad({y}, {z}, {.retain_graph = true}), Error);
+  TensorList g = grad({y}, {z}, {.allow_unused = true});
+  CHECK_FALSE(g[0].defined());
+}
+
+TEST_CASE("Hessian-vector product matches the analytic Hessian") {
+  // f(x) = x0² x1 + sin-free cubic: f = x0²·x1 + x1³ → H = [[2x1, 2x0], [2x0, 6x1]]
+  Tensor x = Tensor({1.5, -0.5}).to(float64).requires_grad_();
+  auto f = [](const Tensor& v) {
+    Tensor x0 = slice(v, 0, 0, 1), x1 = slice(v, 0, 1, 2);
+    return sum(x0 * x0 * x1 + x1 * x1 * x1);
+  };
+  Tensor g = grad({f(x)}, {x}, {.create_graph = true})[0];
+  Tensor v = Tensor({1.0, 2.0}).to(float64);
+  Tensor hv = grad({sum(g * v)}, {x})[0];
+  const double x0 = 1.5, x1 = -0.5;
+  CHECK(hv.array<double>()(0) == doctest::Approx(2 * x1 * 1 + 2 * x0 * 2));
+  CHECK(hv.array<double>()(1) == doctest::Approx(2 * x0 * 1 + 6 * x1 * 2));
+}
+
+TEST_CASE("custom op: a user-defined differentiable op is gradient-checked") {
+  // softplus(x) = log(1 + e^x), d/dx = sigmoid(x), written with the public record() API.
+  auto softplus = [](const Tensor& x) {
+    Tensor out;
+    {
+      NoGradGuard forward_only;
+      out = log(exp(x) + 1.0);
+    }
+    return record({.name = "softplus", .inputs = {x}, .saved = {x}}, out,
+                  [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                    return {g * sigmoid(ctx.saved(0))};
+                  });
+  };
+  Tensor x = Tensor({-1.0, 0.5, 2.0}).to(float64).requires_grad_();
+  auto fn = [&](const TensorList& in) { return softplus(in[0]); };
+  GradcheckResult r = gradcheck(fn, {x});
+  INFO(r.message);
+  CHECK(r);
+  CHECK(gradgradcheck(fn, {x}));
+}
+
+TEST_CASE("gradcheck rejects a deliberately wrong gradient") {
+  auto wrong = [](const TensorList& in) {
+    const Tensor& x = in[0];
+    Tensor out;
+    {
+      NoGradGuard forward_only;
+      out = x * x;
+    }
+    return record({.name = "bad_square", .inputs = {x}, .saved = {x}}, out,
+                  [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                    return {g * ctx.saved(0) * 3.0};  // should be 2x
+                  });
+  };
+  Tensor x = Tensor({0.5, -1.0, 2.0}).to(float64).requires_grad_();
+  GradcheckResult r = gradcheck(wrong, {x});
+  CHECK_FALSE(r);
+  CHECK(r.message.find("FAILED") != std::string::npos);
+}
