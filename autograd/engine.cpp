@@ -243,9 +243,9 @@ void check_seed(const Tensor& out, const Tensor& seed, std::string_view op) {
 
 }  // namespace
 
-void Tensor::backward(BackwardOptions options) const { backward(Tensor(), options); }
+void Tensor::backward(BackwardOptions options) const { backward_with_seed(Tensor(), options); }
 
-void Tensor::backward(const Tensor& seed, BackwardOptions options) const {
+void Tensor::backward_with_seed(const Tensor& seed, BackwardOptions options) const {
   TG_CHECK(requires_grad(),
            "backward: the tensor does not require grad and has no grad_fn (no input of the ops that made it "
            "requires grad, or it was computed under NoGradGuard)");

@@ -2,7 +2,31 @@
 
 #include "autograd/dispatch.hpp"
 
+#include <sstream>
+
 namespace tg {
+
+Generator& default_generator() {
+  static Generator gen(0);
+  return gen;
+}
+
+void manual_seed(std::uint64_t seed) { default_generator().seed(seed); }
+
+std::string Generator::state() const {
+  std::ostringstream os;
+  os << engine_;
+  return os.str();
+}
+
+void Generator::set_state(const std::string& state) {
+  std::istringstream is(state);
+  std::mt19937_64 restored;
+  is >> restored;
+  TG_CHECK(!is.fail(), "Generator::set_state: the text is not a saved generator state");
+  engine_ = restored;
+}
+
 namespace {
 template <class Dist>
 Tensor fill_random(const Shape& shape, Dtype dtype, Dist dist, Generator& gen, std::string_view op) {

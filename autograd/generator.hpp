@@ -3,6 +3,7 @@
 // explicit Generator, so runs are reproducible from their seeds.
 #include <cstdint>
 #include <random>
+#include <string>
 
 #include "autograd/tensor.hpp"
 
@@ -16,10 +17,18 @@ class Generator {
   std::mt19937_64& engine() { return engine_; }
   /// Uniform double in [0, 1).
   double uniform() { return std::uniform_real_distribution<double>(0.0, 1.0)(engine_); }
+  /// The full engine state as text, and back: for checkpoints that resume exactly.
+  std::string state() const;
+  void set_state(const std::string& state);
 
  private:
   std::mt19937_64 engine_;
 };
+
+/// The process-wide generator used where none is passed (layer initialization, shuffles).
+Generator& default_generator();
+/// Reseeds the default generator, like torch.manual_seed.
+void manual_seed(std::uint64_t seed);
 
 /// Uniform values in [low, high).
 Tensor uniform(const Shape& shape, double low, double high, Generator& gen, Dtype dtype = float32);

@@ -1,5 +1,6 @@
 #pragma once
 // tg::Tensor: a cheap shared handle onto an xtensor array that records the ops run on it.
+#include <concepts>
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
@@ -99,7 +100,12 @@ class Tensor {
   const std::shared_ptr<Node>& grad_fn() const;
   /// Backpropagates from this scalar (or with `seed`, d(loss)/d(this), for any shape).
   void backward(BackwardOptions options = {}) const;
-  void backward(const Tensor& seed, BackwardOptions options = {}) const;
+  // A template only so that backward({.retain_graph = true}) stays unambiguous: GCC 12 wrongly
+  // lets a designated-initializer list reach Tensor's xarray constructors.
+  template <std::same_as<Tensor> Seed>
+  void backward(const Seed& seed, BackwardOptions options = {}) const {
+    backward_with_seed(seed, options);
+  }
 
   /// Version of the storage: bumped by every in-place change.
   std::uint64_t version() const;
@@ -119,6 +125,7 @@ class Tensor {
   bool is_same(const Tensor& other) const { return impl_ == other.impl_; }
 
  private:
+  void backward_with_seed(const Tensor& seed, BackwardOptions options) const;
   const TensorImpl& checked() const;
   std::shared_ptr<TensorImpl> impl_;
 };

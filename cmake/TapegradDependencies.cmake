@@ -7,6 +7,7 @@ find_package(ZLIB REQUIRED)
 find_package(CURL REQUIRED)
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(nlohmann_json REQUIRED)
+find_package(OpenMP REQUIRED COMPONENTS CXX)
 
 # OpenBLAS through its CMake config when present, else the plain library and cblas.h.
 find_library(TG_OPENBLAS_LIBRARY NAMES openblas REQUIRED)

@@ -8,7 +8,7 @@ namespace tg {
 /// dims broadcast. 1-D operands act as a row (a) or a column (b) vector, as in NumPy.
 Tensor matmul(const Tensor& a, const Tensor& b);
 
-/// x [N,in] @ weight[out,in]^T + bias[out] → [N,out], in one GEMM (bias may be undefined).
+/// x [...,in] @ weight[out,in]^T + bias[out] → [...,out], in one GEMM (bias may be undefined).
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 
 namespace blas {

@@ -2,10 +2,8 @@
 #include "ops/reduce.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
-
-#include <xtensor/xreducer.hpp>
-#include <xtensor/xsort.hpp>
 
 #include "autograd/function.hpp"
 #include "ops/elementwise.hpp"
@@ -32,7 +30,12 @@ struct Reduction {
 Reduction plan(const Tensor& x, const Axes& axes, bool keepdims, std::string_view op) {
   Reduction r;
   const Shape shape = x.shape();
-  for (int a : axes) r.axes.push_back(normalize_axis(a, shape.size(), op));
+  const auto rank = static_cast<int>(shape.size());
+  for (int a : axes) {
+    TG_CHECK(a >= -rank && a < rank, "{}: axis {} is out of range for shape {} (rank {})", op, a, shape_str(shape),
+             rank);
+    r.axes.push_back(normalize_axis(a, shape.size(), op));
+  }
   std::sort(r.axes.begin(), r.axes.end());
   TG_CHECK(std::adjacent_find(r.axes.begin(), r.axes.end()) == r.axes.end(), "{}: axis repeated in [{}]", op,
            fmt::join(axes, ", "));
@@ -59,15 +62,51 @@ Tensor expand_back(const Tensor& g, const Reduction& r, const Shape& input_shape
   return broadcast_to(reshape(g, as_signed(r.kept_shape)), input_shape);
 }
 
-template <class Reducer>
-Tensor reduce_kernel(const Tensor& x, const Reduction& r, std::string_view op, Reducer reducer) {
+// out[kept position] = combine over the reduced axes, starting from `init`. A plain loop over
+// x in memory order, the innermost axis tight: xtensor's immediate reducers crash on some
+// shapes (full reductions) and are slower.
+template <class Init, class Combine>
+Tensor reduce_kernel(const Tensor& x, const Reduction& r, Init init, Combine combine) {
   return detail::dispatch_all(x.dtype(), [&](auto t) {
     using T = decltype(t);
-    xt::xarray<T> out = reducer(x.array<T>(), r.axes);
+    const Shape shape = x.shape();
+    const std::size_t rank = shape.size();
+    xt::xarray<T> out = xt::xarray<T>::from_shape(r.kept_shape);
+    out.fill(init(T{}));
+    // Stride in `out` of each input axis, 0 along reduced axes.
+    std::vector<std::size_t> ostride(rank, 0);
+    for (std::size_t d = rank, s = 1; d-- > 0;) {
+      if (!std::binary_search(r.axes.begin(), r.axes.end(), d)) ostride[d] = s;
+      s *= r.kept_shape[d];
+    }
+    const T* in = x.data<T>();
+    T* o = out.data();
+    const std::size_t total = x.numel();
+    if (rank == 0 || total == 0) {
+      if (total == 1) o[0] = combine(o[0], in[0]);
+      out.reshape(r.out_shape);
+      return Tensor(std::move(out));
+    }
+    const std::size_t last = shape[rank - 1], last_stride = ostride[rank - 1];
+    Shape coord(rank, 0);
+    std::size_t base = 0;
+    for (std::size_t p = 0; p < total; p += last) {
+      for (std::size_t i = 0; i < last; ++i) {
+        T& slot = o[base + i * last_stride];
+        slot = combine(slot, in[p + i]);
+      }
+      for (std::size_t d = rank - 1; d-- > 0;) {
+        if (++coord[d] < shape[d]) {
+          base += ostride[d];
+          break;
+        }
+        base -= (shape[d] - 1) * ostride[d];
+        coord[d] = 0;
+      }
+    }
     out.reshape(r.out_shape);
     return Tensor(std::move(out));
   });
-  (void)op;
 }
 
 }  // namespace
@@ -75,9 +114,8 @@ Tensor reduce_kernel(const Tensor& x, const Reduction& r, std::string_view op, R
 // d sum(x) = g spread over the reduced axes
 Tensor sum(const Tensor& x, const Axes& axes, bool keepdims) {
   const Reduction r = plan(x, axes, keepdims, "sum");
-  Tensor out = reduce_kernel(x, r, "sum", [](const auto& a, const auto& ax) {
-    return xt::eval(xt::sum(a, ax, xt::evaluation_strategy::immediate));
-  });
+  Tensor out = reduce_kernel(
+      x, r, [](auto t) { return decltype(t)(0); }, [](auto acc, auto v) { return acc + v; });
   const Shape input_shape = x.shape();
   return record({.name = "sum", .inputs = {x}}, out,
                 [r, input_shape](const BackwardContext&, const Tensor& g) -> TensorList {
@@ -102,16 +140,21 @@ Tensor extreme(const Tensor& x, const Axes& axes, bool keepdims, bool is_max) {
   const char* name = is_max ? "max" : "min";
   TG_CHECK(x.numel() > 0, "{}: cannot reduce an empty tensor of shape {}", name, shape_str(x.shape()));
   const Reduction r = plan(x, axes, keepdims, name);
-  Tensor out = reduce_kernel(x, r, name, [is_max](const auto& a, const auto& ax) {
-    using A = std::decay_t<decltype(a)>;
-    return is_max ? A(xt::amax(a, ax, xt::evaluation_strategy::immediate))
-                  : A(xt::amin(a, ax, xt::evaluation_strategy::immediate));
-  });
+  // The identity of max (min): -inf (+inf), or the extreme int64.
+  auto identity = [is_max](auto t) {
+    using L = std::numeric_limits<decltype(t)>;
+    if constexpr (L::has_infinity)
+      return is_max ? -L::infinity() : L::infinity();
+    else
+      return is_max ? L::lowest() : L::max();
+  };
+  Tensor out = reduce_kernel(x, r, identity,
+                             [is_max](auto acc, auto v) { return is_max ? (v > acc ? v : acc) : (v < acc ? v : acc); });
   const Shape input_shape = x.shape();
   return record({.name = name, .inputs = {x}, .saved = {x}, .save_output = true}, out,
                 [r, input_shape](const BackwardContext& ctx, const Tensor& g) -> TensorList {
-                  const Tensor winners = eq(ctx.saved(0).detach(), expand_back(ctx.output().detach(), r, input_shape))
-                                             .to(g.dtype());
+                  const Tensor winners =
+                      eq(ctx.saved(0).detach(), expand_back(ctx.output().detach(), r, input_shape)).to(g.dtype());
                   const Tensor ties = sum(winners, Axes(r.axes.begin(), r.axes.end()), true);
                   return {mul(expand_back(g, r, input_shape), div(winners, ties))};
                 });
@@ -150,9 +193,7 @@ Tensor argmax(const Tensor& x, int axis, bool keepdims) {
   return Tensor(std::move(out));
 }
 
-Tensor argmax(const Tensor& x) {
-  return argmax(reshape(x.detach(), {-1}), 0);
-}
+Tensor argmax(const Tensor& x) { return argmax(reshape(x.detach(), {-1}), 0); }
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {
   const Shape from = x.shape();

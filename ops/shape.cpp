@@ -1,9 +1,10 @@
 // Shape ops: forward kernel, then the recorded backward right below it.
 #include "ops/shape.hpp"
 
+#include <algorithm>
 #include <numeric>
-
 #include <xtensor/xbroadcast.hpp>
+#include <xtensor/xbuilder.hpp>
 #include <xtensor/xmanipulation.hpp>
 
 #include "autograd/function.hpp"
@@ -14,9 +15,7 @@ namespace tg {
 namespace {
 std::vector<std::int64_t> as_signed(const Shape& s) { return {s.begin(), s.end()}; }
 
-std::size_t product(const Shape& s) {
-  return std::accumulate(s.begin(), s.end(), std::size_t{1}, std::multiplies<>());
-}
+std::size_t product(const Shape& s) { return std::accumulate(s.begin(), s.end(), std::size_t{1}, std::multiplies<>()); }
 }  // namespace
 
 // d reshape(x) = reshape(g, x.shape)
@@ -140,6 +139,273 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   });
   return record({.name = "broadcast_to", .inputs = {x}}, out,
                 [from](const BackwardContext&, const Tensor& g) -> TensorList { return {sum_to(g, from)}; });
+}
+
+namespace {
+// A tensor seen as [outer, n, inner] around `axis`: the layout every axis op below walks.
+struct AxisBlocks {
+  std::size_t outer = 1, n = 1, inner = 1;
+};
+
+AxisBlocks blocks(const Shape& s, std::size_t axis) {
+  AxisBlocks b;
+  for (std::size_t i = 0; i < axis; ++i) b.outer *= s[i];
+  b.n = s[axis];
+  for (std::size_t i = axis + 1; i < s.size(); ++i) b.inner *= s[i];
+  return b;
+}
+
+// Clamps a Python-style bound (negative counts from the end) into [0, n].
+std::size_t python_bound(std::int64_t v, std::size_t n) {
+  const auto sn = static_cast<std::int64_t>(n);
+  if (v < 0) v += sn;
+  return static_cast<std::size_t>(std::clamp<std::int64_t>(v, 0, sn));
+}
+
+// The int64 index values, each checked to lie in [0, size).
+const xt::xarray<std::int64_t>& checked_index(const Tensor& index, std::size_t size, std::size_t axis,
+                                              const Shape& x_shape, std::string_view op) {
+  TG_CHECK(index.dtype() == int64, "{}: index must be int64, got {} (shape {})", op, index.dtype(),
+           shape_str(index.shape()));
+  const xt::xarray<std::int64_t>& idx = index.array<std::int64_t>();
+  for (std::int64_t v : idx)
+    TG_CHECK(v >= 0 && static_cast<std::size_t>(v) < size,
+             "{}: index {} is out of range for axis {} of size {} (shape {})", op, v, axis, size, shape_str(x_shape));
+  return idx;
+}
+
+// Calls f(p, base) for every element p (row-major) of an index of shape `is` used to address a
+// tensor of shape `xs` along `axis`: base is the offset in that tensor of the element's
+// position with the `axis` coordinate set to 0.
+template <class F>
+void for_each_gathered(const Shape& is, const Shape& xs, std::size_t axis, F f) {
+  const std::size_t rank = is.size();
+  const std::size_t total = product(is);
+  if (total == 0) return;
+  Shape stride(rank, 1);
+  for (std::size_t d = rank; d-- > 1;) stride[d - 1] = stride[d] * xs[d];
+  Shape coord(rank, 0);
+  std::size_t base = 0;
+  for (std::size_t p = 0; p < total; ++p) {
+    f(p, base);
+    for (std::size_t d = rank; d-- > 0;) {
+      const std::size_t step = d == axis ? 0 : stride[d];
+      if (++coord[d] < is[d]) {
+        base += step;
+        break;
+      }
+      base -= (is[d] - 1) * step;
+      coord[d] = 0;
+    }
+  }
+}
+
+// Zeros of `shape` with g written at the positions slice(axis, start, step) picked.
+Tensor slice_backward(const Tensor& g, const Shape& shape, std::size_t axis, std::size_t start, std::size_t step) {
+  Tensor out = detail::dispatch_all(g.dtype(), [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> r = xt::zeros<T>(shape);
+    const AxisBlocks in = blocks(g.shape(), axis);
+    const AxisBlocks to = blocks(shape, axis);
+    const T* src = g.data<T>();
+    for (std::size_t o = 0; o < in.outer; ++o)
+      for (std::size_t j = 0; j < in.n; ++j)
+        std::copy_n(src + (o * in.n + j) * in.inner, in.inner, r.data() + (o * to.n + start + j * step) * to.inner);
+    return Tensor(std::move(r));
+  });
+  const std::size_t count = g.shape()[axis];
+  // d slice_backward(g) = slice(gg)
+  return record({.name = "slice_backward", .inputs = {g}}, out,
+                [axis, start, step, count](const BackwardContext&, const Tensor& gg) -> TensorList {
+                  const auto begin = static_cast<std::int64_t>(start);
+                  const auto end = begin + static_cast<std::int64_t>(count * step);
+                  return {slice(gg, static_cast<int>(axis), begin, end, static_cast<std::int64_t>(step))};
+                });
+}
+
+// Zeros of `shape` with the rows of g added at `index` along `axis` (index_select's adjoint).
+Tensor index_add(const Tensor& g, const Shape& shape, std::size_t axis, const Tensor& index) {
+  Tensor out = detail::dispatch_all(g.dtype(), [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> r = xt::zeros<T>(shape);
+    const AxisBlocks in = blocks(g.shape(), axis);
+    const AxisBlocks to = blocks(shape, axis);
+    const std::int64_t* idx = index.data<std::int64_t>();
+    const T* src = g.data<T>();
+    for (std::size_t o = 0; o < in.outer; ++o)
+      for (std::size_t j = 0; j < in.n; ++j) {
+        const T* from = src + (o * in.n + j) * in.inner;
+        T* dst = r.data() + (o * to.n + static_cast<std::size_t>(idx[j])) * to.inner;
+        for (std::size_t i = 0; i < in.inner; ++i) dst[i] += from[i];
+      }
+    return Tensor(std::move(r));
+  });
+  // d index_add(g) = index_select(gg)
+  return record({.name = "index_add", .inputs = {g}, .saved = {index}}, out,
+                [axis](const BackwardContext& ctx, const Tensor& gg) -> TensorList {
+                  return {index_select(gg, static_cast<int>(axis), ctx.saved(0))};
+                });
+}
+
+// Zeros of `shape` with g[p] added at x position index[p] along `axis` (gather's adjoint).
+Tensor scatter_add(const Tensor& g, const Shape& shape, std::size_t axis, const Tensor& index) {
+  Tensor out = detail::dispatch_all(g.dtype(), [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> r = xt::zeros<T>(shape);
+    const std::size_t axis_stride = blocks(shape, axis).inner;
+    const std::int64_t* idx = index.data<std::int64_t>();
+    const T* src = g.data<T>();
+    T* dst = r.data();
+    for_each_gathered(index.shape(), shape, axis, [&](std::size_t p, std::size_t base) {
+      dst[base + static_cast<std::size_t>(idx[p]) * axis_stride] += src[p];
+    });
+    return Tensor(std::move(r));
+  });
+  // d scatter_add(g) = gather(gg)
+  return record({.name = "scatter_add", .inputs = {g}, .saved = {index}}, out,
+                [axis](const BackwardContext& ctx, const Tensor& gg) -> TensorList {
+                  return {gather(gg, static_cast<int>(axis), ctx.saved(0))};
+                });
+}
+}  // namespace
+
+// d concat(x_0, x_1, ...) = the slices of g along axis
+Tensor concat(const TensorList& xs, int axis) {
+  TG_CHECK(!xs.empty(), "concat: needs at least one tensor");
+  const Shape first = xs[0].shape();
+  TG_CHECK(!first.empty(), "concat: cannot concatenate 0-d tensors; use stack");
+  const std::size_t a = normalize_axis(axis, first.size(), "concat");
+  Shape out_shape = first;
+  out_shape[a] = 0;
+  std::vector<std::size_t> sizes;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const Shape s = xs[i].shape();
+    TG_CHECK(xs[i].dtype() == xs[0].dtype(), "concat: tensor {} is {} but tensor 0 is {}; convert one with to()", i,
+             xs[i].dtype(), xs[0].dtype());
+    bool fits = s.size() == first.size();
+    for (std::size_t d = 0; fits && d < s.size(); ++d) fits = d == a || s[d] == first[d];
+    TG_CHECK(fits, "concat: tensor {} has shape {}, which does not match tensor 0's shape {} outside axis {}", i,
+             shape_str(s), shape_str(first), axis);
+    sizes.push_back(s[a]);
+    out_shape[a] += s[a];
+  }
+  Tensor out = detail::dispatch_all(xs[0].dtype(), [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> r = xt::xarray<T>::from_shape(out_shape);
+    const AxisBlocks ob = blocks(out_shape, a);
+    T* dst = r.data();
+    for (std::size_t o = 0; o < ob.outer; ++o)
+      for (std::size_t i = 0; i < xs.size(); ++i) {
+        const std::size_t chunk = sizes[i] * ob.inner;
+        dst = std::copy_n(xs[i].data<T>() + o * chunk, chunk, dst);
+      }
+    return Tensor(std::move(r));
+  });
+  return record({.name = "concat", .inputs = xs}, out,
+                [a, sizes](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  TensorList grads(sizes.size());
+                  std::int64_t offset = 0;
+                  for (std::size_t i = 0; i < sizes.size(); ++i) {
+                    const auto end = offset + static_cast<std::int64_t>(sizes[i]);
+                    if (ctx.needs_grad(i)) grads[i] = slice(g, static_cast<int>(a), offset, end);
+                    offset = end;
+                  }
+                  return grads;
+                });
+}
+
+// stack = concat of the inputs, each given a size-1 axis
+Tensor stack(const TensorList& xs, int axis) {
+  TG_CHECK(!xs.empty(), "stack: needs at least one tensor");
+  const Shape first = xs[0].shape();
+  const std::size_t a = normalize_axis(axis, first.size() + 1, "stack");
+  TensorList expanded;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    TG_CHECK(xs[i].shape() == first, "stack: tensor {} has shape {} but tensor 0 has shape {}; all must match", i,
+             shape_str(xs[i].shape()), shape_str(first));
+    expanded.push_back(unsqueeze(xs[i], static_cast<int>(a)));
+  }
+  return concat(expanded, static_cast<int>(a));
+}
+
+// d slice(x) = g written into zeros of x's shape at the sliced positions
+Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, std::int64_t step) {
+  const Shape shape = x.shape();
+  const std::size_t a = normalize_axis(axis, shape.size(), "slice");
+  TG_CHECK(step > 0, "slice: step must be positive, got {} (shape {}, axis {})", step, shape_str(shape), axis);
+  const std::size_t begin = python_bound(start, shape[a]);
+  const std::size_t end = python_bound(stop, shape[a]);
+  const auto stride = static_cast<std::size_t>(step);
+  const std::size_t count = end > begin ? (end - begin + stride - 1) / stride : 0;
+  Shape out_shape = shape;
+  out_shape[a] = count;
+  Tensor out = detail::dispatch_all(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> r = xt::xarray<T>::from_shape(out_shape);
+    const AxisBlocks b = blocks(shape, a);
+    const T* src = x.data<T>();
+    T* dst = r.data();
+    for (std::size_t o = 0; o < b.outer; ++o)
+      for (std::size_t j = 0; j < count; ++j)
+        dst = std::copy_n(src + (o * b.n + begin + j * stride) * b.inner, b.inner, dst);
+    return Tensor(std::move(r));
+  });
+  return record({.name = "slice", .inputs = {x}}, out,
+                [shape, a, begin, stride](const BackwardContext&, const Tensor& g) -> TensorList {
+                  return {slice_backward(g, shape, a, begin, stride)};
+                });
+}
+
+// d index_select(x) = index_add(g): rows of g added back at their indices
+Tensor index_select(const Tensor& x, int axis, const Tensor& index) {
+  const Shape shape = x.shape();
+  const std::size_t a = normalize_axis(axis, shape.size(), "index_select");
+  TG_CHECK(index.ndim() == 1, "index_select: index must be 1-D, got shape {}", shape_str(index.shape()));
+  const xt::xarray<std::int64_t>& idx = checked_index(index, shape[a], a, shape, "index_select");
+  Shape out_shape = shape;
+  out_shape[a] = idx.size();
+  Tensor out = detail::dispatch_all(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> r = xt::xarray<T>::from_shape(out_shape);
+    const AxisBlocks b = blocks(shape, a);
+    const T* src = x.data<T>();
+    T* dst = r.data();
+    for (std::size_t o = 0; o < b.outer; ++o)
+      for (std::size_t j = 0; j < idx.size(); ++j)
+        dst = std::copy_n(src + (o * b.n + static_cast<std::size_t>(idx(j))) * b.inner, b.inner, dst);
+    return Tensor(std::move(r));
+  });
+  return record({.name = "index_select", .inputs = {x}, .saved = {index}}, out,
+                [shape, a](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  return {index_add(g, shape, a, ctx.saved(0))};
+                });
+}
+
+// d gather(x) = scatter_add(g): each element of g added back where it was taken from
+Tensor gather(const Tensor& x, int axis, const Tensor& index) {
+  const Shape shape = x.shape();
+  const std::size_t a = normalize_axis(axis, shape.size(), "gather");
+  const Shape is = index.shape();
+  bool fits = is.size() == shape.size();
+  for (std::size_t d = 0; fits && d < is.size(); ++d) fits = d == a || is[d] <= shape[d];
+  TG_CHECK(fits, "gather: index of shape {} does not fit x of shape {} (same rank, sizes <= x's outside axis {})",
+           shape_str(is), shape_str(shape), axis);
+  const xt::xarray<std::int64_t>& idx = checked_index(index, shape[a], a, shape, "gather");
+  Tensor out = detail::dispatch_all(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> r = xt::xarray<T>::from_shape(is);
+    const std::size_t axis_stride = blocks(shape, a).inner;
+    const T* src = x.data<T>();
+    T* dst = r.data();
+    for_each_gathered(is, shape, a, [&](std::size_t p, std::size_t base) {
+      dst[p] = src[base + static_cast<std::size_t>(idx.data()[p]) * axis_stride];
+    });
+    return Tensor(std::move(r));
+  });
+  return record({.name = "gather", .inputs = {x}, .saved = {index}}, out,
+                [shape, a](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  return {scatter_add(g, shape, a, ctx.saved(0))};
+                });
 }
 
 }  // namespace tg

@@ -1,0 +1,125 @@
+#pragma once
+// Dataset, the interface a user implements for their own data, and DataLoader, which batches a
+// dataset over a seeded permutation, optionally building the next batch on a background thread.
+#include <concepts>
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "autograd/generator.hpp"
+#include "autograd/tensor.hpp"
+
+namespace tg::datasets {
+
+/// A batch of examples: inputs x [B,...] and targets y [B,...].
+struct Batch {
+  Tensor x;
+  Tensor y;
+};
+
+/// Examples addressed by index 0..size()-1. DataLoader may call get_batch from a background
+/// thread (prefetch), so it must not change shared state without its own locking.
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  /// Number of examples.
+  virtual std::size_t size() const = 0;
+  /// The examples at `indices`, stacked along a new first axis: x [B,...], y [B,...].
+  virtual Batch get_batch(std::span<const std::size_t> indices) const = 0;
+};
+
+/// Rows of t along its first axis: t [N,...], indices [B] → [B,...], a new tensor outside any graph.
+Tensor take_rows(const Tensor& t, std::span<const std::size_t> indices);
+
+/// Examples as the rows of two tensors of any dtypes: x [N,...], y [N,...].
+class TensorDataset : public Dataset {
+ public:
+  TensorDataset(Tensor x, Tensor y);
+  std::size_t size() const override;
+  /// x [B,...], y [B,...]: the rows at `indices`.
+  Batch get_batch(std::span<const std::size_t> indices) const override;
+  const Tensor& x() const { return x_; }
+  const Tensor& y() const { return y_; }
+
+ private:
+  Tensor x_;
+  Tensor y_;
+};
+
+/// The examples of another dataset at `indices`, in that order (a validation split, a fold):
+/// example i is dataset[indices[i]]. Shares the dataset.
+class Subset : public Dataset {
+ public:
+  Subset(std::shared_ptr<const Dataset> dataset, std::vector<std::size_t> indices);
+  /// Examples begin..end-1 of `dataset`.
+  Subset(std::shared_ptr<const Dataset> dataset, std::size_t begin, std::size_t end);
+  std::size_t size() const override { return indices_.size(); }
+  /// The batch the underlying dataset gives for the mapped indices.
+  Batch get_batch(std::span<const std::size_t> indices) const override;
+  const std::vector<std::size_t>& indices() const { return indices_; }
+
+ private:
+  std::shared_ptr<const Dataset> dataset_;
+  std::vector<std::size_t> indices_;
+};
+
+/// Options of DataLoader.
+struct DataLoaderOptions {
+  std::size_t batch_size = 32;
+  bool shuffle = false;    ///< a new permutation every epoch, from a Generator seeded with `seed`
+  bool drop_last = false;  ///< drop a last batch smaller than batch_size (by default it is kept, as Keras does)
+  std::uint64_t seed = 0;
+  bool prefetch = false;  ///< build the next batch on a background thread; the batches are the same
+};
+
+/// Iterates over a Dataset in batches; each begin() starts an epoch:
+///   for (const auto& [x, y] : loader) { ... }
+/// With shuffle, epoch k uses the k-th permutation drawn from Generator(seed), so the same seed
+/// gives the same batches run after run.
+class DataLoader {
+ public:
+  class Iterator;
+  DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions options = {});
+  /// Takes a dataset by value (cheap for MNIST and TensorDataset, which share their storage).
+  template <class D>
+  requires std::derived_from<std::remove_cvref_t<D>, Dataset> DataLoader(D&& dataset, DataLoaderOptions options = {})
+      : DataLoader(std::make_shared<const std::remove_cvref_t<D>>(std::forward<D>(dataset)), options) {}
+
+  /// Batches per epoch: ceil(N / batch_size), or floor with drop_last.
+  std::size_t size() const;
+  /// Starts an epoch (drawing its permutation when shuffling).
+  Iterator begin();
+  std::default_sentinel_t end() const { return {}; }
+  const Dataset& dataset() const { return *dataset_; }
+  const DataLoaderOptions& options() const { return options_; }
+
+  struct Epoch;
+
+ private:
+  std::shared_ptr<const Dataset> dataset_;
+  DataLoaderOptions options_;
+  Generator gen_;
+};
+
+/// Input iterator over the batches of one epoch.
+class DataLoader::Iterator {
+ public:
+  using iterator_category = std::input_iterator_tag;
+  using value_type = Batch;
+  using difference_type = std::ptrdiff_t;
+  Iterator() = default;
+  explicit Iterator(std::shared_ptr<Epoch> epoch) : epoch_(std::move(epoch)) {}
+  const Batch& operator*() const;
+  const Batch* operator->() const { return &**this; }
+  Iterator& operator++();
+  void operator++(int) { ++*this; }
+  bool operator==(std::default_sentinel_t) const;
+
+ private:
+  std::shared_ptr<Epoch> epoch_;
+};
+
+}  // namespace tg::datasets

@@ -1,0 +1,214 @@
+#include "datasets/download.hpp"
+
+#include <curl/curl.h>
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "autograd/error.hpp"
+
+namespace tg::datasets {
+namespace {
+
+struct Sha256 {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx{EVP_MD_CTX_new(), &EVP_MD_CTX_free};
+  Sha256() {
+    TG_CHECK(ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1, "sha256: OpenSSL cannot start a digest");
+  }
+  void update(const void* p, std::size_t n) { EVP_DigestUpdate(ctx.get(), p, n); }
+  std::string hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx.get(), md, &len);
+    std::string out;
+    for (unsigned i = 0; i < len; ++i) out += fmt::format("{:02x}", md[i]);
+    return out;
+  }
+};
+
+std::string lowercase(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+void init_curl() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+/// State of one transfer, shared with libcurl's C callbacks. Exceptions must not cross libcurl,
+/// so a throwing progress callback is stored and rethrown after the transfer.
+struct Transfer {
+  std::FILE* out = nullptr;
+  Sha256 sha;
+  DownloadProgress progress;
+  const std::function<void(const DownloadProgress&)>* callback = nullptr;
+  bool write_failed = false;
+  std::exception_ptr error;
+};
+
+std::size_t on_data(char* data, std::size_t size, std::size_t count, void* user) {
+  auto& t = *static_cast<Transfer*>(user);
+  const std::size_t n = size * count;
+  if (std::fwrite(data, 1, n, t.out) != n) {
+    t.write_failed = true;
+    return 0;
+  }
+  t.sha.update(data, n);
+  t.progress.received += n;
+  return n;
+}
+
+int on_progress(void* user, curl_off_t total, curl_off_t, curl_off_t, curl_off_t) {
+  auto& t = *static_cast<Transfer*>(user);
+  if (!*t.callback) return 0;
+  t.progress.total = total > 0 ? static_cast<std::uint64_t>(total) : 0;
+  try {
+    (*t.callback)(t.progress);
+  } catch (...) {
+    t.error = std::current_exception();
+    return 1;
+  }
+  return 0;
+}
+
+std::string join_url(const std::string& base, const std::string& name) {
+  return base.empty() || base.back() == '/' ? base + name : base + '/' + name;
+}
+
+/// Removes the temporary file unless it was renamed into place.
+struct TempFile {
+  std::filesystem::path path;
+  ~TempFile() {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+  }
+};
+
+}  // namespace
+
+std::string sha256_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  TG_CHECK(in, "sha256_file: cannot open '{}'", path.string());
+  Sha256 sha;
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    sha.update(buf.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  TG_CHECK(in.eof(), "sha256_file: error reading '{}'", path.string());
+  return sha.hex();
+}
+
+std::vector<std::string> mirrors_from_env(const char* var) {
+  std::vector<std::string> out;
+  const char* v = std::getenv(var);
+  if (!v) return out;
+  std::string cur;
+  for (const char* p = v;; ++p) {
+    if (*p == '\0' || *p == ' ' || *p == ',' || *p == ';' || *p == '\t' || *p == '\n') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+      if (*p == '\0') break;
+    } else {
+      cur += *p;
+    }
+  }
+  return out;
+}
+
+std::filesystem::path cache_root() {
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::filesystem::path(xdg) / "tapegrad";
+  if (const char* home = std::getenv("HOME"); home && *home) return std::filesystem::path(home) / ".cache" / "tapegrad";
+  return {};
+}
+
+std::filesystem::path download_file(const RemoteFile& file, const std::filesystem::path& dir,
+                                    const DownloadOptions& options) {
+  TG_CHECK(!file.name.empty() && file.name.find('/') == std::string::npos,
+           "download_file: '{}' is not a plain file name", file.name);
+  TG_CHECK(file.sha256.size() == 64, "download_file: the SHA-256 given for '{}' is not 64 hex digits: '{}'", file.name,
+           file.sha256);
+  TG_CHECK(!options.mirrors.empty(), "download_file: no mirror to download '{}' from", file.name);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  TG_CHECK(!ec, "download_file: cannot create the directory '{}': {}", dir.string(), ec.message());
+  init_curl();
+
+  const auto target = dir / file.name;
+  const std::string expected = lowercase(file.sha256);
+  const bool report = !options.progress && !options.quiet;
+  std::vector<std::string> failures;
+  for (const auto& mirror : options.mirrors) {
+    const std::string url = join_url(mirror, file.name);
+    if (report) fmt::print(stderr, "Downloading {}\n", url);
+    // The process id keeps concurrent downloads into one cache from sharing a temporary file.
+    TempFile temp{dir / fmt::format(".{}.part-{}", file.name, ::getpid())};
+    Transfer t;
+    t.progress.url = url;
+    t.callback = &options.progress;
+    t.out = std::fopen(temp.path.c_str(), "wb");
+    TG_CHECK(t.out, "download_file: cannot write '{}': {}", temp.path.string(), std::strerror(errno));
+
+    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
+    TG_CHECK(curl, "download_file: libcurl failed to start");
+    char curl_error[CURL_ERROR_SIZE] = {};
+    CURL* c = curl.get();
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "tapegrad");
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_error);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, options.connect_timeout_seconds);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, options.stall_timeout_seconds);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
+    const CURLcode rc = curl_easy_perform(c);
+    const bool closed = std::fclose(t.out) == 0;
+    if (t.error) std::rethrow_exception(t.error);
+
+    std::string why;
+    if (rc == CURLE_HTTP_RETURNED_ERROR) {
+      long status = 0;
+      curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+      why = fmt::format("HTTP {}", status);
+    } else if (t.write_failed || !closed) {
+      detail::fail("download_file: cannot write '{}' (disk full?)", temp.path.string());
+    } else if (rc != CURLE_OK) {
+      why = curl_error[0] ? curl_error : curl_easy_strerror(rc);
+    } else if (const std::string got = t.sha.hex(); got != expected) {
+      why = fmt::format("SHA-256 mismatch: got {}, expected {} ({} bytes received; file discarded)", got, expected,
+                        t.progress.received);
+    }
+    if (!why.empty()) {
+      if (report) fmt::print(stderr, "  failed: {}\n", why);
+      failures.push_back(fmt::format("{}: {}", url, why));
+      continue;
+    }
+    std::filesystem::rename(temp.path, target, ec);
+    TG_CHECK(!ec, "download_file: cannot move the downloaded file to '{}': {}", target.string(), ec.message());
+    t.progress.done = true;
+    t.progress.total = t.progress.received;
+    if (options.progress) options.progress(t.progress);
+    if (report) fmt::print(stderr, "  saved {} ({} bytes, SHA-256 verified)\n", target.string(), t.progress.received);
+    return target;
+  }
+  detail::fail("download_file: could not download '{}' into '{}':\n  {}", file.name, dir.string(),
+               fmt::join(failures, "\n  "));
+}
+
+}  // namespace tg::datasets

@@ -1,0 +1,247 @@
+#include "datasets/mnist.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cstdlib>
+#include <optional>
+
+#include "datasets/idx.hpp"
+
+namespace tg::datasets {
+
+MnistSource mnist_source() {
+  // SHA-256 of the original .gz files (md5 f68b3c2d…, d53e105e…, 9fb629c4…, ec29112d…, the ones
+  // torchvision checks), verified against those files.
+  return {
+      .name = "MNIST",
+      .cache_name = "mnist",
+      .dir_env = "TG_MNIST_DIR",
+      .mirrors_env = "TG_MNIST_MIRRORS",
+      .mirrors = {"https://ossci-datasets.s3.amazonaws.com/mnist/",
+                  "https://storage.googleapis.com/cvdf-datasets/mnist/", "http://yann.lecun.com/exdb/mnist/"},
+      .system_dirs = {},
+      .train_images = {"train-images-idx3-ubyte.gz",
+                       "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"},
+      .train_labels = {"train-labels-idx1-ubyte.gz",
+                       "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"},
+      .test_images = {"t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"},
+      .test_labels = {"t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"},
+      .classes = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"},
+  };
+}
+
+MnistSource fashion_mnist_source() {
+  // SHA-256 of Zalando's original .gz files, as published next to their official md5s (8d4fb7e6…,
+  // 25c81989…, bef4ecab…, bb300cfd…) by many projects; a mirror serving other bytes is rejected.
+  // Debian's package rewrote the gzip headers (other hashes): its files are read in place.
+  return {
+      .name = "Fashion-MNIST",
+      .cache_name = "fashion-mnist",
+      .dir_env = "TG_FASHION_MNIST_DIR",
+      .mirrors_env = "TG_FASHION_MNIST_MIRRORS",
+      .mirrors = {"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                  "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+                  "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"},
+      .system_dirs = {"/usr/share/datasets/fashion-mnist"},
+      .train_images = {"train-images-idx3-ubyte.gz",
+                       "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"},
+      .train_labels = {"train-labels-idx1-ubyte.gz",
+                       "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"},
+      .test_images = {"t10k-images-idx3-ubyte.gz", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"},
+      .test_labels = {"t10k-labels-idx1-ubyte.gz", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"},
+      .classes = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                  "Ankle boot"},
+  };
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+/// "x.gz" → "x"; other names unchanged.
+std::string raw_name(const std::string& name) {
+  return name.size() > 3 && name.ends_with(".gz") ? name.substr(0, name.size() - 3) : name;
+}
+
+/// The file for `remote` in `dir`, under its .gz or its raw name.
+std::optional<fs::path> find_file(const fs::path& dir, const RemoteFile& remote) {
+  std::error_code ec;
+  for (const auto& name : {remote.name, raw_name(remote.name)}) {
+    if (fs::is_regular_file(dir / name, ec)) return dir / name;
+  }
+  return std::nullopt;
+}
+
+std::string env_or_empty(const std::string& var) {
+  const char* v = var.empty() ? nullptr : std::getenv(var.c_str());
+  return v ? v : "";
+}
+
+/// A place searched for the files, and how it was chosen (for the message when nothing is found).
+struct Candidate {
+  fs::path dir;
+  std::string origin;
+};
+
+const std::array<float, 256>& pixel_scale() {
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (int v = 0; v < 256; ++v) t[static_cast<std::size_t>(v)] = static_cast<float>(v) / 255.0f;
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
+struct MNIST::Data {
+  std::vector<std::uint8_t> pixels;
+  std::vector<std::uint8_t> labels;
+  std::vector<std::string> classes;
+  fs::path directory;
+  Split split = Split::train;
+};
+
+MNIST::MNIST(Split split, const MnistOptions& options) : MNIST(mnist_source(), split, options) {}
+
+MNIST::MNIST(const MnistSource& source, Split split, const MnistOptions& options) {
+  const bool train = split == Split::train;
+  const RemoteFile& image_file = train ? source.train_images : source.test_images;
+  const RemoteFile& label_file = train ? source.train_labels : source.test_labels;
+  const char* split_name = train ? "train" : "test";
+
+  const fs::path cache = !options.cache_dir.empty()
+                             ? options.cache_dir
+                             : (cache_root().empty() ? fs::path() : cache_root() / source.cache_name);
+  std::vector<Candidate> candidates;
+  if (!options.root.empty()) candidates.push_back({options.root, "the directory given"});
+  if (!source.dir_env.empty()) {
+    const auto dir = env_or_empty(source.dir_env);
+    candidates.push_back({dir, dir.empty() ? "$" + source.dir_env + " is not set" : "$" + source.dir_env});
+  }
+  if (const auto dir = env_or_empty("TAPEGRAD_DATA"); !dir.empty())
+    candidates.push_back({fs::path(dir) / source.cache_name, "$TAPEGRAD_DATA/" + source.cache_name});
+  if (!cache.empty()) candidates.push_back({cache, "the download cache"});
+  for (const auto& dir : source.system_dirs) candidates.push_back({dir, "system data directory"});
+
+  std::optional<fs::path> images_path, labels_path;
+  std::vector<std::string> looked;
+  for (const auto& c : candidates) {
+    if (c.dir.empty()) {
+      looked.push_back(c.origin);
+      continue;
+    }
+    images_path = find_file(c.dir, image_file);
+    labels_path = find_file(c.dir, label_file);
+    if (images_path && labels_path) break;
+    std::error_code ec;
+    const char* what = !fs::is_directory(c.dir, ec) ? "does not exist"
+                       : images_path                ? "has no labels file"
+                       : labels_path                ? "has no images file"
+                                                    : "has neither file";
+    looked.push_back(fmt::format("{} ({}): {}", c.dir.string(), c.origin, what));
+  }
+
+  if (!(images_path && labels_path)) {
+    std::vector<std::string> mirrors = options.mirrors;
+    if (mirrors.empty()) mirrors = mirrors_from_env(source.mirrors_env.c_str());
+    if (mirrors.empty()) mirrors = source.mirrors;
+    std::string download_error;
+    if (!options.download) {
+      download_error = "downloading is off (MnistOptions::download = false)";
+    } else if (cache.empty()) {
+      download_error = "no cache directory to download into (set HOME or XDG_CACHE_HOME, or MnistOptions::cache_dir)";
+    } else {
+      const DownloadOptions dl{.mirrors = mirrors, .progress = options.progress, .quiet = options.quiet};
+      try {
+        for (const RemoteFile* f : {&image_file, &label_file}) {
+          if (!find_file(cache, *f)) download_file(*f, cache, dl);
+        }
+        images_path = find_file(cache, image_file);
+        labels_path = find_file(cache, label_file);
+      } catch (const Error& e) {
+        download_error = e.what();
+      }
+    }
+    TG_CHECK(images_path && labels_path,
+             "{}: cannot find the {} files {} and {} (with or without .gz).\nLooked in:\n  {}\nDownload: {}\n"
+             "To get the files, download them from {} into {}, or point {} (or MnistOptions::root) at a directory "
+             "that holds them.",
+             source.name, split_name, image_file.name, label_file.name, fmt::join(looked, "\n  "), download_error,
+             fmt::join(mirrors, " or "), cache.empty() ? "a directory" : cache.string(),
+             source.dir_env.empty() ? "a directory" : "$" + source.dir_env);
+  }
+
+  auto data = std::make_shared<Data>();
+  data->classes = source.classes;
+  data->directory = images_path->parent_path();
+  data->split = split;
+  IdxArray images = read_idx(*images_path, {.type = IdxType::u8, .rank = 3});
+  IdxArray labels = read_idx(*labels_path, {.type = IdxType::u8, .rank = 1});
+  TG_CHECK(images.dims[1] == rows && images.dims[2] == cols, "{}: '{}' holds images of {}×{} pixels, expected {}×{}",
+           source.name, images_path->string(), images.dims[1], images.dims[2], rows, cols);
+  TG_CHECK(images.dims[0] == labels.dims[0], "{}: '{}' holds {} images but '{}' holds {} labels", source.name,
+           images_path->string(), images.dims[0], labels_path->string(), labels.dims[0]);
+  for (std::size_t i = 0; i < labels.bytes.size(); ++i) {
+    TG_CHECK(labels.bytes[i] < source.classes.size(), "{}: '{}' holds label {} at index {}; labels must be below {}",
+             source.name, labels_path->string(), labels.bytes[i], i, source.classes.size());
+  }
+  data->pixels = std::move(images.bytes);
+  data->labels = std::move(labels.bytes);
+  data_ = std::move(data);
+}
+
+std::size_t MNIST::size() const { return data_->labels.size(); }
+
+Batch MNIST::get_batch(std::span<const std::size_t> indices) const {
+  const std::size_t n = size(), pixels = rows * cols;
+  auto x = xt::xarray<float>::from_shape({indices.size(), std::size_t{1}, rows, cols});
+  auto y = xt::xarray<std::int64_t>::from_shape({indices.size()});
+  const auto& scale = pixel_scale();
+  float* dst = x.data();
+  for (std::size_t b = 0; b < indices.size(); ++b) {
+    const std::size_t i = indices[b];
+    TG_CHECK(i < n, "MNIST::get_batch: index {} out of range for {} examples", i, n);
+    const std::uint8_t* src = data_->pixels.data() + i * pixels;
+    for (std::size_t p = 0; p < pixels; ++p) dst[b * pixels + p] = scale[src[p]];
+    y(b) = data_->labels[i];
+  }
+  return {Tensor(std::move(x)), Tensor(std::move(y))};
+}
+
+Tensor MNIST::images(std::size_t begin, std::size_t end) const {
+  TG_CHECK(begin <= end && end <= size(), "MNIST::images: range [{}, {}) outside the {} images", begin, end, size());
+  std::vector<std::size_t> indices(end - begin);
+  for (std::size_t i = 0; i < indices.size(); ++i) indices[i] = begin + i;
+  return get_batch(indices).x;
+}
+
+Tensor MNIST::images() const { return images(0, size()); }
+
+Tensor MNIST::labels() const {
+  auto y = xt::xarray<std::int64_t>::from_shape({size()});
+  for (std::size_t i = 0; i < size(); ++i) y(i) = data_->labels[i];
+  return Tensor(std::move(y));
+}
+
+std::span<const std::uint8_t> MNIST::pixels() const { return data_->pixels; }
+std::span<const std::uint8_t> MNIST::raw_labels() const { return data_->labels; }
+const std::vector<std::string>& MNIST::classes() const { return data_->classes; }
+Split MNIST::split() const { return data_->split; }
+const std::filesystem::path& MNIST::directory() const { return data_->directory; }
+
+FashionMNIST::FashionMNIST(Split split, const MnistOptions& options) : MNIST(fashion_mnist_source(), split, options) {}
+
+namespace {
+MnistData load_both(const MnistSource& source, const MnistOptions& options) {
+  const MNIST train(source, Split::train, options);
+  const MNIST test(source, Split::test, options);
+  return {train.images(), train.labels(), test.images(), test.labels()};
+}
+}  // namespace
+
+MnistData load_mnist(const MnistOptions& options) { return load_both(mnist_source(), options); }
+MnistData load_fashion_mnist(const MnistOptions& options) { return load_both(fashion_mnist_source(), options); }
+
+}  // namespace tg::datasets

@@ -1,0 +1,66 @@
+#include "nn/activation.hpp"
+
+#include "ops/elementwise.hpp"
+#include "ops/softmax.hpp"
+
+namespace tg::nn {
+
+Tensor apply_activation(Activation act, const Tensor& x) {
+  switch (act) {
+    case Activation::none:
+      return x;
+    case Activation::relu:
+      return relu(x);
+    case Activation::sigmoid:
+      return sigmoid(x);
+    case Activation::tanh:
+      return tanh(x);
+    case Activation::softmax:
+      return softmax(x, -1);
+  }
+  return x;
+}
+
+std::string activation_name(Activation act) {
+  switch (act) {
+    case Activation::none:
+      return "none";
+    case Activation::relu:
+      return "relu";
+    case Activation::sigmoid:
+      return "sigmoid";
+    case Activation::tanh:
+      return "tanh";
+    case Activation::softmax:
+      return "softmax";
+  }
+  return "?";
+}
+
+Tensor ReLU::forward(const Tensor& x) { return relu(x); }
+Tensor LeakyReLU::forward(const Tensor& x) { return leaky_relu(x, negative_slope_); }
+std::string LeakyReLU::extra_repr() const { return fmt::format("negative_slope={}", negative_slope_); }
+Tensor Sigmoid::forward(const Tensor& x) { return sigmoid(x); }
+Tensor Tanh::forward(const Tensor& x) { return tanh(x); }
+
+namespace {
+void check_dim(const Module& m, const Tensor& x, int dim) {
+  const auto rank = static_cast<int>(x.ndim());
+  TG_CHECK(dim >= -rank && dim < rank, "{}: expected an input with axis {}, got shape {}", m.repr(), dim,
+           shape_str(x.shape()));
+}
+}  // namespace
+
+Tensor Softmax::forward(const Tensor& x) {
+  check_dim(*this, x, dim_);
+  return softmax(x, dim_);
+}
+std::string Softmax::extra_repr() const { return fmt::format("dim={}", dim_); }
+
+Tensor LogSoftmax::forward(const Tensor& x) {
+  check_dim(*this, x, dim_);
+  return log_softmax(x, dim_);
+}
+std::string LogSoftmax::extra_repr() const { return fmt::format("dim={}", dim_); }
+
+}  // namespace tg::nn

@@ -1,0 +1,75 @@
+#pragma once
+// Activation layers (elementwise, no parameters) and the Activation choice that Linear and
+// Conv2d can fuse, as Keras's Dense(..., activation="relu").
+#include <string>
+
+#include "nn/module.hpp"
+
+namespace tg::nn {
+
+/// An activation applied after a layer's affine part.
+enum class Activation { none, relu, sigmoid, tanh, softmax };
+
+/// act(x); none returns x.
+Tensor apply_activation(Activation act, const Tensor& x);
+/// "none", "relu", "sigmoid", "tanh", "softmax" (softmax over the last axis).
+std::string activation_name(Activation act);
+
+/// x → max(x, 0), any shape.
+class ReLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+/// x → x if x > 0 else negative_slope * x, any shape.
+class LeakyReLU : public Module {
+ public:
+  explicit LeakyReLU(double negative_slope = 0.01) : negative_slope_(negative_slope) {}
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+
+ private:
+  double negative_slope_;
+};
+
+/// x → 1 / (1 + exp(-x)), any shape.
+class Sigmoid : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+/// x → tanh(x), any shape.
+class Tanh : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+/// x → exp(x) / Σ exp(x) along `dim` (default: the last axis, as Keras's Softmax), any shape.
+class Softmax : public Module {
+ public:
+  explicit Softmax(int dim = -1) : dim_(dim) {}
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+
+ private:
+  int dim_;
+};
+
+/// x → log(softmax(x)) along `dim` (default: the last axis), computed stably, any shape.
+class LogSoftmax : public Module {
+ public:
+  explicit LogSoftmax(int dim = -1) : dim_(dim) {}
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+
+ private:
+  int dim_;
+};
+
+/// x → x, any shape (a placeholder, e.g. to switch a layer off).
+class Identity : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return x; }
+};
+
+}  // namespace tg::nn

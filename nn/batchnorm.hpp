@@ -1,0 +1,58 @@
+#pragma once
+// Batch normalization layers with running statistics (PyTorch's BatchNorm1d / BatchNorm2d).
+#include "nn/module.hpp"
+
+namespace tg::nn {
+
+/// Options of BatchNorm1d and BatchNorm2d (PyTorch's names and defaults; Keras's
+/// BatchNormalization uses momentum 0.01 in this convention and eps 1e-3).
+struct BatchNormOptions {
+  double eps = 1e-5;
+  double momentum = 0.1;            ///< running = (1 - momentum)·running + momentum·batch statistic
+  bool affine = true;               ///< learn a per-channel weight (scale, starts at 1) and bias (starts at 0)
+  bool track_running_stats = true;  ///< keep running statistics for eval mode; else batch statistics always
+};
+
+/// Shared implementation: parameters weight, bias [C]; buffers running_mean [C] (zeros),
+/// running_var [C] (ones) and num_batches_tracked (int64 0-d, counts training batches).
+class BatchNormBase : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+  std::size_t num_features() const { return num_features_; }
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
+  const Tensor& running_mean() const { return running_mean_; }
+  const Tensor& running_var() const { return running_var_; }
+  const Tensor& num_batches_tracked() const { return num_batches_tracked_; }
+
+ protected:
+  BatchNormBase(std::size_t num_features, BatchNormOptions options, std::string expected_shape);
+  virtual bool accepts(const Tensor& x) const = 0;
+
+ private:
+  std::size_t num_features_;
+  BatchNormOptions options_;
+  std::string expected_shape_;
+  Tensor weight_, bias_, running_mean_, running_var_, num_batches_tracked_;
+};
+
+/// x [N, C] or [N, C, L] → same shape, normalized per channel C.
+class BatchNorm1d : public BatchNormBase {
+ public:
+  explicit BatchNorm1d(std::size_t num_features, BatchNormOptions options = {});
+
+ protected:
+  bool accepts(const Tensor& x) const override;
+};
+
+/// x [N, C, H, W] → same shape, normalized per channel C.
+class BatchNorm2d : public BatchNormBase {
+ public:
+  explicit BatchNorm2d(std::size_t num_features, BatchNormOptions options = {});
+
+ protected:
+  bool accepts(const Tensor& x) const override;
+};
+
+}  // namespace tg::nn

@@ -1,0 +1,51 @@
+#include "nn/conv.hpp"
+
+#include "nn/init.hpp"
+
+namespace tg::nn {
+
+Conv2d::Conv2d(std::size_t in_channels, std::size_t out_channels, Size2 kernel_size, Conv2dOptions options)
+    : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size), options_(options) {
+  TG_CHECK(in_channels > 0 && out_channels > 0, "Conv2d: channels must be positive, got in {} and out {}", in_channels,
+           out_channels);
+  TG_CHECK(kernel_size.h > 0 && kernel_size.w > 0, "Conv2d: kernel_size must be positive, got ({}, {})", kernel_size.h,
+           kernel_size.w);
+  const auto groups = options.groups;
+  TG_CHECK(groups > 0 && in_channels % std::size_t(groups) == 0 && out_channels % std::size_t(groups) == 0,
+           "Conv2d: groups ({}) must be positive and divide in_channels ({}) and out_channels ({})", groups,
+           in_channels, out_channels);
+  options_.generator = nullptr;  // only used here; not kept, so copies never point at a dead generator
+  Generator& gen = options.generator ? *options.generator : default_generator();
+  weight_ = register_parameter("weight", zeros({out_channels, in_channels / std::size_t(groups),
+                                                std::size_t(kernel_size.h), std::size_t(kernel_size.w)}));
+  init::glorot_uniform_(weight_, gen);
+  if (options.bias) bias_ = register_parameter("bias", zeros({out_channels}));
+}
+
+Tensor Conv2d::forward(const Tensor& x) {
+  TG_CHECK(x.ndim() == 4 && x.shape(1) == in_channels_, "{}: expected input [N, {}, H, W], got {}", repr(),
+           in_channels_, shape_str(x.shape()));
+  const tg::Conv2dOptions op{
+      .stride = options_.stride, .padding = options_.padding, .dilation = options_.dilation, .groups = options_.groups};
+  return apply_activation(options_.activation, conv2d(x, weight_, bias_, op));
+}
+
+std::string Conv2d::extra_repr() const {
+  std::string s = fmt::format("{}, {}, kernel_size=({}, {}), stride=({}, {})", in_channels_, out_channels_,
+                              kernel_size_.h, kernel_size_.w, options_.stride.h, options_.stride.w);
+  const Padding& p = options_.padding;
+  if (p.kind == Padding::Kind::valid)
+    s += ", padding=valid";
+  else if (p.kind == Padding::Kind::same)
+    s += ", padding=same";
+  else if (p.size.h != 0 || p.size.w != 0)
+    s += fmt::format(", padding=({}, {})", p.size.h, p.size.w);
+  if (options_.dilation.h != 1 || options_.dilation.w != 1)
+    s += fmt::format(", dilation=({}, {})", options_.dilation.h, options_.dilation.w);
+  if (options_.groups != 1) s += fmt::format(", groups={}", options_.groups);
+  if (!bias_.defined()) s += ", bias=false";
+  if (options_.activation != Activation::none) s += ", activation=" + activation_name(options_.activation);
+  return s;
+}
+
+}  // namespace tg::nn

@@ -1,0 +1,45 @@
+#pragma once
+// Conv2d: a 2-D convolution layer over NCHW inputs (Keras's Conv2D, PyTorch's Conv2d).
+#include "autograd/generator.hpp"
+#include "nn/activation.hpp"
+#include "nn/module.hpp"
+#include "ops/conv.hpp"
+
+namespace tg::nn {
+
+/// Options of the Conv2d layer: the op's (stride, padding incl. "valid"/"same", dilation,
+/// groups) plus bias, a fused activation and the generator for the initial weights.
+struct Conv2dOptions {
+  Size2 stride = 1;
+  Padding padding = 0;
+  Size2 dilation = 1;
+  std::int64_t groups = 1;
+  bool bias = true;
+  Activation activation = Activation::none;
+  Generator* generator = nullptr;  ///< default_generator() if null
+};
+
+/// x [N, in_channels, H, W] → [N, out_channels, H', W'] (see tg::conv2d for H', W');
+/// weight [out_channels, in_channels/groups, kH, kW] starts glorot_uniform, bias zero (Keras's
+/// defaults, not PyTorch's).
+class Conv2d : public Module {
+ public:
+  Conv2d(std::size_t in_channels, std::size_t out_channels, Size2 kernel_size, Conv2dOptions options = {});
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }  ///< undefined without bias
+  std::size_t in_channels() const { return in_channels_; }
+  std::size_t out_channels() const { return out_channels_; }
+
+ private:
+  std::size_t in_channels_;
+  std::size_t out_channels_;
+  Size2 kernel_size_;
+  Conv2dOptions options_;
+  Tensor weight_;
+  Tensor bias_;
+};
+
+}  // namespace tg::nn

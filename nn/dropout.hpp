@@ -1,0 +1,23 @@
+#pragma once
+// Dropout layer: zeroes random elements in training, the identity in evaluation.
+#include "autograd/generator.hpp"
+#include "nn/module.hpp"
+
+namespace tg::nn {
+
+/// x [any] → [same]: in train mode each element is zeroed with probability p and the others
+/// scaled by 1/(1-p); in eval mode x. The masks come from `generator` (default_generator() if
+/// null), which must outlive the layer.
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p = 0.5, Generator* generator = nullptr);
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+  double p() const { return p_; }
+
+ private:
+  double p_;
+  Generator* generator_;
+};
+
+}  // namespace tg::nn

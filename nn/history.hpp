@@ -1,0 +1,70 @@
+#pragma once
+// What fit() returns and callbacks see: named metrics per epoch, in the order they appeared.
+#include <cstddef>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace tg::nn {
+
+/// Named metric values of one batch or epoch ("loss", "accuracy", "val_loss", ...), kept in
+/// insertion order so that progress lines and CSV columns read like Keras's.
+class Logs {
+ public:
+  using Entry = std::pair<std::string, double>;
+  Logs() = default;
+  Logs(std::initializer_list<Entry> entries);
+
+  /// Sets `name` (replacing its value, or appending it).
+  void set(std::string_view name, double value);
+  /// The value of `name`, or nullopt.
+  std::optional<double> get(std::string_view name) const;
+  /// The value of `name`; throws tg::Error naming the keys present.
+  double at(std::string_view name) const;
+  bool contains(std::string_view name) const { return get(name).has_value(); }
+  std::vector<std::string> keys() const;
+  std::size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+  auto begin() const { return entries_.begin(); }
+  auto end() const { return entries_.end(); }
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+/// Per-epoch metrics of a training run, like Keras's History: `epoch` (0-based, as Keras) and
+/// one series per metric name.
+class History {
+ public:
+  /// Records epoch `epoch`'s logs; every key gets one value per recorded epoch.
+  void append(int epoch, const Logs& logs);
+  /// The epochs recorded, 0-based.
+  const std::vector<int>& epoch() const { return epoch_; }
+  /// The series of `name` (one value per epoch); throws tg::Error naming the keys present.
+  const std::vector<double>& at(std::string_view name) const;
+  const std::vector<double>& operator[](std::string_view name) const { return at(name); }
+  bool contains(std::string_view name) const;
+  /// Metric names in the order they first appeared ("loss", "accuracy", "val_loss", ...).
+  const std::vector<std::string>& keys() const { return keys_; }
+  /// Number of epochs recorded.
+  std::size_t size() const { return epoch_.size(); }
+  bool empty() const { return epoch_.empty(); }
+  /// Writes "epoch,loss,accuracy,..." with one row per epoch, atomically (temp file + rename).
+  void save_csv(const std::filesystem::path& path) const;
+  /// The CSV text save_csv writes.
+  std::string to_csv() const;
+
+ private:
+  std::vector<int> epoch_;
+  std::vector<std::string> keys_;
+  std::vector<std::vector<double>> values_;  // parallel to keys_
+};
+
+/// Writes `content` to `path` through a temporary file in the same directory and a rename, so
+/// readers never see a half-written file; throws tg::Error naming the path on failure.
+void write_file_atomic(const std::filesystem::path& path, std::string_view content);
+
+}  // namespace tg::nn

@@ -1,0 +1,30 @@
+#include "nn/linear.hpp"
+
+#include "nn/init.hpp"
+#include "ops/linalg.hpp"
+
+namespace tg::nn {
+
+Linear::Linear(std::size_t in_features, std::size_t out_features, LinearOptions options)
+    : in_features_(in_features), out_features_(out_features), activation_(options.activation) {
+  TG_CHECK(in_features > 0 && out_features > 0, "Linear: in_features and out_features must be positive, got {} and {}",
+           in_features, out_features);
+  Generator& gen = options.generator ? *options.generator : default_generator();
+  weight_ = register_parameter("weight", zeros({out_features, in_features}));
+  init::glorot_uniform_(weight_, gen);
+  if (options.bias) bias_ = register_parameter("bias", zeros({out_features}));
+}
+
+Tensor Linear::forward(const Tensor& x) {
+  TG_CHECK(x.ndim() == 2 && x.shape(1) == in_features_, "Linear({} -> {}): expected input [N, {}], got {}",
+           in_features_, out_features_, in_features_, shape_str(x.shape()));
+  return apply_activation(activation_, linear(x, weight_, bias_));
+}
+
+std::string Linear::extra_repr() const {
+  std::string s = fmt::format("in_features={}, out_features={}, bias={}", in_features_, out_features_, bias_.defined());
+  if (activation_ != Activation::none) s += ", activation=" + activation_name(activation_);
+  return s;
+}
+
+}  // namespace tg::nn

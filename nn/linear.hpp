@@ -1,0 +1,37 @@
+#pragma once
+// Linear: the fully connected layer (Keras's Dense).
+#include "autograd/generator.hpp"
+#include "nn/activation.hpp"
+#include "nn/module.hpp"
+
+namespace tg::nn {
+
+/// Options of Linear.
+struct LinearOptions {
+  bool bias = true;                          ///< add a learned bias
+  Activation activation = Activation::none;  ///< fused activation, as Dense(activation=...)
+  Generator* generator = nullptr;            ///< for the initial weights; default_generator() if null
+};
+
+/// x [N, in_features] @ weight[out, in]^T + bias[out] → [N, out_features], then the activation.
+/// The weight starts glorot_uniform and the bias zero (Keras's defaults, not PyTorch's).
+class Linear : public Module {
+ public:
+  Linear(std::size_t in_features, std::size_t out_features, LinearOptions options = {});
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+
+  const Tensor& weight() const { return weight_; }  ///< [out_features, in_features]
+  const Tensor& bias() const { return bias_; }      ///< [out_features], undefined without bias
+  std::size_t in_features() const { return in_features_; }
+  std::size_t out_features() const { return out_features_; }
+
+ private:
+  std::size_t in_features_;
+  std::size_t out_features_;
+  Activation activation_;
+  Tensor weight_;
+  Tensor bias_;
+};
+
+}  // namespace tg::nn

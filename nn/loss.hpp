@@ -1,0 +1,86 @@
+#pragma once
+// Loss objects over the losses in ops/loss.hpp (PyTorch's names): callables of
+// (input, target) that also convert to nn::LossFn for Model::compile.
+#include <string>
+
+#include "autograd/tensor.hpp"
+#include "ops/loss.hpp"
+
+namespace tg::nn {
+
+/// Base of the loss objects: loss(input, target) → scalar (or per element with Reduction::none).
+class Loss {
+ public:
+  virtual ~Loss() = default;
+  virtual Tensor forward(const Tensor& input, const Tensor& target) const = 0;
+  Tensor operator()(const Tensor& input, const Tensor& target) const { return forward(input, target); }
+  /// "CrossEntropyLoss", ...
+  virtual std::string name() const = 0;
+  /// One line with the options, e.g. "CrossEntropyLoss(reduction=mean, label_smoothing=0.1)".
+  std::string repr() const;
+
+ protected:
+  virtual std::string extra_repr() const = 0;
+};
+
+/// logits [N, C], target int64 [N] or probabilities [N, C] → scalar (see tg::cross_entropy).
+class CrossEntropyLoss : public Loss {
+ public:
+  explicit CrossEntropyLoss(CrossEntropyOptions options = {});
+  Tensor forward(const Tensor& input, const Tensor& target) const override;
+  std::string name() const override { return "CrossEntropyLoss"; }
+
+ protected:
+  std::string extra_repr() const override;
+
+ private:
+  CrossEntropyOptions options_;
+};
+
+/// log_probs [N, C], int64 target [N] → scalar (see tg::nll_loss).
+class NLLLoss : public Loss {
+ public:
+  explicit NLLLoss(LossOptions options = {}) : options_(options) {}
+  Tensor forward(const Tensor& input, const Tensor& target) const override;
+  std::string name() const override { return "NLLLoss"; }
+
+ protected:
+  std::string extra_repr() const override;
+
+ private:
+  LossOptions options_;
+};
+
+/// input and target of one shape → mean squared error (see tg::mse_loss).
+class MSELoss : public Loss {
+ public:
+  explicit MSELoss(LossOptions options = {}) : options_(options) {}
+  Tensor forward(const Tensor& input, const Tensor& target) const override;
+  std::string name() const override { return "MSELoss"; }
+
+ protected:
+  std::string extra_repr() const override;
+
+ private:
+  LossOptions options_;
+};
+
+/// logits and target in [0, 1] of one shape → binary cross-entropy (see
+/// tg::binary_cross_entropy_with_logits).
+class BCEWithLogitsLoss : public Loss {
+ public:
+  explicit BCEWithLogitsLoss(LossOptions options = {}) : options_(options) {}
+  Tensor forward(const Tensor& input, const Tensor& target) const override;
+  std::string name() const override { return "BCEWithLogitsLoss"; }
+
+ protected:
+  std::string extra_repr() const override;
+
+ private:
+  LossOptions options_;
+};
+
+/// "mean", "sum" or "none".
+std::string reduction_name(Reduction r);
+
+}  // namespace tg::nn

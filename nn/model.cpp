@@ -1,0 +1,570 @@
+#include "nn/model.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <iostream>
+#include <map>
+#include <numeric>
+
+#include "autograd/dispatch.hpp"
+#include "autograd/generator.hpp"
+#include "autograd/grad_mode.hpp"
+#include "nn/activation.hpp"
+#include "nn/linear.hpp"
+#include "nn/progress.hpp"
+#include "nn/sequential.hpp"
+#include "nn/serialize.hpp"
+#include "ops/elementwise.hpp"
+#include "ops/linalg.hpp"
+#include "ops/loss.hpp"
+#include "ops/reduce.hpp"
+#include "ops/shape.hpp"
+#include "optim/adam.hpp"
+#include "optim/rmsprop.hpp"
+#include "optim/sgd.hpp"
+
+namespace tg {
+
+Tensor one_hot(const Tensor& labels, std::size_t num_classes, Dtype dtype) {
+  TG_CHECK(labels.defined() && labels.dtype() == int64, "one_hot: expected int64 labels, got {}",
+           labels.defined() ? fmt::format("{}", labels.dtype()) : "an undefined tensor");
+  TG_CHECK(num_classes > 0, "one_hot: num_classes must be positive");
+  Shape shape = labels.shape();
+  shape.push_back(num_classes);
+  Tensor out = zeros(shape, dtype);
+  const std::int64_t* src = labels.data<std::int64_t>();
+  detail::dispatch_float(dtype, "one_hot", [&](auto t) {
+    using T = decltype(t);
+    T* dst = out.mutable_array<T>().data();
+    for (std::size_t i = 0; i < labels.numel(); ++i) {
+      TG_CHECK(src[i] >= 0 && static_cast<std::size_t>(src[i]) < num_classes,
+               "one_hot: label {} at position {} is outside [0, {})", src[i], i, num_classes);
+      dst[i * num_classes + static_cast<std::size_t>(src[i])] = T(1);
+    }
+  });
+  return out;
+}
+
+}  // namespace tg
+
+namespace tg::nn {
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// Keras's layer names: the type in snake_case ("MaxPool2d" → "max_pool2d").
+std::string snake_case(const std::string& type) {
+  std::string out;
+  for (std::size_t i = 0; i < type.size(); ++i) {
+    const auto c = static_cast<unsigned char>(type[i]);
+    if (std::isupper(c) && i > 0 && !std::isupper(static_cast<unsigned char>(type[i - 1]))) out += '_';
+    out += static_cast<char>(std::tolower(c));
+  }
+  return out;
+}
+
+std::string with_commas(std::size_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string keras_shape(const Shape& s) {
+  std::string out = "(None";
+  for (std::size_t i = 1; i < s.size(); ++i) out += ", " + std::to_string(s[i]);
+  return out + ")";
+}
+
+std::size_t count_elements(const NamedTensors& ts) {
+  std::size_t n = 0;
+  for (const auto& [name, t] : ts) n += t.numel();
+  return n;
+}
+
+// Restores the module's training flag when leaving a scope that changed it.
+class ModeGuard {
+ public:
+  ModeGuard(Module& m, bool training) : module_(m), previous_(m.is_training()) { module_.train(training); }
+  ~ModeGuard() { module_.train(previous_); }
+  ModeGuard(const ModeGuard&) = delete;
+  ModeGuard& operator=(const ModeGuard&) = delete;
+
+ private:
+  Module& module_;
+  bool previous_;
+};
+
+std::vector<std::size_t> iota_indices(std::size_t begin, std::size_t end) {
+  std::vector<std::size_t> v(end - begin);
+  std::iota(v.begin(), v.end(), begin);
+  return v;
+}
+
+// Keras's split: the first ceil(N * (1 - split)) samples train, the rest validate.
+std::size_t split_point(std::size_t n, double split) {
+  TG_CHECK(split >= 0.0 && split < 1.0, "Model::fit: validation_split must be in [0, 1), got {}", split);
+  const auto at = static_cast<std::size_t>(std::ceil(static_cast<double>(n) * (1.0 - split)));
+  if (split > 0.0) {
+    TG_CHECK(at < n && at > 0,
+             "Model::fit: validation_split {} of {} samples leaves {} for training and {} for validation; "
+             "both need at least one",
+             split, n, at, n - at);
+  }
+  return at;
+}
+
+std::ostream& out_stream(std::ostream* os) { return os ? *os : std::cout; }
+
+}  // namespace
+
+Model::Model(AnyModule module, ModelOptions options) : module_(module.ptr()), options_(std::move(options)) {}
+
+void Model::compile(CompileOptions options) {
+  // Optimizer.
+  if (auto* name = std::get_if<std::string>(&options.optimizer)) {
+    const std::string n = lower(*name);
+    TensorList params = module_->parameters();
+    TG_CHECK(!params.empty(), "Model::compile: the model has no parameters to optimize");
+    if (n == "adam") {
+      optimizer_ =
+          std::make_shared<optim::Adam>(params, optim::AdamOptions{.lr = options.learning_rate.value_or(1e-3),
+                                                                   .formula = optim::AdamOptions::Formula::keras});
+    } else if (n == "sgd") {
+      optimizer_ = std::make_shared<optim::SGD>(params, optim::SGDOptions{.lr = options.learning_rate.value_or(1e-2)});
+    } else if (n == "rmsprop") {
+      // Keras's defaults: rho 0.9, epsilon 1e-7.
+      optimizer_ = std::make_shared<optim::RMSprop>(
+          params, optim::RMSpropOptions{.lr = options.learning_rate.value_or(1e-3), .alpha = 0.9, .eps = 1e-7});
+    } else {
+      detail::fail("Model::compile: unknown optimizer '{}'; known: adam, sgd, rmsprop, or pass an optimizer object",
+                   *name);
+    }
+  } else {
+    optimizer_ = std::get<std::shared_ptr<optim::Optimizer>>(options.optimizer);
+    TG_CHECK(optimizer_ != nullptr, "Model::compile: the optimizer is null");
+    TG_CHECK(!options.learning_rate,
+             "Model::compile: learning_rate applies to an optimizer given by name; "
+             "set it on the optimizer object instead");
+  }
+
+  // Loss.
+  custom_loss_ = nullptr;
+  if (auto* name = std::get_if<std::string>(&options.loss)) {
+    const std::string n = lower(*name);
+    loss_name_ = n;
+    if (n == "categorical_crossentropy" || n == "sparse_categorical_crossentropy") {
+      loss_kind_ = LossKind::categorical;
+    } else if (n == "binary_crossentropy") {
+      loss_kind_ = LossKind::binary;
+    } else if (n == "mse" || n == "mean_squared_error") {
+      loss_kind_ = LossKind::mse;
+    } else if (n == "mae" || n == "mean_absolute_error") {
+      loss_kind_ = LossKind::mae;
+    } else {
+      optimizer_.reset();
+      detail::fail(
+          "Model::compile: unknown loss '{}'; known: categorical_crossentropy, "
+          "sparse_categorical_crossentropy, binary_crossentropy, mse, mae, or pass a function",
+          *name);
+    }
+  } else {
+    loss_kind_ = LossKind::custom;
+    loss_name_ = "custom";
+    custom_loss_ = std::get<LossFn>(options.loss);
+    TG_CHECK(custom_loss_ != nullptr, "Model::compile: the loss function is empty");
+  }
+
+  // A Sequential ending in softmax under cross-entropy trains on the logits (see the header):
+  // a Softmax layer is skipped; a Linear with a fused softmax runs without its activation.
+  last_ = LastLayer::whole;
+  if (loss_kind_ == LossKind::categorical) {
+    if (auto seq = std::dynamic_pointer_cast<Sequential>(module_); seq && !seq->empty()) {
+      const auto& last = (*seq)[seq->size() - 1];
+      if (std::dynamic_pointer_cast<Softmax>(last)) {
+        last_ = LastLayer::skip_softmax;
+      } else if (auto lin = std::dynamic_pointer_cast<Linear>(last);
+                 lin && lin->extra_repr().find("activation=softmax") != std::string::npos) {
+        last_ = LastLayer::linear_logits;
+      }
+    }
+  }
+  logits_ = last_ != LastLayer::whole || options.from_logits;
+
+  metrics_.clear();
+  try {
+    for (const auto& m : options.metrics) {
+      if (auto* name = std::get_if<std::string>(&m)) {
+        metrics_.push_back(make_metric(*name));
+      } else {
+        metrics_.push_back(std::get<std::shared_ptr<Metric>>(m));
+        TG_CHECK(metrics_.back() != nullptr, "Model::compile: a metric is null");
+      }
+    }
+  } catch (const Error&) {
+    optimizer_.reset();
+    throw;
+  }
+}
+
+optim::Optimizer& Model::optimizer() {
+  check_compiled("optimizer");
+  return *optimizer_;
+}
+
+void Model::check_compiled(const char* verb) const {
+  TG_CHECK(optimizer_ != nullptr,
+           "Model::{}: the model is not compiled; call compile({{.optimizer = ..., "
+           ".loss = ..., .metrics = ...}}) first",
+           verb);
+}
+
+Tensor Model::prepare_input(const Tensor& x) const {
+  // Inputs follow the parameters' dtype (a model moved to float64 takes float32 data).
+  for (const Tensor& p : module_->parameters())
+    if (is_floating(p.dtype())) return p.dtype() == x.dtype() ? x : x.to(p.dtype());
+  return x.dtype() == int64 ? x.to(float32) : x;
+}
+
+Tensor Model::forward_for_loss(const Tensor& x) {
+  if (last_ == LastLayer::whole) return module_->forward(x);
+  const auto& seq = static_cast<const Sequential&>(*module_);
+  Tensor h = x;
+  for (std::size_t i = 0; i + 1 < seq.size(); ++i) {
+    try {
+      h = seq[i]->forward(h);
+    } catch (const Error& e) {
+      detail::fail("Sequential layer {} ({}): {}", i, seq[i]->name(), e.what());
+    }
+  }
+  if (last_ == LastLayer::skip_softmax) return h;
+  const auto& lin = static_cast<const Linear&>(*seq[seq.size() - 1]);
+  TG_CHECK(h.ndim() == 2 && h.shape(1) == lin.in_features(),
+           "Sequential layer {} (Linear): expected input [N, {}], got {}", seq.size() - 1, lin.in_features(),
+           shape_str(h.shape()));
+  return linear(h, lin.weight(), lin.bias());
+}
+
+Tensor Model::compute_loss(const Tensor& out, const Tensor& y) const {
+  TG_CHECK(y.defined(), "Model: the targets are undefined");
+  // Targets of the output's rank are values (one-hot, probabilities, regression targets) in the
+  // output's dtype; one rank less and int64 are class indices.
+  const bool class_indices = y.dtype() == int64 && y.ndim() + 1 == out.ndim();
+  const Tensor target = class_indices ? y : y.to(out.dtype());
+  switch (loss_kind_) {
+    case LossKind::categorical: {
+      if (logits_) return cross_entropy(out, target);
+      // Keras's formula on probabilities: -sum(y log clip(p, eps, 1-eps)) averaged over the batch.
+      const Tensor logp = log(clamp(out, 1e-7, 1.0 - 1e-7));
+      if (class_indices) return neg(mean(gather(logp, -1, unsqueeze(target, -1))));
+      TG_CHECK(target.shape() == out.shape(), "Model: categorical cross-entropy targets {} do not match the output {}",
+               shape_str(target.shape()), shape_str(out.shape()));
+      return neg(mean(sum(target * logp, {-1})));
+    }
+    case LossKind::binary: {
+      TG_CHECK(target.shape() == out.shape(), "Model: binary cross-entropy targets {} do not match the output {}",
+               shape_str(target.shape()), shape_str(out.shape()));
+      if (logits_) return binary_cross_entropy_with_logits(out, target);
+      const Tensor p = clamp(out, 1e-7, 1.0 - 1e-7);
+      return neg(mean(target * log(p) + (1.0 - target) * log(1.0 - p)));
+    }
+    case LossKind::mse:
+    case LossKind::mae: {
+      TG_CHECK(target.shape() == out.shape(), "Model: {} targets {} do not match the output {}", loss_name_,
+               shape_str(target.shape()), shape_str(out.shape()));
+      const Tensor d = out - target;
+      return loss_kind_ == LossKind::mse ? mean(d * d) : mean(abs(d));
+    }
+    case LossKind::custom:
+      break;
+  }
+  return custom_loss_(out, y);
+}
+
+void Model::update_metrics(const Tensor& out, const Tensor& y) {
+  if (metrics_.empty()) return;
+  // Metrics read probabilities (argmax is the same on logits; binary thresholds need p).
+  const Tensor pred = logits_ && loss_kind_ == LossKind::binary ? sigmoid(out.detach()) : out.detach();
+  for (const auto& m : metrics_) m->update(pred, y);
+}
+
+Logs Model::current_logs(double loss_sum, std::size_t seen) const {
+  Logs logs;
+  logs.set("loss", loss_sum / static_cast<double>(std::max<std::size_t>(seen, 1)));
+  for (const auto& m : metrics_) logs.set(m->name(), m->result());
+  return logs;
+}
+
+History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
+  check_compiled("fit");
+  TG_CHECK(x.defined() && y.defined(), "Model::fit: x and y must be defined tensors");
+  TG_CHECK(x.ndim() >= 1 && y.ndim() >= 1, "Model::fit: x {} and y {} need a sample axis", shape_str(x.shape()),
+           shape_str(y.shape()));
+  TG_CHECK(x.shape(0) == y.shape(0), "Model::fit: x has {} samples ({}) but y has {} ({})", x.shape(0),
+           shape_str(x.shape()), y.shape(0), shape_str(y.shape()));
+  const datasets::TensorDataset data(x, y);
+  const std::size_t n = x.shape(0);
+  if (options.validation_data.x.defined() || options.validation_data.y.defined()) {
+    const auto& v = options.validation_data;
+    TG_CHECK(v.x.defined() && v.y.defined() && v.x.ndim() >= 1 && v.y.ndim() >= 1 && v.x.shape(0) == v.y.shape(0),
+             "Model::fit: validation_data needs x and y with the same number of samples, got {} and {}",
+             v.x.defined() ? shape_str(v.x.shape()) : "undefined",
+             v.y.defined() ? shape_str(v.y.shape()) : "undefined");
+    const datasets::TensorDataset val(v.x, v.y);
+    return run_fit(data, iota_indices(0, n), &val, iota_indices(0, v.x.shape(0)), options);
+  }
+  if (options.validation_dataset) {
+    return run_fit(data, iota_indices(0, n), options.validation_dataset,
+                   iota_indices(0, options.validation_dataset->size()), options);
+  }
+  const std::size_t at = split_point(n, options.validation_split);
+  return run_fit(data, iota_indices(0, at), at < n ? &data : nullptr, iota_indices(at, n), options);
+}
+
+History Model::fit(const datasets::Dataset& data, const FitOptions& options) {
+  check_compiled("fit");
+  const std::size_t n = data.size();
+  TG_CHECK(!options.validation_data.x.defined(),
+           "Model::fit: with a Dataset, give validation data as .validation_dataset, not .validation_data");
+  if (options.validation_dataset) {
+    return run_fit(data, iota_indices(0, n), options.validation_dataset,
+                   iota_indices(0, options.validation_dataset->size()), options);
+  }
+  const std::size_t at = split_point(n, options.validation_split);
+  return run_fit(data, iota_indices(0, at), at < n ? &data : nullptr, iota_indices(at, n), options);
+}
+
+History Model::run_fit(const datasets::Dataset& data, std::vector<std::size_t> train_indices,
+                       const datasets::Dataset* val_data, std::vector<std::size_t> val_indices,
+                       const FitOptions& options) {
+  TG_CHECK(options.batch_size > 0, "Model::fit: batch_size must be positive");
+  TG_CHECK(options.epochs >= 0 && options.initial_epoch >= 0,
+           "Model::fit: epochs ({}) and initial_epoch ({}) must be >= 0", options.epochs, options.initial_epoch);
+  TG_CHECK(!train_indices.empty(), "Model::fit: no training samples");
+  TG_CHECK(options.verbose >= 0 && options.verbose <= 2, "Model::fit: verbose must be 0, 1 or 2, got {}",
+           options.verbose);
+  std::ostream& os = out_stream(options.out);
+  const bool live = options.verbose == 1 && !options.out && stdout_is_terminal();
+  const std::size_t n = train_indices.size();
+  const std::size_t steps = (n + options.batch_size - 1) / options.batch_size;
+
+  for (const auto& cb : options.callbacks) {
+    TG_CHECK(cb != nullptr, "Model::fit: a callback is null");
+    cb->set_model(*this);
+  }
+  stop_requested_ = false;
+  history_ = History{};
+  Generator gen(options.seed);
+  ModeGuard mode(*module_, true);
+  for (const auto& cb : options.callbacks) cb->on_train_begin({});
+
+  Logs epoch_logs;
+  std::vector<std::size_t> order(n);
+  for (int epoch = options.initial_epoch; epoch < options.epochs && !stop_requested_; ++epoch) {
+    for (const auto& cb : options.callbacks) cb->on_epoch_begin(epoch, {});
+    if (options.shuffle) {
+      const Tensor perm = randperm(n, gen);
+      const std::int64_t* p = perm.data<std::int64_t>();
+      for (std::size_t i = 0; i < n; ++i) order[i] = train_indices[static_cast<std::size_t>(p[i])];
+    } else {
+      order = train_indices;
+    }
+    if (options.verbose > 0) os << "Epoch " << epoch + 1 << "/" << options.epochs << "\n" << std::flush;
+    ProgressBar bar(steps, os, {.live = live});
+    module_->train(true);
+
+    double loss_sum = 0;
+    std::size_t seen = 0;
+    for (const auto& m : metrics_) m->reset();
+    Logs logs;
+    for (std::size_t step = 0; step < steps && !stop_requested_; ++step) {
+      const auto bi = static_cast<int>(step);
+      for (const auto& cb : options.callbacks) cb->on_batch_begin(bi, {});
+      const std::size_t begin = step * options.batch_size;
+      const std::size_t end = std::min(n, begin + options.batch_size);
+      const std::span<const std::size_t> idx(order.data() + begin, end - begin);
+      datasets::Batch batch = data.get_batch(idx);
+      if (seen_input_shape_.empty()) {
+        const Shape s = batch.x.shape();
+        seen_input_shape_.assign(s.begin() + 1, s.end());
+      }
+      const Tensor xb = prepare_input(batch.x);
+
+      optimizer_->zero_grad();
+      const Tensor out = forward_for_loss(xb);
+      const Tensor loss = compute_loss(out, batch.y);
+      TG_CHECK(loss.numel() == 1, "Model::fit: the loss must be a scalar, got shape {}", shape_str(loss.shape()));
+      loss.backward();
+      optimizer_->step();
+
+      // Keras's running averages weight each batch by its size.
+      const std::size_t b = end - begin;
+      loss_sum += loss.item() * static_cast<double>(b);
+      update_metrics(out, batch.y);
+      seen += b;
+      logs = current_logs(loss_sum, seen);
+      if (options.verbose == 1) bar.update(step + 1, logs);
+      for (const auto& cb : options.callbacks) cb->on_batch_end(bi, logs);
+    }
+
+    epoch_logs = logs;
+    if (val_data && !val_indices.empty()) {
+      const Logs val = run_evaluate(*val_data, val_indices, options.batch_size, 0, nullptr, "Model::fit (validation)");
+      for (const auto& [name, value] : val) epoch_logs.set("val_" + name, value);
+    }
+    if (options.verbose > 0) bar.finish(epoch_logs);
+    history_.append(epoch, epoch_logs);
+    for (const auto& cb : options.callbacks) cb->on_epoch_end(epoch, epoch_logs);
+  }
+  for (const auto& cb : options.callbacks) cb->on_train_end(epoch_logs);
+  return history_;
+}
+
+Logs Model::run_evaluate(const datasets::Dataset& data, std::span<const std::size_t> indices, std::size_t batch_size,
+                         int verbose, std::ostream* out, const char* who) {
+  check_compiled("evaluate");
+  TG_CHECK(batch_size > 0, "{}: batch_size must be positive", who);
+  TG_CHECK(!indices.empty(), "{}: no samples to evaluate", who);
+  NoGradGuard no_grad;
+  ModeGuard mode(*module_, false);
+  const std::size_t n = indices.size();
+  const std::size_t steps = (n + batch_size - 1) / batch_size;
+  ProgressBar bar(steps, out_stream(out), {.live = verbose == 1 && !out && stdout_is_terminal()});
+  double loss_sum = 0;
+  for (const auto& m : metrics_) m->reset();
+  for (std::size_t step = 0; step < steps; ++step) {
+    const std::size_t begin = step * batch_size, end = std::min(n, begin + batch_size);
+    datasets::Batch batch = data.get_batch(indices.subspan(begin, end - begin));
+    const Tensor o = forward_for_loss(prepare_input(batch.x));
+    loss_sum += compute_loss(o, batch.y).item() * static_cast<double>(end - begin);
+    update_metrics(o, batch.y);
+    if (verbose > 0) bar.update(step + 1, current_logs(loss_sum, end));
+  }
+  Logs logs = current_logs(loss_sum, n);
+  if (verbose > 0) bar.finish(logs);
+  return logs;
+}
+
+Logs Model::evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options) {
+  TG_CHECK(x.defined() && y.defined() && x.ndim() >= 1 && y.ndim() >= 1,
+           "Model::evaluate: x and y must be "
+           "defined tensors with a sample axis");
+  TG_CHECK(x.shape(0) == y.shape(0), "Model::evaluate: x has {} samples ({}) but y has {} ({})", x.shape(0),
+           shape_str(x.shape()), y.shape(0), shape_str(y.shape()));
+  const datasets::TensorDataset data(x, y);
+  const auto idx = iota_indices(0, x.shape(0));
+  return run_evaluate(data, idx, options.batch_size, options.verbose, options.out, "Model::evaluate");
+}
+
+Logs Model::evaluate(const datasets::Dataset& data, const EvaluateOptions& options) {
+  const auto idx = iota_indices(0, data.size());
+  return run_evaluate(data, idx, options.batch_size, options.verbose, options.out, "Model::evaluate");
+}
+
+Tensor Model::predict(const Tensor& x, const EvaluateOptions& options) {
+  TG_CHECK(x.defined() && x.ndim() >= 1, "Model::predict: x must be a defined tensor with a sample axis");
+  TG_CHECK(options.batch_size > 0, "Model::predict: batch_size must be positive");
+  NoGradGuard no_grad;
+  ModeGuard mode(*module_, false);
+  const std::size_t n = x.shape(0);
+  TensorList outs;
+  for (std::size_t begin = 0; begin < n; begin += options.batch_size) {
+    const auto idx = iota_indices(begin, std::min(n, begin + options.batch_size));
+    outs.push_back(module_->forward(prepare_input(datasets::take_rows(x, idx))));
+  }
+  if (outs.empty()) return x;
+  return outs.size() == 1 ? outs.front() : concat(outs, 0);
+}
+
+NamedTensors Model::state() const {
+  NamedTensors out;
+  NoGradGuard no_grad;
+  for (const auto& [name, t] : module_->named_parameters()) out.emplace_back(name, t.detach().clone());
+  for (const auto& [name, t] : module_->named_buffers()) out.emplace_back(name, t.detach().clone());
+  return out;
+}
+
+void Model::load_state(const NamedTensors& state) {
+  NoGradGuard no_grad;
+  NamedTensors targets = module_->named_parameters();
+  for (auto& b : module_->named_buffers()) targets.push_back(b);
+  for (const auto& [name, value] : state) {
+    auto it = std::find_if(targets.begin(), targets.end(), [&](const auto& p) { return p.first == name; });
+    TG_CHECK(it != targets.end(), "Model::load_state: the model has no parameter or buffer '{}'", name);
+    TG_CHECK(it->second.shape() == value.shape(), "Model::load_state: '{}' has shape {} in the model but {} given",
+             name, shape_str(it->second.shape()), shape_str(value.shape()));
+    Tensor target = it->second;
+    target.copy_(value);
+  }
+}
+
+std::string Model::summary_string() const {
+  const Shape input = !options_.input_shape.empty() ? options_.input_shape : seen_input_shape_;
+  struct Row {
+    std::string name, shape;
+    std::size_t params;
+  };
+  std::vector<Row> rows;
+  std::vector<std::shared_ptr<Module>> layers;
+  if (auto seq = std::dynamic_pointer_cast<Sequential>(module_)) {
+    layers.assign(seq->begin(), seq->end());
+  } else {
+    layers.push_back(module_);
+  }
+  std::vector<std::string> shapes(layers.size(), "?");
+  if (!input.empty()) {
+    // Shapes come from a batch-1 forward pass of zeros under no-grad in eval mode.
+    NoGradGuard no_grad;
+    ModeGuard mode(*module_, false);
+    Shape s{1};
+    s.insert(s.end(), input.begin(), input.end());
+    Tensor h = prepare_input(zeros(s));
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      h = layers[i]->forward(h);
+      shapes[i] = keras_shape(h.shape());
+    }
+  }
+  std::map<std::string, int> seen;
+  std::size_t trainable = 0, total = 0;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const std::string type = layers[i]->name();
+    std::string name = layers.size() == 1 && layers[i] == module_ ? options_.name : snake_case(type);
+    if (const int k = seen[name]++; k > 0) name += "_" + std::to_string(k);
+    std::size_t count = count_elements(layers[i]->named_parameters()) + count_elements(layers[i]->named_buffers());
+    rows.push_back({name + " (" + type + ")", shapes[i], count});
+  }
+  for (const auto& [name, p] : module_->named_parameters()) (p.requires_grad() ? trainable : total) += p.numel();
+  total += trainable + count_elements(module_->named_buffers());
+
+  std::size_t w0 = 29, w1 = 26;
+  for (const auto& r : rows) {
+    w0 = std::max(w0, r.name.size() + 2);
+    w1 = std::max(w1, r.shape.size() + 2);
+  }
+  const std::size_t width = w0 + w1 + 12;
+  std::string out = fmt::format("Model: \"{}\"\n{}\n", options_.name, std::string(width, '_'));
+  out += fmt::format(" {:<{}}{:<{}}{}\n", "Layer (type)", w0 - 1, "Output Shape", w1, "Param #");
+  out += std::string(width, '=') + "\n";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    out += fmt::format(" {:<{}}{:<{}}{}\n", rows[i].name, w0 - 1, rows[i].shape, w1, with_commas(rows[i].params));
+    out += i + 1 < rows.size() ? "\n" : "";
+  }
+  out += std::string(width, '=') + "\n";
+  out += fmt::format("Total params: {}\nTrainable params: {}\nNon-trainable params: {}\n{}\n", with_commas(total),
+                     with_commas(trainable), with_commas(total - trainable), std::string(width, '_'));
+  return out;
+}
+
+void Model::summary(std::ostream* os) const { out_stream(os) << summary_string() << std::flush; }
+
+void Model::save(const std::filesystem::path& path) const { nn::save(*module_, path); }
+
+void Model::load(const std::filesystem::path& path) { nn::load(*module_, path); }
+
+}  // namespace tg::nn

@@ -1,0 +1,185 @@
+#pragma once
+// nn::Model: Keras's verbs (compile, fit, evaluate, predict, summary) around any Module.
+//
+//   nn::Model model(nn::Sequential{nn::Conv2d(1, 32, 3, {.activation = nn::Activation::relu}),
+//                                  nn::MaxPool2d(2), nn::Flatten(), nn::Linear(5408, 10),
+//                                  nn::Softmax()},
+//                   {.input_shape = {1, 28, 28}});
+//   model.compile({.optimizer = "adam", .loss = "categorical_crossentropy", .metrics = {"accuracy"}});
+//   nn::History history = model.fit(x_train, y_train, {.epochs = 2, .validation_split = 0.2});
+//   double accuracy = model.evaluate(x_test, y_test).at("accuracy");
+//
+// Cross-entropy and softmax: Keras applies categorical_crossentropy to the softmax output. Here,
+// when the model is a Sequential ending in a Softmax layer or in a Linear with the softmax
+// activation fused (Keras's Dense(10, activation="softmax")), fit and evaluate compute the loss
+// from the logits, before that softmax, with the fused, stable log_softmax + cross-entropy: the
+// same value without log(0) or a vanishing gradient. With compile's from_logits the model is
+// taken to output logits. predict() and operator() run the whole model: probabilities.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "autograd/tensor.hpp"
+#include "datasets/data_loader.hpp"
+#include "nn/callbacks.hpp"
+#include "nn/history.hpp"
+#include "nn/metrics.hpp"
+#include "nn/module.hpp"
+#include "optim/optimizer.hpp"
+
+namespace tg {
+/// labels [N] int64 in [0, num_classes) → one-hot [N, num_classes] (Keras's to_categorical).
+Tensor one_hot(const Tensor& labels, std::size_t num_classes, Dtype dtype = float32);
+}  // namespace tg
+
+namespace tg::nn {
+
+/// A loss on a batch: y_pred [B,...] (the model's output, or its logits, see compile), y_true
+/// [B,...] → a 0-d tensor (mean over the batch).
+using LossFn = std::function<Tensor(const Tensor& y_pred, const Tensor& y_true)>;
+
+/// Options of Model::compile (Keras's arguments).
+struct CompileOptions {
+  /// "adam" (Keras's formula and defaults), "sgd", "rmsprop", or an optimizer built on
+  /// model.parameters().
+  std::variant<std::string, std::shared_ptr<optim::Optimizer>> optimizer = std::string("adam");
+  /// "categorical_crossentropy" (one-hot or probability targets [B,C]; int64 class targets [B]
+  /// are accepted too), "sparse_categorical_crossentropy" (int64 [B]; one-hot accepted too),
+  /// "binary_crossentropy", "mse"/"mean_squared_error", "mae"/"mean_absolute_error", or a function.
+  std::variant<std::string, LossFn> loss = std::string("categorical_crossentropy");
+  /// Metrics by name ("accuracy" or "acc" (the history key is the name given), "precision",
+  /// "recall", "f1_score"; see nn::make_metric) or as Metric objects.
+  std::vector<std::variant<std::string, std::shared_ptr<Metric>>> metrics = {};
+  /// The model outputs logits (no final Softmax): cross-entropy applies log_softmax itself.
+  bool from_logits = false;
+  /// Learning rate of an optimizer given by name (Keras's default 1e-3 for adam and rmsprop,
+  /// 1e-2 for sgd when unset).
+  std::optional<double> learning_rate = std::nullopt;
+};
+
+/// Options of Model::fit (Keras's arguments).
+struct FitOptions {
+  int epochs = 1;
+  std::size_t batch_size = 32;
+  /// Fraction of the samples held out for validation: the LAST ones, taken before shuffling.
+  double validation_split = 0.0;
+  /// Validation samples given explicitly (x and y); overrides validation_split.
+  datasets::Batch validation_data = {};
+  /// Validation set given as a Dataset (for fit on a Dataset); overrides validation_split.
+  const datasets::Dataset* validation_dataset = nullptr;
+  bool shuffle = true;     ///< reshuffle the training samples every epoch
+  std::uint64_t seed = 0;  ///< of the shuffles: the same seed gives the same batches
+  /// 0 silent, 1 a progress bar (live on a terminal, a line per epoch otherwise), 2 a line per epoch.
+  int verbose = 1;
+  CallbackList callbacks = {};
+  int initial_epoch = 0;        ///< to resume: epochs run from initial_epoch to epochs-1
+  std::ostream* out = nullptr;  ///< where progress goes (default std::cout)
+};
+
+/// Options of Model::evaluate and Model::predict.
+struct EvaluateOptions {
+  std::size_t batch_size = 32;
+  int verbose = 0;  ///< 1: a progress bar
+  std::ostream* out = nullptr;
+};
+
+/// Options of the Model constructor.
+struct ModelOptions {
+  /// One sample's shape without the batch axis, e.g. {1, 28, 28}: lets summary() show output
+  /// shapes before fit (otherwise the first batch's shape is used).
+  Shape input_shape = {};
+  std::string name = "sequential";
+};
+
+/// Keras's training API around a Module (typically a Sequential ending in Softmax).
+class Model {
+ public:
+  explicit Model(AnyModule module, ModelOptions options = {});
+
+  /// Chooses the optimizer, the loss and the metrics; must precede fit and evaluate.
+  void compile(CompileOptions options);
+  bool compiled() const { return optimizer_ != nullptr; }
+
+  /// Trains on x [N,...] and y (int64 [N] class indices, or float [N,C] one-hot) and returns the
+  /// per-epoch "loss", metrics, "val_loss" and "val_<metric>" (training values are running
+  /// averages over the epoch's batches, as Keras reports them).
+  History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
+  /// Trains on a Dataset (e.g. datasets::MNIST, converting each batch from uint8 as it goes).
+  History fit(const datasets::Dataset& data, const FitOptions& options = {});
+
+  /// Loss and metrics on x, y under no-grad in eval mode: {"loss", "accuracy"}.
+  Logs evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
+  Logs evaluate(const datasets::Dataset& data, const EvaluateOptions& options = {});
+  /// The model's outputs for x [N,...] in batches, under no-grad in eval mode → [N,...].
+  Tensor predict(const Tensor& x, const EvaluateOptions& options = {});
+  /// One forward pass of the whole module (recording the graph when grad mode is on).
+  Tensor operator()(const Tensor& x) { return module_->forward(x); }
+
+  /// Keras's table: "Layer (type)", "Output Shape", "Param #", then the totals.
+  std::string summary_string() const;
+  /// Prints summary_string() to `os` (default std::cout).
+  void summary(std::ostream* os = nullptr) const;
+
+  /// Saves parameters and buffers (by their dotted names) as a safetensors file, atomically.
+  void save(const std::filesystem::path& path) const;
+  /// Loads a file written by save(); throws naming the tensor when it does not fit the model.
+  void load(const std::filesystem::path& path);
+
+  Module& module() { return *module_; }
+  const Module& module() const { return *module_; }
+  const std::shared_ptr<Module>& module_ptr() const { return module_; }
+  /// The compiled optimizer; throws before compile.
+  optim::Optimizer& optimizer();
+  TensorList parameters() const { return module_->parameters(); }
+  /// Parameters and buffers by name: what save() writes and EarlyStopping restores.
+  NamedTensors state() const;
+  /// Copies values into the parameters and buffers of the same names (no autograd).
+  void load_state(const NamedTensors& state);
+
+  /// Asks fit to stop after the current batch (callbacks use this: Keras's stop_training).
+  void request_stop() { stop_requested_ = true; }
+  bool stop_requested() const { return stop_requested_; }
+  /// The history of the last fit.
+  const History& history() const { return history_; }
+  const std::string& name() const { return options_.name; }
+
+ private:
+  enum class LossKind { categorical, binary, mse, mae, custom };
+  History run_fit(const datasets::Dataset& data, std::vector<std::size_t> train_indices,
+                  const datasets::Dataset* val_data, std::vector<std::size_t> val_indices, const FitOptions& options);
+  Logs run_evaluate(const datasets::Dataset& data, std::span<const std::size_t> indices, std::size_t batch_size,
+                    int verbose, std::ostream* out, const char* prefix);
+  /// The output the loss is computed from: logits when the final Softmax is skipped.
+  Tensor forward_for_loss(const Tensor& x);
+  Tensor compute_loss(const Tensor& out, const Tensor& y) const;
+  /// "loss" = loss_sum / seen, then every metric's result().
+  Logs current_logs(double loss_sum, std::size_t seen) const;
+  /// Feeds a batch's outputs (detached) to every metric.
+  void update_metrics(const Tensor& out, const Tensor& y);
+  Tensor prepare_input(const Tensor& x) const;
+  void check_compiled(const char* verb) const;
+
+  std::shared_ptr<Module> module_;
+  ModelOptions options_;
+  std::shared_ptr<optim::Optimizer> optimizer_;
+  LossKind loss_kind_ = LossKind::categorical;
+  LossFn custom_loss_;
+  std::string loss_name_;
+  std::vector<std::shared_ptr<Metric>> metrics_;
+  bool logits_ = false;  // the loss sees logits (final Softmax skipped, or from_logits)
+  // How the loss output is made: the whole module, or a Sequential without its final softmax.
+  enum class LastLayer { whole, skip_softmax, linear_logits };
+  LastLayer last_ = LastLayer::whole;
+  Shape seen_input_shape_;
+  bool stop_requested_ = false;
+  History history_;
+};
+
+}  // namespace tg::nn

@@ -1,0 +1,53 @@
+#pragma once
+// Keras-style training progress:
+//   1500/1500 [==============================] - 4s 3ms/step - loss: 0.1234 - accuracy: 0.9630
+// updated in place (carriage return) on a terminal, printed once at the end otherwise.
+#include <chrono>
+#include <cstddef>
+#include <iosfwd>
+#include <string>
+
+#include "nn/history.hpp"
+
+namespace tg::nn {
+
+/// Options of ProgressBar.
+struct ProgressOptions {
+  bool live = true;            ///< redraw in place with '\r' while running (a terminal)
+  int width = 30;              ///< characters between the brackets
+  double min_interval = 0.05;  ///< seconds between redraws (the last step always draws)
+};
+
+/// A progress bar over `target` steps writing to `os`.
+class ProgressBar {
+ public:
+  ProgressBar(std::size_t target, std::ostream& os, ProgressOptions options = {});
+  /// Reports that `current` steps are done, with the running metrics; redraws when live.
+  void update(std::size_t current, const Logs& logs);
+  /// Draws the final line (steps, elapsed, ms/step, `logs`) and ends it with a newline.
+  void finish(const Logs& logs);
+  /// The line update/finish would draw now (for tests and custom loggers).
+  std::string line(std::size_t current, const Logs& logs, bool final) const;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  std::size_t target_;
+  std::ostream& os_;
+  ProgressOptions options_;
+  Clock::time_point start_;
+  Clock::time_point last_draw_;
+  std::size_t last_width_ = 0;
+  std::size_t current_ = 0;
+};
+
+/// True when standard output is a terminal (then progress redraws in place).
+bool stdout_is_terminal();
+
+/// "3ms/step", "250us/step", "2s/step".
+std::string format_time_per_step(double seconds);
+/// "45s", "2:05", "1:02:03" (as Keras prints ETA).
+std::string format_eta(double seconds);
+/// " - loss: 0.1234 - accuracy: 0.9630" (scientific notation below 1e-3, as Keras).
+std::string format_logs(const Logs& logs);
+
+}  // namespace tg::nn

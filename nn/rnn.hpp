@@ -1,0 +1,136 @@
+#pragma once
+// Recurrent layers over batch-first sequences: RNN (tanh or relu), LSTM and GRU, stacked in
+// num_layers. Parameters, gate order and initialization are PyTorch's, so weights load from and
+// results match torch.nn.RNN/LSTM/GRU(batch_first=True):
+//   layer k: weight_ih_lk [G*H, in], weight_hh_lk [G*H, H], bias_ih_lk [G*H], bias_hh_lk [G*H]
+//   with G = 1 (RNN), 4 (LSTM, gates i, f, g, o), 3 (GRU, gates r, z, n), all U(-1/√H, 1/√H)
+//   unless RecurrentInit::keras is chosen.
+// Each step is built from the tape's primitive ops (linear, slice, sigmoid, tanh, mul, add), so
+// gradients, double backward and float64 gradient checks come from the ops themselves.
+#include "autograd/generator.hpp"
+#include "nn/module.hpp"
+
+namespace tg::nn {
+
+/// The elementwise function of a plain RNN: h' = act(W_ih x + b_ih + W_hh h + b_hh).
+enum class RNNNonlinearity { tanh, relu };
+
+/// How a recurrent layer's parameters start.
+enum class RecurrentInit {
+  pytorch,  ///< every weight and bias U(-1/√H, 1/√H), as torch.nn.RNN/LSTM/GRU
+  /// Keras's defaults: weight_ih glorot_uniform, weight_hh orthogonal, biases zero except the
+  /// LSTM forget gate's b_ih = 1 (unit_forget_bias); trains faster on long sequences.
+  keras,
+};
+
+/// Options of RNN.
+struct RNNOptions {
+  std::size_t num_layers = 1;  ///< stacked layers; layer k > 0 reads layer k-1's outputs
+  RNNNonlinearity nonlinearity = RNNNonlinearity::tanh;
+  bool bias = true;               ///< learn b_ih and b_hh
+  bool return_sequences = false;  ///< forward(x) gives [N,T,H] (true) or the last output [N,H] (Keras's default)
+  RecurrentInit init = RecurrentInit::pytorch;
+  Generator* generator = nullptr;  ///< for the initial weights; default_generator() if null
+};
+
+/// Options of LSTM and GRU.
+struct LSTMOptions {
+  std::size_t num_layers = 1;     ///< stacked layers; layer k > 0 reads layer k-1's outputs
+  bool bias = true;               ///< learn b_ih and b_hh
+  bool return_sequences = false;  ///< forward(x) gives [N,T,H] (true) or the last output [N,H] (Keras's default)
+  RecurrentInit init = RecurrentInit::pytorch;
+  Generator* generator = nullptr;  ///< for the initial weights; default_generator() if null
+};
+using GRUOptions = LSTMOptions;
+
+/// Initial state of a recurrent layer; undefined members mean zeros.
+struct RNNState {
+  Tensor h = {};  ///< [num_layers, N, H]
+  Tensor c = {};  ///< [num_layers, N, H], LSTM only
+};
+
+/// What a recurrent layer computes for a whole sequence.
+struct RNNOutput {
+  Tensor output;  ///< [N, T, H]: the last layer's output at every step
+  Tensor h;       ///< [num_layers, N, H]: each layer's output after the last step
+  Tensor c;       ///< [num_layers, N, H]: each layer's cell state after the last step (LSTM only)
+};
+
+/// The machinery shared by RNN, LSTM and GRU: parameters, checks and the layer/time loops.
+class RecurrentBase : public Module {
+ public:
+  /// x [N, T, input_size] (+ state) → output [N, T, H], last states [num_layers, N, H].
+  RNNOutput forward_with_state(const Tensor& x, const RNNState& state = {});
+  /// x [N, T, input_size] → [N, T, H] with return_sequences, else the last output [N, H].
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+
+  std::size_t input_size() const { return input_size_; }
+  std::size_t hidden_size() const { return hidden_size_; }
+  std::size_t num_layers() const { return num_layers_; }
+  bool return_sequences() const { return return_sequences_; }
+  /// weight_ih_lk [G*H, in_k] of layer k (G gates).
+  const Tensor& weight_ih(std::size_t layer) const { return layers_.at(layer).w_ih; }
+  /// weight_hh_lk [G*H, H].
+  const Tensor& weight_hh(std::size_t layer) const { return layers_.at(layer).w_hh; }
+  /// bias_ih_lk [G*H] (undefined without bias).
+  const Tensor& bias_ih(std::size_t layer) const { return layers_.at(layer).b_ih; }
+  /// bias_hh_lk [G*H] (undefined without bias).
+  const Tensor& bias_hh(std::size_t layer) const { return layers_.at(layer).b_hh; }
+
+ protected:
+  enum class Cell { rnn_tanh, rnn_relu, lstm, gru };
+  RecurrentBase(Cell cell, std::size_t input_size, std::size_t hidden_size, std::size_t num_layers, bool bias,
+                bool return_sequences, RecurrentInit init, Generator* generator);
+
+ private:
+  struct LayerParams {
+    Tensor w_ih, w_hh, b_ih, b_hh;
+  };
+  /// Per-step outputs of the last layer and each layer's last states.
+  struct Run {
+    TensorList outputs, last_h, last_c;
+  };
+  static std::size_t gate_count(Cell cell);
+  std::string_view kind() const;
+  Run run(const Tensor& x, const RNNState& state);
+  /// One layer over the sequence: inputs x_t [N, in] → outputs h_t [N, H]; h and c are the
+  /// initial states on entry and the last ones on return.
+  TensorList run_layer(const LayerParams& p, const TensorList& xs, Tensor& h, Tensor& c) const;
+  /// Layer `layer`'s [N, H] slice of a given state, or undefined (zeros) when none is given.
+  Tensor initial_state(const Tensor& given, std::size_t layer, std::size_t batch) const;
+
+  Cell cell_;
+  std::size_t input_size_;
+  std::size_t hidden_size_;
+  std::size_t num_layers_;
+  bool bias_;
+  bool return_sequences_;
+  std::vector<LayerParams> layers_;
+};
+
+/// Elman RNN: h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act tanh or relu.
+/// x [N, T, input_size] → [N, T, hidden] (return_sequences) or [N, hidden].
+class RNN : public RecurrentBase {
+ public:
+  RNN(std::size_t input_size, std::size_t hidden_size, RNNOptions options = {});
+};
+
+/// LSTM (PyTorch's equations, gates i, f, g, o):
+///   i, f, o = σ(x W_i·^T + b_i· + h W_h·^T + b_h·), g = tanh(...), c' = f*c + i*g, h' = o*tanh(c').
+/// x [N, T, input_size] → [N, T, hidden] (return_sequences) or [N, hidden].
+class LSTM : public RecurrentBase {
+ public:
+  LSTM(std::size_t input_size, std::size_t hidden_size, LSTMOptions options = {});
+};
+
+/// GRU (PyTorch's equations, gates r, z, n):
+///   r, z = σ(x W_i·^T + b_i· + h W_h·^T + b_h·), n = tanh(x W_in^T + b_in + r*(h W_hn^T + b_hn)),
+///   h' = (1 - z)*n + z*h.
+/// x [N, T, input_size] → [N, T, hidden] (return_sequences) or [N, hidden].
+class GRU : public RecurrentBase {
+ public:
+  GRU(std::size_t input_size, std::size_t hidden_size, GRUOptions options = {});
+};
+
+}  // namespace tg::nn

@@ -1,0 +1,40 @@
+#pragma once
+// nn::Sequential: layers applied one after the other, as Keras's Sequential([...]).
+#include <memory>
+#include <vector>
+
+#include "nn/module.hpp"
+
+namespace tg::nn {
+
+/// Runs its layers in order; children are named "0", "1", ... (so parameters are "0.weight").
+///   nn::Sequential model{nn::Conv2d(1, 32, 3), nn::ReLU(), nn::Flatten(), nn::Linear(21632, 10)};
+class Sequential : public Module {
+ public:
+  Sequential() = default;
+  Sequential(std::initializer_list<AnyModule> layers);
+
+  /// Appends a layer (by value or shared_ptr); returns *this for chaining.
+  Sequential& add(AnyModule layer);
+  /// x → layer_n(...layer_1(x)); an error inside a layer is prefixed with its index.
+  Tensor forward(const Tensor& x) override;
+
+  std::size_t size() const { return layers_.size(); }
+  bool empty() const { return layers_.empty(); }
+  /// The i-th layer; throws when out of range.
+  const std::shared_ptr<Module>& operator[](std::size_t i) const;
+  /// The i-th layer as its concrete type; throws when out of range or of another type.
+  template <class M>
+  std::shared_ptr<M> at(std::size_t i) const {
+    auto typed = std::dynamic_pointer_cast<M>((*this)[i]);
+    TG_CHECK(typed != nullptr, "Sequential::at: layer {} is a {}, not the type asked for", i, (*this)[i]->name());
+    return typed;
+  }
+  auto begin() const { return layers_.begin(); }
+  auto end() const { return layers_.end(); }
+
+ private:
+  std::vector<std::shared_ptr<Module>> layers_;
+};
+
+}  // namespace tg::nn

@@ -1,0 +1,357 @@
+#include "nn/serialize.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "autograd/grad_mode.hpp"
+
+namespace tg::nn {
+
+static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian; this host is not");
+
+namespace {
+
+constexpr std::string_view kMetadataKey = "__metadata__";
+// The reference implementation refuses larger headers; so do we, before allocating anything.
+constexpr std::uint64_t kMaxHeaderSize = 100'000'000;
+
+std::string_view safetensors_dtype(Dtype d) {
+  switch (d) {
+    case Dtype::float32:
+      return "F32";
+    case Dtype::float64:
+      return "F64";
+    case Dtype::int64:
+      return "I64";
+  }
+  return "?";
+}
+
+const void* raw_data(const Tensor& t) {
+  return std::visit([](const auto& a) -> const void* { return a.data(); }, t.impl()->storage->array);
+}
+
+// Writes all of `size` bytes, retrying short writes and interrupts.
+void write_all(int fd, const void* data, std::size_t size, const std::string& tmp) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::write(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    TG_CHECK(n > 0, "save: writing {} failed: {}", tmp, std::strerror(errno));
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+// Writes header + tensors to a temporary file beside `path`, syncs it and renames it over `path`.
+void write_atomic(const std::filesystem::path& path, const std::string& header, const NamedTensors& tensors) {
+  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  std::string tmp = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+  const int fd = ::mkstemp(tmp.data());
+  TG_CHECK(fd >= 0, "save: cannot create a temporary file in {}: {}", dir.string(), std::strerror(errno));
+  try {
+    write_all(fd, header.data(), header.size(), tmp);
+    for (const auto& [name, t] : tensors) write_all(fd, raw_data(t), t.numel() * dtype_size(t.dtype()), tmp);
+    TG_CHECK(::fsync(fd) == 0, "save: syncing {} failed: {}", tmp, std::strerror(errno));
+    TG_CHECK(::close(fd) == 0, "save: closing {} failed: {}", tmp, std::strerror(errno));
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    detail::fail("save: cannot replace {}: {}", path.string(), std::strerror(err));
+  }
+  // Make the rename itself durable.
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+}
+
+// a * b, throwing on overflow (sizes come from untrusted headers).
+std::uint64_t checked_mul(std::uint64_t a, std::uint64_t b, const std::string& source, const std::string& key) {
+  TG_CHECK(b == 0 || a <= UINT64_MAX / b, "{}: tensor '{}' has a size that overflows", source, key);
+  return a * b;
+}
+
+}  // namespace
+
+void save_safetensors(const std::filesystem::path& path, const NamedTensors& tensors, const Metadata& metadata) {
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) header[std::string(kMetadataKey)] = metadata;
+  std::set<std::string> names;
+  std::uint64_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    TG_CHECK(!name.empty() && name != kMetadataKey, "save {}: invalid tensor name \"{}\"", path.string(), name);
+    TG_CHECK(names.insert(name).second, "save {}: the name '{}' appears twice", path.string(), name);
+    TG_CHECK(t.defined(), "save {}: tensor '{}' is undefined", path.string(), name);
+    const std::uint64_t bytes = t.numel() * dtype_size(t.dtype());
+    header[name] = {
+        {"dtype", safetensors_dtype(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // aligns the data to 8 bytes, as the reference writer does
+  std::string prefix(8, '\0');
+  const std::uint64_t n = text.size();
+  std::memcpy(prefix.data(), &n, 8);
+  write_atomic(path, prefix + text, tensors);
+}
+
+SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& source) {
+  TG_CHECK(bytes.size() >= 8, "{}: not a safetensors file: {} bytes, shorter than the 8-byte header length", source,
+           bytes.size());
+  std::uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  TG_CHECK(n <= kMaxHeaderSize && n <= bytes.size() - 8,
+           "{}: corrupted or truncated safetensors file: header length {} but only {} bytes follow", source, n,
+           bytes.size() - 8);
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
+  } catch (const nlohmann::json::exception& e) {
+    detail::fail("{}: corrupted safetensors header (invalid JSON): {}", source, e.what());
+  }
+  TG_CHECK(header.is_object(), "{}: corrupted safetensors header: expected a JSON object", source);
+
+  const std::uint64_t data_size = bytes.size() - 8 - n;
+  const char* data = bytes.data() + 8 + n;
+  SafetensorsFile file;
+  struct Entry {
+    std::uint64_t begin, end;
+    std::string name;
+    Dtype dtype;
+    Shape shape;
+  };
+  std::vector<Entry> entries;
+  for (const auto& [key, value] : header.items()) {
+    if (key == kMetadataKey) {
+      TG_CHECK(value.is_object(), "{}: '__metadata__' must be an object of strings", source);
+      for (const auto& [mk, mv] : value.items()) {
+        TG_CHECK(mv.is_string(), "{}: metadata '{}' is not a string", source, mk);
+        file.metadata.emplace(mk, mv.get<std::string>());
+      }
+      continue;
+    }
+    TG_CHECK(value.is_object() && value.contains("dtype") && value.contains("shape") && value.contains("data_offsets"),
+             "{}: tensor '{}' needs dtype, shape and data_offsets", source, key);
+    const auto& dt = value["dtype"];
+    TG_CHECK(dt.is_string(), "{}: tensor '{}': dtype is not a string", source, key);
+    const std::string d = dt.get<std::string>();
+    Entry e{.begin = 0, .end = 0, .name = key, .dtype = float32, .shape = {}};
+    if (d == "F32")
+      e.dtype = float32;
+    else if (d == "F64")
+      e.dtype = float64;
+    else if (d == "I64")
+      e.dtype = int64;
+    else
+      detail::fail("{}: tensor '{}' has dtype {}; tapegrad reads F32, F64 and I64", source, key, d);
+    const auto& shape = value["shape"];
+    TG_CHECK(shape.is_array(), "{}: tensor '{}': shape is not an array", source, key);
+    std::uint64_t numel = 1;
+    for (const auto& s : shape) {
+      TG_CHECK(s.is_number_unsigned(), "{}: tensor '{}': shape entries must be non-negative integers", source, key);
+      e.shape.push_back(s.get<std::uint64_t>());
+      numel = checked_mul(numel, e.shape.back(), source, key);
+    }
+    const auto& off = value["data_offsets"];
+    TG_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
+             "{}: tensor '{}': data_offsets must be two non-negative integers", source, key);
+    e.begin = off[0].get<std::uint64_t>();
+    e.end = off[1].get<std::uint64_t>();
+    TG_CHECK(e.begin <= e.end && e.end <= data_size,
+             "{}: tensor '{}': data_offsets [{}, {}] out of range of the {} data bytes (truncated file?)", source, key,
+             e.begin, e.end, data_size);
+    TG_CHECK(e.end - e.begin == checked_mul(numel, dtype_size(e.dtype), source, key),
+             "{}: tensor '{}': data_offsets [{}, {}] hold {} bytes but shape {} of {} needs {}", source, key, e.begin,
+             e.end, e.end - e.begin, shape_str(e.shape), d, numel * dtype_size(e.dtype));
+    entries.push_back(std::move(e));
+  }
+  // The data must be covered exactly once, without gaps, overlaps or trailing bytes.
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
+  std::uint64_t expected = 0;
+  for (const Entry& e : entries) {
+    TG_CHECK(e.begin == expected, "{}: tensor '{}': data_offsets start at {} but the previous tensor ends at {}",
+             source, e.name, e.begin, expected);
+    expected = e.end;
+  }
+  TG_CHECK(expected == data_size, "{}: the tensors cover {} bytes but the file has {} data bytes", source, expected,
+           data_size);
+  for (const Entry& e : entries) {
+    Tensor t = zeros(e.shape, e.dtype);
+    std::visit([&](auto& a) { std::memcpy(a.data(), data + e.begin, e.end - e.begin); }, t.impl()->storage->array);
+    file.tensors.emplace_back(e.name, std::move(t));
+  }
+  return file;
+}
+
+SafetensorsFile load_safetensors(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  TG_CHECK(in.good(), "load: cannot open {}", path.string());
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  TG_CHECK(!in.bad(), "load: reading {} failed", path.string());
+  return parse_safetensors(buffer.str(), path.string());
+}
+
+NamedTensors state_dict(const Module& module) {
+  NamedTensors out = module.named_parameters();
+  for (auto& entry : module.named_buffers()) out.push_back(std::move(entry));
+  return out;
+}
+
+namespace {
+// Pairs each of the module's tensors with its source tensor after checking all of them.
+std::vector<std::pair<Tensor, Tensor>> match_state(const Module& module, const NamedTensors& tensors,
+                                                   const std::string& source) {
+  std::map<std::string, const Tensor*> given;
+  for (const auto& [name, t] : tensors) {
+    TG_CHECK(given.emplace(name, &t).second, "{}: the key '{}' appears twice", source, name);
+  }
+  std::vector<std::pair<Tensor, Tensor>> pairs;
+  for (const auto& [name, dst] : state_dict(module)) {
+    auto it = given.find(name);
+    TG_CHECK(it != given.end(), "{}: missing key '{}' (needed by {})", source, name, module.name());
+    const Tensor& src = *it->second;
+    TG_CHECK(src.defined() && src.dtype() == dst.dtype(),
+             "{}: '{}' is {} but the module's is {} (convert the module with to() first)", source, name,
+             src.defined() ? dtype_name(src.dtype()) : "undefined", dst.dtype());
+    TG_CHECK(src.shape() == dst.shape(), "{}: '{}' has shape {} but the module's has shape {}", source, name,
+             shape_str(src.shape()), shape_str(dst.shape()));
+    pairs.emplace_back(dst, src);
+    given.erase(it);
+  }
+  TG_CHECK(given.empty(), "{}: unexpected key '{}' (not in {})", source, given.empty() ? "" : given.begin()->first,
+           module.name());
+  return pairs;
+}
+
+void apply_state(std::vector<std::pair<Tensor, Tensor>>& pairs) {
+  NoGradGuard no_grad;
+  for (auto& [dst, src] : pairs) dst.copy_(src);
+}
+
+NamedTensors with_prefix(const std::string& prefix, const NamedTensors& tensors) {
+  NamedTensors out;
+  for (const auto& [name, t] : tensors) out.emplace_back(prefix + name, t);
+  return out;
+}
+
+std::string metadata_at(const Metadata& m, const std::string& key, const std::string& source) {
+  auto it = m.find(key);
+  TG_CHECK(it != m.end(), "{}: metadata '{}' is missing", source, key);
+  return it->second;
+}
+
+optim::StateDict to_state_dict(const NamedTensors& tensors) {
+  optim::StateDict out;
+  for (const auto& [name, t] : tensors) out.emplace(name, t);
+  return out;
+}
+}  // namespace
+
+void load_state_dict(Module& module, const NamedTensors& tensors, const std::string& source) {
+  auto pairs = match_state(module, tensors, source);
+  apply_state(pairs);
+}
+
+void save(const Module& module, const std::filesystem::path& path) {
+  save_safetensors(path, state_dict(module), {{"format", "tapegrad.module"}, {"module", module.name()}});
+}
+
+void load(Module& module, const std::filesystem::path& path) {
+  const SafetensorsFile file = load_safetensors(path);
+  load_state_dict(module, file.tensors, path.string());
+}
+
+void save(const optim::Optimizer& optimizer, const std::filesystem::path& path) {
+  NamedTensors tensors;
+  for (const auto& [key, t] : optimizer.state_dict()) tensors.emplace_back(key, t);
+  save_safetensors(path, tensors, {{"format", "tapegrad.optimizer"}, {"optimizer", optimizer.name()}});
+}
+
+void load(optim::Optimizer& optimizer, const std::filesystem::path& path) {
+  const SafetensorsFile file = load_safetensors(path);
+  const std::string kind = metadata_at(file.metadata, "optimizer", path.string());
+  TG_CHECK(kind == optimizer.name(), "{}: holds the state of a {} optimizer, not of {}", path.string(), kind,
+           optimizer.name());
+  try {
+    optimizer.load_state_dict(to_state_dict(file.tensors));
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", path.string(), e.what()));
+  }
+}
+
+void save_checkpoint(const std::filesystem::path& path, const Module& module, const optim::Optimizer& optimizer,
+                     std::int64_t epoch, const Generator* generator, const Metadata& extra) {
+  Metadata metadata = extra;
+  auto reserve = [&](const std::string& key, std::string value) {
+    TG_CHECK(!extra.contains(key), "save_checkpoint: the extra metadata key '{}' is reserved", key);
+    metadata[key] = std::move(value);
+  };
+  reserve("format", "tapegrad.checkpoint");
+  reserve("epoch", std::to_string(epoch));
+  reserve("optimizer", optimizer.name());
+  if (generator) reserve("generator", generator->state());
+  NamedTensors tensors = with_prefix("model.", state_dict(module));
+  for (const auto& [key, t] : optimizer.state_dict()) tensors.emplace_back("optimizer." + key, t);
+  save_safetensors(path, tensors, metadata);
+}
+
+CheckpointInfo load_checkpoint(const std::filesystem::path& path, Module& module, optim::Optimizer& optimizer,
+                               Generator* generator) {
+  const std::string source = path.string();
+  SafetensorsFile file = load_safetensors(path);
+  TG_CHECK(metadata_at(file.metadata, "format", source) == "tapegrad.checkpoint", "{}: not a tapegrad checkpoint",
+           source);
+  const std::string kind = metadata_at(file.metadata, "optimizer", source);
+  TG_CHECK(kind == optimizer.name(), "{}: holds the state of a {} optimizer, not of {}", source, kind,
+           optimizer.name());
+  CheckpointInfo info;
+  const std::string epoch = metadata_at(file.metadata, "epoch", source);
+  try {
+    std::size_t used = 0;
+    info.epoch = std::stoll(epoch, &used);
+    if (used != epoch.size()) throw std::invalid_argument(epoch);
+  } catch (const std::exception&) {
+    detail::fail("{}: metadata 'epoch' is not an integer: \"{}\"", source, epoch);
+  }
+  NamedTensors model_part, optimizer_part;
+  for (auto& [name, t] : file.tensors) {
+    if (name.starts_with("model."))
+      model_part.emplace_back(name.substr(6), t);
+    else if (name.starts_with("optimizer."))
+      optimizer_part.emplace_back(name.substr(10), t);
+    else
+      detail::fail("{}: unexpected key '{}' (expected model.* or optimizer.*)", source, name);
+  }
+  // Check everything before changing anything.
+  auto pairs = match_state(module, model_part, source + " (model)");
+  Generator restored;
+  if (generator) restored.set_state(metadata_at(file.metadata, "generator", source));
+  try {
+    optimizer.load_state_dict(to_state_dict(optimizer_part));
+  } catch (const Error& e) {
+    throw Error(fmt::format("{} (optimizer): {}", source, e.what()));
+  }
+  apply_state(pairs);
+  if (generator) *generator = restored;
+  info.metadata = std::move(file.metadata);
+  return info;
+}
+
+}  // namespace tg::nn

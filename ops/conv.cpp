@@ -1,0 +1,383 @@
+// conv2d and its two gradient ops. Each is im2col/col2im around one GEMM per group over a whole
+// chunk of the batch: the column matrix is [C_in*kH*kW, nb*H'*W'], so small images still make
+// one wide GEMM instead of many thin ones. The three ops differentiate into each other
+// (conv ↔ backward_input ↔ backward_weight), which makes conv2d twice differentiable.
+#include "ops/conv.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "autograd/dispatch.hpp"
+#include "autograd/function.hpp"
+#include "autograd/parallel.hpp"
+#include "ops/linalg.hpp"
+#include "ops/shape.hpp"
+
+namespace tg {
+namespace {
+
+using Index = std::int64_t;
+
+// Resolved sizes of one convolution.
+struct ConvGeometry {
+  std::size_t n, c_in, h, w;   // input
+  std::size_t c_out, kh, kw;   // weight
+  std::size_t oh, ow;          // output
+  std::size_t sh, sw, dh, dw;  // stride, dilation
+  std::size_t pad_top, pad_left, pad_bottom, pad_right;
+  std::size_t groups;
+  std::size_t cg_in() const { return c_in / groups; }
+  std::size_t cg_out() const { return c_out / groups; }
+  std::size_t patch() const { return cg_in() * kh * kw; }  // GEMM depth per group
+  std::size_t out_plane() const { return oh * ow; }
+  bool pointwise() const {  // col == x: 1x1 kernel, stride 1, no padding
+    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pad_top + pad_left + pad_bottom + pad_right == 0;
+  }
+  Shape output_shape() const { return {n, c_out, oh, ow}; }
+};
+
+// Padding of one axis: (before, after).
+std::pair<std::size_t, std::size_t> axis_padding(const Padding& p, Index explicit_size, Index in, Index k, Index stride,
+                                                 Index dilation) {
+  switch (p.kind) {
+    case Padding::Kind::valid:
+      return {0, 0};
+    case Padding::Kind::same: {
+      const Index out = (in + stride - 1) / stride;
+      const Index total = std::max<Index>((out - 1) * stride + (k - 1) * dilation + 1 - in, 0);
+      return {static_cast<std::size_t>(total / 2), static_cast<std::size_t>(total - total / 2)};
+    }
+    case Padding::Kind::explicit_size:
+      break;
+  }
+  return {static_cast<std::size_t>(explicit_size), static_cast<std::size_t>(explicit_size)};
+}
+
+ConvGeometry plan_conv(const Shape& xs, const Shape& ws, const Conv2dOptions& o, std::string_view op) {
+  TG_CHECK(xs.size() == 4, "{}: expected input x of rank 4 [N,C_in,H,W], got shape {}", op, shape_str(xs));
+  TG_CHECK(ws.size() == 4, "{}: expected weight of rank 4 [C_out,C_in/groups,kH,kW], got shape {}", op, shape_str(ws));
+  TG_CHECK(o.stride.h > 0 && o.stride.w > 0, "{}: stride must be positive, got [{}, {}] (x {}, weight {})", op,
+           o.stride.h, o.stride.w, shape_str(xs), shape_str(ws));
+  TG_CHECK(o.dilation.h > 0 && o.dilation.w > 0, "{}: dilation must be positive, got [{}, {}]", op, o.dilation.h,
+           o.dilation.w);
+  TG_CHECK(o.padding.size.h >= 0 && o.padding.size.w >= 0, "{}: padding must be non-negative, got [{}, {}]", op,
+           o.padding.size.h, o.padding.size.w);
+  TG_CHECK(o.groups > 0, "{}: groups must be positive, got {}", op, o.groups);
+  const auto groups = static_cast<std::size_t>(o.groups);
+  TG_CHECK(xs[1] % groups == 0 && ws[0] % groups == 0,
+           "{}: groups {} must divide both C_in ({}, x {}) and C_out ({}, weight {})", op, groups, xs[1], shape_str(xs),
+           ws[0], shape_str(ws));
+  TG_CHECK(ws[1] * groups == xs[1],
+           "{}: x {} has {} channels but weight {} with groups {} expects C_in = weight.shape[1] * groups = {}", op,
+           shape_str(xs), xs[1], shape_str(ws), groups, ws[1] * groups);
+  TG_CHECK(ws[2] > 0 && ws[3] > 0 && ws[0] > 0, "{}: weight {} has an empty dimension", op, shape_str(ws));
+  ConvGeometry g{};
+  g.n = xs[0], g.c_in = xs[1], g.h = xs[2], g.w = xs[3];
+  g.c_out = ws[0], g.kh = ws[2], g.kw = ws[3];
+  g.sh = static_cast<std::size_t>(o.stride.h), g.sw = static_cast<std::size_t>(o.stride.w);
+  g.dh = static_cast<std::size_t>(o.dilation.h), g.dw = static_cast<std::size_t>(o.dilation.w);
+  g.groups = groups;
+  std::tie(g.pad_top, g.pad_bottom) = axis_padding(o.padding, o.padding.size.h, static_cast<Index>(g.h),
+                                                   static_cast<Index>(g.kh), o.stride.h, o.dilation.h);
+  std::tie(g.pad_left, g.pad_right) = axis_padding(o.padding, o.padding.size.w, static_cast<Index>(g.w),
+                                                   static_cast<Index>(g.kw), o.stride.w, o.dilation.w);
+  const std::size_t span_h = g.dh * (g.kh - 1) + 1, span_w = g.dw * (g.kw - 1) + 1;
+  const std::size_t padded_h = g.h + g.pad_top + g.pad_bottom, padded_w = g.w + g.pad_left + g.pad_right;
+  TG_CHECK(span_h <= padded_h && span_w <= padded_w,
+           "{}: the kernel spans {}x{} (weight {}, dilation [{}, {}]) but the padded input is only {}x{} (x {}, "
+           "padding [{}+{}, {}+{}]); expected a kernel no larger than the padded input",
+           op, span_h, span_w, shape_str(ws), g.dh, g.dw, padded_h, padded_w, shape_str(xs), g.pad_top, g.pad_bottom,
+           g.pad_left, g.pad_right);
+  g.oh = (padded_h - span_h) / g.sh + 1;
+  g.ow = (padded_w - span_w) / g.sw + 1;
+  return g;
+}
+
+void check_dtypes(const Tensor& a, const Tensor& b, std::string_view op, std::string_view a_name,
+                  std::string_view b_name) {
+  TG_CHECK(is_floating(a.dtype()) && a.dtype() == b.dtype(), "{}: {} {} {} and {} {} {} must have the same float dtype",
+           op, a_name, a.dtype(), shape_str(a.shape()), b_name, b.dtype(), shape_str(b.shape()));
+}
+
+// Output positions o in [0, out) whose input coordinate o*stride + offset lies in [0, in).
+std::pair<std::size_t, std::size_t> valid_range(Index offset, std::size_t stride, std::size_t in, std::size_t out) {
+  const auto s = static_cast<Index>(stride);
+  const Index lo = offset >= 0 ? 0 : (-offset + s - 1) / s;
+  const Index room = static_cast<Index>(in) - offset;
+  const Index hi = room <= 0 ? 0 : std::min<Index>((room + s - 1) / s, static_cast<Index>(out));
+  return {static_cast<std::size_t>(std::min(lo, hi)), static_cast<std::size_t>(hi)};
+}
+
+// Calls f(dst_row, src_row, ow_lo, ow_hi, in_offset) for every (channel, kernel tap, sample,
+// output row) of samples [n0, n0+nb): dst_row is a row of the column matrix, src_row the input
+// row it reads (nullptr when that row is padding). Shared by im2col and col2im. Work is split
+// across threads by kernel tap when `split_taps` (each tap owns its column rows: im2col), else
+// by channel (taps of one channel write the same input rows: col2im).
+template <class Col, class Img, class F>
+void for_each_patch_row(const ConvGeometry& g, std::size_t n0, std::size_t nb, Col* col, Img* x, bool split_taps, F f) {
+  const std::size_t plane = g.h * g.w, opl = g.out_plane(), ld = nb * opl, taps = g.kh * g.kw;
+  const std::size_t units = split_taps ? g.c_in * taps : g.c_in, taps_per_unit = split_taps ? 1 : taps;
+  const std::size_t grain = std::max<std::size_t>(32768 / std::max<std::size_t>(taps_per_unit * ld, 1), 1);
+  parallel_for(units, grain, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t t = begin * taps_per_unit; t < end * taps_per_unit; ++t) {
+      const std::size_t c = t / taps, i = t % taps / g.kw, j = t % g.kw;
+      const Index off_h = static_cast<Index>(i * g.dh) - static_cast<Index>(g.pad_top);
+      const auto [oh_lo, oh_hi] = valid_range(off_h, g.sh, g.h, g.oh);
+      const Index off_w = static_cast<Index>(j * g.dw) - static_cast<Index>(g.pad_left);
+      const auto [ow_lo, ow_hi] = valid_range(off_w, g.sw, g.w, g.ow);
+      Col* row = col + t * ld;
+      for (std::size_t n = 0; n < nb; ++n) {
+        Img* xp = x + ((n0 + n) * g.c_in + c) * plane;
+        for (std::size_t r = 0; r < g.oh; ++r) {
+          Col* dst = row + n * opl + r * g.ow;
+          if (r < oh_lo || r >= oh_hi) {
+            f(dst, static_cast<Img*>(nullptr), ow_lo, ow_hi, off_w);
+          } else {
+            f(dst, xp + static_cast<std::size_t>(static_cast<Index>(r * g.sh) + off_h) * g.w, ow_lo, ow_hi, off_w);
+          }
+        }
+      }
+    }
+  });
+}
+
+// col [C_in*kH*kW, nb*H'*W'] ← patches of samples [n0, n0+nb) of x.
+template <class T>
+void im2col(const T* x, const ConvGeometry& g, std::size_t n0, std::size_t nb, T* col) {
+  const std::size_t ow = g.ow, sw = g.sw;
+  for_each_patch_row(g, n0, nb, col, x, true,
+                     [ow, sw](T* dst, const T* src, std::size_t lo, std::size_t hi, Index off) {
+                       if (!src) {
+                         std::fill(dst, dst + ow, T(0));
+                         return;
+                       }
+                       std::fill(dst, dst + lo, T(0));
+                       // Rows are short (the output width): a plain loop beats a memcpy call.
+                       const T* s = src + (static_cast<Index>(lo * sw) + off);
+                       if (sw == 1) {
+                         for (std::size_t q = lo; q < hi; ++q) dst[q] = s[q - lo];
+                       } else {
+                         for (std::size_t q = lo; q < hi; ++q, s += sw) dst[q] = *s;
+                       }
+                       std::fill(dst + hi, dst + ow, T(0));
+                     });
+}
+
+// dx of samples [n0, n0+nb) += col scattered back (the adjoint of im2col).
+template <class T>
+void col2im(const T* col, const ConvGeometry& g, std::size_t n0, std::size_t nb, T* dx) {
+  const std::size_t sw = g.sw;
+  for_each_patch_row(g, n0, nb, col, dx, false, [sw](const T* src, T* dst, std::size_t lo, std::size_t hi, Index off) {
+    if (!dst) return;
+    T* d = dst + (static_cast<Index>(lo * sw) + off);
+    for (std::size_t q = lo; q < hi; ++q, d += sw) *d += src[q];
+  });
+}
+
+// Samples per chunk. Large output planes already make wide GEMMs one sample at a time, and then
+// the GEMM reads and writes the NCHW tensors in place (no repacking); small planes are batched
+// until the column matrix fills about 4 MB, so that it stays in cache.
+template <class T>
+std::size_t chunk_size(const ConvGeometry& g) {
+  if (g.out_plane() >= 512) return 1;
+  const std::size_t per_sample = std::max<std::size_t>(g.c_in * g.kh * g.kw * g.out_plane(), 1);
+  return std::clamp<std::size_t>((std::size_t{4} << 20) / sizeof(T) / per_sample, 1, std::max<std::size_t>(g.n, 1));
+}
+
+template <class T>
+std::unique_ptr<T[]> buffer(std::size_t n) {
+  return std::make_unique_for_overwrite<T[]>(n);
+}
+
+// y[n0+n, c, :] (+)= tmp[c, n*L : (n+1)*L] for the chunk: [C, nb*L] → [N, C, L].
+template <class T>
+void unpack_chunk(const T* tmp, std::size_t c_count, std::size_t L, std::size_t n0, std::size_t nb, T* y) {
+  for (std::size_t c = 0; c < c_count; ++c)
+    for (std::size_t n = 0; n < nb; ++n)
+      std::memcpy(y + ((n0 + n) * c_count + c) * L, tmp + (c * nb + n) * L, L * sizeof(T));
+}
+
+// tmp[c, n*L : (n+1)*L] = y[n0+n, c, :]: [N, C, L] → [C, nb*L].
+template <class T>
+void pack_chunk(const T* y, std::size_t c_count, std::size_t L, std::size_t n0, std::size_t nb, T* tmp) {
+  for (std::size_t c = 0; c < c_count; ++c)
+    for (std::size_t n = 0; n < nb; ++n)
+      std::memcpy(tmp + (c * nb + n) * L, y + ((n0 + n) * c_count + c) * L, L * sizeof(T));
+}
+
+template <class T>
+xt::xarray<T> conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g) {
+  xt::xarray<T> out = xt::xarray<T>::from_shape(g.output_shape());
+  T* y = out.data();
+  const std::size_t L = g.out_plane(), K = g.patch(), cgo = g.cg_out(), nb_max = chunk_size<T>(g);
+  const bool direct = g.pointwise() && nb_max == 1;
+  auto col = buffer<T>(direct ? 0 : g.c_in * g.kh * g.kw * nb_max * L);
+  auto tmp = buffer<T>(nb_max == 1 ? 0 : g.c_out * nb_max * L);
+  for (std::size_t n0 = 0; n0 < g.n; n0 += nb_max) {
+    const std::size_t nb = std::min(nb_max, g.n - n0), cols = nb * L;
+    const T* c = x + n0 * g.c_in * L;  // valid as the column matrix when pointwise
+    if (!direct) {
+      im2col(x, g, n0, nb, col.get());
+      c = col.get();
+    }
+    // One sample: its output block [C_out, L] already has the GEMM's layout.
+    T* dst = nb == 1 ? y + n0 * g.c_out * L : tmp.get();
+    for (std::size_t grp = 0; grp < g.groups; ++grp)
+      blas::gemm<T>(false, false, cgo, cols, K, T(1), w + grp * cgo * K, K, c + grp * K * cols, cols, T(0),
+                    dst + grp * cgo * cols, cols);
+    if (nb > 1) unpack_chunk(tmp.get(), g.c_out, L, n0, nb, y);
+  }
+  if (bias) {
+    for (std::size_t n = 0; n < g.n; ++n)
+      for (std::size_t co = 0; co < g.c_out; ++co) {
+        T* p = y + (n * g.c_out + co) * L;
+        const T b = bias[co];
+        for (std::size_t q = 0; q < L; ++q) p[q] += b;
+      }
+  }
+  return out;
+}
+
+// dx = col2im(W^T @ grad_out) per group.
+template <class T>
+xt::xarray<T> conv_backward_input(const T* gy, const T* w, const ConvGeometry& g) {
+  xt::xarray<T> out = xt::zeros<T>({g.n, g.c_in, g.h, g.w});
+  T* dx = out.data();
+  const std::size_t L = g.out_plane(), K = g.patch(), cgo = g.cg_out(), nb_max = chunk_size<T>(g);
+  const bool direct = g.pointwise() && nb_max == 1;
+  auto col = buffer<T>(direct ? 0 : g.c_in * g.kh * g.kw * nb_max * L);
+  auto tmp = buffer<T>(nb_max == 1 ? 0 : g.c_out * nb_max * L);
+  for (std::size_t n0 = 0; n0 < g.n; n0 += nb_max) {
+    const std::size_t nb = std::min(nb_max, g.n - n0), cols = nb * L;
+    const T* gsrc = gy + n0 * g.c_out * L;
+    if (nb > 1) {
+      pack_chunk(gy, g.c_out, L, n0, nb, tmp.get());
+      gsrc = tmp.get();
+    }
+    T* c = direct ? dx + n0 * g.c_in * L : col.get();
+    for (std::size_t grp = 0; grp < g.groups; ++grp)
+      blas::gemm<T>(true, false, K, cols, cgo, T(1), w + grp * cgo * K, K, gsrc + grp * cgo * cols, cols, T(0),
+                    c + grp * K * cols, cols);
+    if (!direct) col2im(col.get(), g, n0, nb, dx);
+  }
+  return out;
+}
+
+// dW = grad_out @ im2col(x)^T per group, accumulated over chunks.
+template <class T>
+xt::xarray<T> conv_backward_weight(const T* gy, const T* x, const ConvGeometry& g) {
+  xt::xarray<T> out = xt::xarray<T>::from_shape({g.c_out, g.cg_in(), g.kh, g.kw});
+  T* dw = out.data();
+  const std::size_t L = g.out_plane(), K = g.patch(), cgo = g.cg_out(), nb_max = chunk_size<T>(g);
+  const bool direct = g.pointwise() && nb_max == 1;
+  auto col = buffer<T>(direct ? 0 : g.c_in * g.kh * g.kw * nb_max * L);
+  auto tmp = buffer<T>(nb_max == 1 ? 0 : g.c_out * nb_max * L);
+  if (g.n == 0) std::fill(dw, dw + out.size(), T(0));
+  for (std::size_t n0 = 0; n0 < g.n; n0 += nb_max) {
+    const std::size_t nb = std::min(nb_max, g.n - n0), cols = nb * L;
+    const T* gsrc = gy + n0 * g.c_out * L;
+    if (nb > 1) {
+      pack_chunk(gy, g.c_out, L, n0, nb, tmp.get());
+      gsrc = tmp.get();
+    }
+    const T* c = x + n0 * g.c_in * L;
+    if (!direct) {
+      im2col(x, g, n0, nb, col.get());
+      c = col.get();
+    }
+    const T beta = n0 == 0 ? T(0) : T(1);
+    for (std::size_t grp = 0; grp < g.groups; ++grp)
+      blas::gemm<T>(false, true, cgo, K, cols, T(1), gsrc + grp * cgo * cols, cols, c + grp * K * cols, cols, beta,
+                    dw + grp * cgo * K, K);
+  }
+  return out;
+}
+
+// out[c] = Σ_{n,h,w} g[n,c,h,w]; d = gg broadcast over n, h, w.
+Tensor channel_sum(const Tensor& g) {
+  const Shape s = g.shape();
+  Tensor out = detail::dispatch_float(g.dtype(), "conv2d", [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> r = xt::zeros<T>({s[1]});
+    const std::size_t L = s[2] * s[3];
+    const T* p = g.data<T>();
+    for (std::size_t n = 0; n < s[0]; ++n)
+      for (std::size_t c = 0; c < s[1]; ++c) {
+        const T* q = p + (n * s[1] + c) * L;
+        T acc = 0;
+        for (std::size_t k = 0; k < L; ++k) acc += q[k];
+        r(c) += acc;
+      }
+    return Tensor(std::move(r));
+  });
+  return record({.name = "conv2d_bias_grad", .inputs = {g}}, out,
+                [s](const BackwardContext&, const Tensor& gg) -> TensorList {
+                  return {broadcast_to(reshape(gg, {1, static_cast<std::int64_t>(s[1]), 1, 1}), s)};
+                });
+}
+
+void check_grad_out(const Tensor& grad_out, const ConvGeometry& g, std::string_view op) {
+  TG_CHECK(grad_out.shape() == g.output_shape(), "{}: grad_out has shape {}, expected the conv2d output shape {}", op,
+           shape_str(grad_out.shape()), shape_str(g.output_shape()));
+}
+
+}  // namespace
+
+// d conv2d(x, w, b) = conv2d_backward_input(g, w), conv2d_backward_weight(g, x), Σ_{n,h,w} g
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options) {
+  const ConvGeometry geo = plan_conv(x.shape(), weight.shape(), options, "conv2d");
+  check_dtypes(x, weight, "conv2d", "x", "weight");
+  if (bias.defined()) {
+    check_dtypes(x, bias, "conv2d", "x", "bias");
+    TG_CHECK(bias.shape() == Shape{geo.c_out}, "conv2d: bias has shape {}, expected [{}] (C_out of weight {})",
+             shape_str(bias.shape()), geo.c_out, shape_str(weight.shape()));
+  }
+  Tensor out = detail::dispatch_float(x.dtype(), "conv2d", [&](auto t) {
+    using T = decltype(t);
+    return Tensor(conv_forward<T>(x.data<T>(), weight.data<T>(), bias.defined() ? bias.data<T>() : nullptr, geo));
+  });
+  return record(
+      {.name = "conv2d", .inputs = {x, weight, bias}, .saved = {x, weight}}, out,
+      [xs = x.shape(), ws = weight.shape(), options](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+        return {ctx.needs_grad(0) ? conv2d_backward_input(g, ctx.saved(1), xs, options) : Tensor(),
+                ctx.needs_grad(1) ? conv2d_backward_weight(g, ctx.saved(0), ws, options) : Tensor(),
+                ctx.needs_grad(2) ? channel_sum(g) : Tensor()};
+      });
+}
+
+// d backward_input(g, w) = conv2d(gg, w), conv2d_backward_weight(g, gg)
+Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape,
+                             const Conv2dOptions& options) {
+  const ConvGeometry geo = plan_conv(input_shape, weight.shape(), options, "conv2d_backward_input");
+  check_dtypes(grad_out, weight, "conv2d_backward_input", "grad_out", "weight");
+  check_grad_out(grad_out, geo, "conv2d_backward_input");
+  Tensor out = detail::dispatch_float(grad_out.dtype(), "conv2d_backward_input", [&](auto t) {
+    using T = decltype(t);
+    return Tensor(conv_backward_input<T>(grad_out.data<T>(), weight.data<T>(), geo));
+  });
+  return record({.name = "conv2d_backward_input", .inputs = {grad_out, weight}, .saved = {grad_out, weight}}, out,
+                [ws = weight.shape(), options](const BackwardContext& ctx, const Tensor& gg) -> TensorList {
+                  return {ctx.needs_grad(0) ? conv2d(gg, ctx.saved(1), {}, options) : Tensor(),
+                          ctx.needs_grad(1) ? conv2d_backward_weight(ctx.saved(0), gg, ws, options) : Tensor()};
+                });
+}
+
+// d backward_weight(g, x) = conv2d(x, gg), conv2d_backward_input(g, gg)
+Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& weight_shape,
+                              const Conv2dOptions& options) {
+  const ConvGeometry geo = plan_conv(x.shape(), weight_shape, options, "conv2d_backward_weight");
+  check_dtypes(grad_out, x, "conv2d_backward_weight", "grad_out", "x");
+  check_grad_out(grad_out, geo, "conv2d_backward_weight");
+  Tensor out = detail::dispatch_float(grad_out.dtype(), "conv2d_backward_weight", [&](auto t) {
+    using T = decltype(t);
+    return Tensor(conv_backward_weight<T>(grad_out.data<T>(), x.data<T>(), geo));
+  });
+  return record({.name = "conv2d_backward_weight", .inputs = {grad_out, x}, .saved = {grad_out, x}}, out,
+                [xs = x.shape(), options](const BackwardContext& ctx, const Tensor& gg) -> TensorList {
+                  return {ctx.needs_grad(0) ? conv2d(ctx.saved(1), gg, {}, options) : Tensor(),
+                          ctx.needs_grad(1) ? conv2d_backward_input(ctx.saved(0), gg, xs, options) : Tensor()};
+                });
+}
+
+}  // namespace tg

@@ -1,0 +1,33 @@
+#pragma once
+// 2-D convolution (NCHW) through im2col + one BLAS GEMM per group for a whole batch chunk.
+#include "autograd/tensor.hpp"
+#include "ops/window.hpp"
+
+namespace tg {
+
+/// Options of conv2d: stride, zero padding (sizes or "valid"/"same") and dilation per axis, and
+/// the number of channel groups.
+struct Conv2dOptions {
+  Size2 stride = 1;
+  Padding padding = 0;
+  Size2 dilation = 1;
+  std::int64_t groups = 1;
+};
+
+/// x [N,C_in,H,W], weight [C_out,C_in/groups,kH,kW], bias [C_out] (may be undefined) →
+/// [N,C_out,H',W'] with H' = (H + pad_top + pad_bottom - dilation*(kH-1) - 1) / stride + 1.
+/// Cross-correlation, as PyTorch's conv2d. Twice differentiable.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, const Conv2dOptions& options = {});
+
+/// The gradient of conv2d with respect to its input (a transposed convolution):
+/// grad_out [N,C_out,H',W'], weight [C_out,C_in/groups,kH,kW] → [N,C_in,H,W] where input_shape is
+/// [N,C_in,H,W]. Linear in grad_out and weight, and differentiable in both.
+Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape,
+                             const Conv2dOptions& options = {});
+
+/// The gradient of conv2d with respect to its weight: grad_out [N,C_out,H',W'], x [N,C_in,H,W]
+/// → [C_out,C_in/groups,kH,kW] (= weight_shape). Differentiable in grad_out and x.
+Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& weight_shape,
+                              const Conv2dOptions& options = {});
+
+}  // namespace tg

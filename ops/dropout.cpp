@@ -1,0 +1,39 @@
+#include "ops/dropout.hpp"
+
+#include "autograd/dispatch.hpp"
+#include "autograd/function.hpp"
+#include "ops/elementwise.hpp"
+
+namespace tg {
+
+// d dropout(x) = g * mask, mask = [kept] / (1-p)
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
+  TG_CHECK(p >= 0.0 && p < 1.0, "dropout: p must be in [0, 1), got {} (x {})", p, shape_str(x.shape()));
+  TG_CHECK(is_floating(x.dtype()), "dropout: expected a float32 or float64 tensor, got {} {}", x.dtype(),
+           shape_str(x.shape()));
+  if (!training || p == 0.0) return x;
+  Tensor mask, out;
+  detail::dispatch_float(x.dtype(), "dropout", [&](auto t) {
+    using T = decltype(t);
+    const xt::xarray<T>& a = x.array<T>();
+    xt::xarray<T> m = xt::xarray<T>::from_shape(a.shape());
+    xt::xarray<T> r = xt::xarray<T>::from_shape(a.shape());
+    const T scale = static_cast<T>(1.0 / (1.0 - p));
+    // One 64-bit draw per element, compared as an integer: cheaper than a uniform double.
+    const auto threshold = static_cast<std::uint64_t>(p * 18446744073709551616.0);
+    auto& engine = gen.engine();
+    const T* in = a.data();
+    T* pm = m.data();
+    T* pr = r.data();
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      pm[i] = engine() >= threshold ? scale : T(0);
+      pr[i] = in[i] * pm[i];
+    }
+    mask = Tensor(std::move(m));
+    out = Tensor(std::move(r));
+  });
+  return record({.name = "dropout", .inputs = {x}, .saved = {mask}}, out,
+                [](const BackwardContext& ctx, const Tensor& g) -> TensorList { return {mul(g, ctx.saved(0))}; });
+}
+
+}  // namespace tg

@@ -1,0 +1,23 @@
+#pragma once
+// Batch normalization.
+#include "autograd/tensor.hpp"
+
+namespace tg {
+
+/// Options of batch_norm. In training the batch statistics normalize (biased variance) and the
+/// running statistics are updated in place: running = (1-momentum)·running + momentum·batch, with
+/// the unbiased variance, as PyTorch. In evaluation the running statistics normalize.
+struct BatchNormOptions {
+  bool training = false;
+  double momentum = 0.1;
+  double eps = 1e-5;
+};
+
+/// x [N,C] or [N,C,...] (e.g. [N,C,H,W]); running_mean, running_var, weight, bias [C] (each may
+/// be undefined, except the running statistics in evaluation) → x's shape:
+/// (x - mean) / sqrt(var + eps) * weight + bias per channel. Differentiable (twice) in x,
+/// weight and bias.
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, const BatchNormOptions& options = {});
+
+}  // namespace tg

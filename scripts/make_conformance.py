@@ -1,0 +1,639 @@
+#!/usr/bin/python3
+"""Writes tests/conformance/*.json: what PyTorch computes for fixed inputs, for tapegrad's tests.
+
+Run with Debian's python3-torch (scripts/install-deps.sh --bench):
+    /usr/bin/python3 scripts/make_conformance.py
+
+Each op case stores its inputs, the forward output, a fixed random weight w of the output's
+shape, and the gradients of sum(output * w) with respect to each differentiable input, in
+float64 and float32 (float32 cases run in float32 in PyTorch too). The first float64 case of
+each op also stores a second-order check ("second_order": fixed v_i and the gradients of
+sum_i <d sum(output * w)/d input_i, v_i>), since backward must itself be differentiable.
+Inputs come from NumPy RandomState seeded by the case's name, so the files only change when
+this script does. Optimizer cases store a parameter, a fixed gradient sequence and the
+parameter after each step; scheduler cases the learning rate of each epoch; gradient clipping
+cases the gradients before and after (and the total norm).
+
+Dropout is not here: its mask comes from the framework's own generator, so PyTorch's numbers
+cannot be reproduced.
+"""
+import json
+import math
+import os
+import warnings
+import zlib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "conformance")
+DTYPES = {"float64": (np.float64, torch.float64), "float32": (np.float32, torch.float32)}
+
+torch.set_num_threads(1)  # deterministic summation order
+warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
+
+
+def rng_for(name):
+    return np.random.RandomState(zlib.crc32(name.encode()))
+
+
+def float32_json(v):
+    """The shortest decimal that reads back (through double, as the C++ test reads it) as v."""
+    short = float(repr(v))
+    return short if np.float32(short) == v else float("%.9g" % v)
+
+
+def values(a, dtype):
+    """Flat values as JSON numbers that read back exactly in the case's dtype."""
+    a = np.asarray(a)
+    if a.dtype.kind in "iub":
+        return [int(v) for v in a.reshape(-1)]
+    if dtype == "float32":
+        return [float32_json(v) for v in a.astype(np.float32).reshape(-1)]
+    return [float(v) for v in a.astype(np.float64).reshape(-1)]
+
+
+def numpy_of(t):
+    """t as a NumPy array. PyTorch's lazy zero tensors (some double-backward results) have no
+    storage, and their .numpy() reads garbage."""
+    t = t.detach()
+    return np.zeros(tuple(t.shape)) if t._is_zerotensor() else t.numpy()
+
+
+def arr(a, dtype):
+    a = np.asarray(a)
+    return {"shape": list(a.shape), "values": values(a, dtype)}
+
+
+# ---------------------------------------------------------------- input generators
+
+TIE_SENSITIVE = {"maximum", "minimum", "max", "min", "argmax", "max_pool2d"}
+
+
+def quantize(a):
+    """Inputs with 4 decimals: exact in both dtypes' files at a third of the size."""
+    a = np.asarray(a)
+    return np.round(a, 4) if a.dtype.kind == "f" else a
+
+
+def normal(*shape):
+    return lambda r: r.standard_normal(shape)
+
+
+def away_from_zero(*shape, low=0.3):
+    """|x| >= low with random sign: away from kinks (abs, relu) and poles (div)."""
+    return lambda r: r.choice([-1.0, 1.0], size=shape) * r.uniform(low, 1.5, size=shape)
+
+
+def positive(*shape, low=0.3, high=2.0):
+    return lambda r: r.uniform(low, high, size=shape)
+
+
+def ints(high, *shape):
+    return lambda r: r.randint(0, high, size=shape).astype(np.int64)
+
+
+def const(a):
+    return lambda r: np.asarray(a)
+
+
+# ---------------------------------------------------------------- op cases
+
+
+class OpCases:
+    def __init__(self):
+        self.cases = []
+        self.second_order_done = set()  # ops whose first float64 case got a second-order check
+
+    def add(self, op, variant, inputs, fn, params=None, ties=False):
+        """inputs: list of (name, generator, differentiable); fn(*torch_tensors) → output tensor,
+        or (output, {name: tensor}) for ops that also update state (batch_norm running stats)."""
+        name = f"{op}/{variant}"
+        r = rng_for(name)
+        raw = [(n, quantize(gen(r)), d) for n, gen, d in inputs]
+        if op in TIE_SENSITIVE and not ties:  # ties make the gradient a convention: tested apart
+            floats = np.concatenate([np.ravel(a) for _, a, _ in raw if a.dtype.kind == "f"])
+            assert len(np.unique(floats)) == len(floats), f"{name}: tied inputs"
+        w_raw = None
+        for dname, (np_t, torch_t) in DTYPES.items():
+            tensors, stored = [], []
+            for n, a, d in raw:
+                a = np.asarray(a)
+                if a.dtype.kind == "f":
+                    a = a.astype(np_t)
+                    t = torch.tensor(a, dtype=torch_t, requires_grad=d)
+                else:
+                    t = torch.tensor(a, dtype=torch.int64)
+                tensors.append(t)
+                stored.append({"name": n, "dtype": dname if a.dtype.kind == "f" else "int64",
+                               "requires_grad": bool(d), **arr(a, dname)})
+            res = fn(*tensors)
+            extras = {}
+            if isinstance(res, tuple):
+                res, extras = res
+            case = {"op": op, "name": name, "dtype": dname, "params": params or {},
+                    "inputs": stored}
+            out = numpy_of(res)
+            case["output"] = arr(out, dname if out.dtype.kind == "f" else "int64")
+            if extras:
+                case["extra_outputs"] = {k: arr(numpy_of(v), dname) for k, v in extras.items()}
+            if res.requires_grad:
+                if w_raw is None:
+                    w_raw = quantize(rng_for(name + "/weight").standard_normal(out.shape))
+                w = torch.tensor(w_raw.astype(np_t), dtype=torch_t)
+                (res * w).sum().backward()
+                case["weight"] = arr(w.numpy(), dname)
+                case["grads"] = [arr(numpy_of(t.grad), dname) if d else None
+                                 for t, (_, _, d) in zip(tensors, raw)]
+                if dname == "float64" and op not in self.second_order_done:
+                    self.second_order_done.add(op)
+                    case["second_order"] = second_order(name, fn, tensors, w)
+            self.cases.append(case)
+
+
+def second_order(name, fn, tensors, w):
+    """Double backward: with h = d sum(out*w)/d inputs (create_graph), the gradients of
+    sum_i sum(h_i * v_i) for fixed random v_i; inputs h does not depend on get zeros."""
+    inputs = [t.detach().clone().requires_grad_(t.requires_grad) for t in tensors]
+    diff = [t for t in inputs if t.requires_grad]
+    res = fn(*inputs)
+    res = res[0] if isinstance(res, tuple) else res
+    hs = torch.autograd.grad((res * w).sum(), diff, create_graph=True, allow_unused=True)
+    r = rng_for(name + "/second_order")
+    vs = [torch.tensor(quantize(r.standard_normal(t.shape)), dtype=t.dtype) for t in diff]
+    terms = [(h * v).sum() for h, v in zip(hs, vs) if h is not None and h.requires_grad]
+    grads = [None] * len(diff)
+    if terms:
+        grads = torch.autograd.grad(sum(terms), diff, allow_unused=True)
+    return {"v": [arr(v.numpy(), "float64") for v in vs],
+            "grads": [arr(numpy_of(g if g is not None else torch.zeros_like(t)), "float64")
+                      for g, t in zip(grads, diff)]}
+
+
+def core_cases():
+    c = OpCases()
+    X, Y = True, False  # differentiable or not
+
+    # Elementwise, with broadcasting over size-1 and missing dims.
+    binary = {
+        "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div,
+        "maximum": torch.maximum, "minimum": torch.minimum,
+    }
+    for op, f in binary.items():
+        b_gen = away_from_zero if op == "div" else normal
+        c.add(op, "same_shape", [("a", normal(3, 4), X), ("b", b_gen(3, 4), X)], f)
+        c.add(op, "broadcast_row", [("a", normal(3, 4), X), ("b", b_gen(4), X)], f)
+        c.add(op, "broadcast_both", [("a", normal(2, 1, 3), X), ("b", b_gen(4, 1), X)], f)
+        c.add(op, "scalar_tensor", [("a", normal(2, 3), X), ("b", b_gen(), X)], f)
+    c.add("pow", "tensor_exponent", [("a", positive(3, 4), X), ("b", normal(3, 4), X)], torch.pow)
+    c.add("pow", "broadcast", [("a", positive(2, 3), X), ("b", normal(3), X)], torch.pow)
+    for e in [2.0, 3.0, 0.5, -1.5]:
+        gen = normal(3, 4) if e in (2.0, 3.0) else positive(3, 4)
+        c.add("pow_scalar", f"exponent_{e:g}", [("x", gen, X)], lambda x, e=e: torch.pow(x, e),
+              {"exponent": e})
+    unary = {
+        "neg": (torch.neg, normal(3, 4)),
+        "exp": (torch.exp, normal(3, 4)),
+        "log": (torch.log, positive(3, 4)),
+        "sqrt": (torch.sqrt, positive(3, 4)),
+        "abs": (torch.abs, away_from_zero(3, 4)),
+        "relu": (torch.relu, away_from_zero(3, 4)),
+        "sigmoid": (torch.sigmoid, normal(3, 4)),
+        "tanh": (torch.tanh, normal(3, 4)),
+    }
+    for op, (f, gen) in unary.items():
+        c.add(op, "3x4", [("x", gen, X)], f)
+    c.add("exp", "0d", [("x", normal(), X)], torch.exp)
+    for slope in [0.01, 0.2]:
+        c.add("leaky_relu", f"slope_{slope:g}", [("x", away_from_zero(3, 4), X)],
+              lambda x, s=slope: F.leaky_relu(x, s), {"negative_slope": slope})
+    # Values kept away from the bounds, where the gradient is undefined.
+    clamp_x = const([[-2.0, -0.6, -0.4, 0.0], [0.3, 0.6, 0.8, 2.0], [-1.0, 0.1, -0.2, 1.5]])
+    c.add("clamp", "inside_and_outside", [("x", clamp_x, X)],
+          lambda x: torch.clamp(x, -0.5, 0.7), {"low": -0.5, "high": 0.7})
+    c.add("where", "broadcast", [("cond", ints(2, 3, 4), Y), ("a", normal(3, 4), X),
+                                 ("b", normal(4), X)],
+          lambda cond, a, b: torch.where(cond != 0, a, b))
+    scalar_forms = {  # x op s, or s op x for the r- forms
+        "add_scalar": (lambda x, s: x + s, 1.5), "sub_scalar": (lambda x, s: x - s, 1.5),
+        "mul_scalar": (lambda x, s: x * s, -2.5), "div_scalar": (lambda x, s: x / s, -2.5),
+        "rsub_scalar": (lambda x, s: s - x, 1.5), "rdiv_scalar": (lambda x, s: s / x, 2.0),
+    }
+    for op, (f, scalar) in scalar_forms.items():
+        gen = away_from_zero(3, 4) if op == "rdiv_scalar" else normal(3, 4)
+        c.add(op, "3x4", [("x", gen, X)], lambda x, f=f, s=scalar: f(x, s), {"scalar": scalar})
+
+    # Reductions (normal inputs have no ties).
+    x234 = normal(2, 3, 4)
+    for op, f in {"sum": torch.sum, "mean": torch.mean}.items():
+        c.add(op, "all", [("x", x234, X)], f, {"axes": None, "keepdims": False})
+        for axes, keep in [([1], False), ([0, 2], True), ([-1], False), ([0, 1, 2], False)]:
+            c.add(op, f"axes_{'_'.join(map(str, axes))}{'_keepdims' if keep else ''}",
+                  [("x", x234, X)], lambda x, a=axes, k=keep: f(x, dim=a, keepdim=k),
+                  {"axes": axes, "keepdims": keep})
+    for op, (f_all, f_axes) in {"max": (torch.max, torch.amax), "min": (torch.min, torch.amin)}.items():
+        c.add(op, "all", [("x", x234, X)], f_all, {"axes": None, "keepdims": False})
+        for axes, keep in [([1], False), ([0, 2], True), ([-1], True)]:
+            c.add(op, f"axes_{'_'.join(map(str, axes))}{'_keepdims' if keep else ''}",
+                  [("x", x234, X)], lambda x, a=axes, k=keep, f=f_axes: f(x, dim=a, keepdim=k),
+                  {"axes": axes, "keepdims": keep})
+    c.add("argmax", "all", [("x", x234, Y)], torch.argmax, {"axis": None, "keepdims": False})
+    for axis, keep in [(1, False), (-1, True), (0, False)]:
+        c.add("argmax", f"axis_{axis}{'_keepdims' if keep else ''}", [("x", x234, Y)],
+              lambda x, a=axis, k=keep: torch.argmax(x, dim=a, keepdim=k),
+              {"axis": axis, "keepdims": keep})
+
+    # PyTorch's conventions at kinks and ties (a subgradient is a choice; these are PyTorch's).
+    kinks = const([[-1.0, 0.0, 2.0], [0.0, -0.5, 0.7]])
+    c.add("relu", "at_zero", [("x", kinks, X)], torch.relu)
+    c.add("abs", "at_zero", [("x", kinks, X)], torch.abs)
+    c.add("leaky_relu", "at_zero", [("x", kinks, X)], lambda x: F.leaky_relu(x, 0.1),
+          {"negative_slope": 0.1})
+    c.add("clamp", "at_bounds", [("x", kinks, X)], lambda x: torch.clamp(x, -0.5, 0.7),
+          {"low": -0.5, "high": 0.7})
+    tied = const([[1.0, 3.0, 3.0, -2.0], [0.5, 0.5, -1.0, -1.0], [2.0, 2.0, 2.0, 2.0]])
+    for op, f in {"maximum": torch.maximum, "minimum": torch.minimum}.items():
+        c.add(op, "ties", [("a", tied, X), ("b", const([1.0, 0.5, 2.0, -1.0]), X)], f, ties=True)
+    for op, f_all, f_axes in [("max", torch.max, torch.amax), ("min", torch.min, torch.amin)]:
+        c.add(op, "ties_all", [("x", const([[1.0, 3.0, 3.0], [-2.0, 3.0, -2.0]]), X)], f_all,
+              {"axes": None, "keepdims": False}, ties=True)
+        c.add(op, "ties_axis_1", [("x", tied, X)], lambda x, f=f_axes: f(x, dim=[1]),
+              {"axes": [1], "keepdims": False}, ties=True)
+    c.add("argmax", "ties_axis_1", [("x", tied, Y)], lambda x: torch.argmax(x, dim=1),
+          {"axis": 1, "keepdims": False}, ties=True)
+
+    # Shape ops.
+    c.add("reshape", "infer", [("x", x234, X)], lambda x: x.reshape(4, -1), {"shape": [4, -1]})
+    c.add("flatten", "1_to_end", [("x", x234, X)], lambda x: torch.flatten(x, 1, -1),
+          {"start_axis": 1, "end_axis": -1})
+    c.add("permute", "2_0_1", [("x", x234, X)], lambda x: x.permute(2, 0, 1), {"perm": [2, 0, 1]})
+    c.add("transpose", "0_2", [("x", x234, X)], lambda x: x.transpose(0, 2), {"axis0": 0, "axis1": 2})
+    c.add("transpose", "last_two", [("x", x234, X)], lambda x: x.transpose(-2, -1),
+          {"axis0": -2, "axis1": -1})
+    x_sq = normal(2, 1, 3, 1)
+    c.add("squeeze", "all", [("x", x_sq, X)], torch.squeeze, {"axis": None})
+    c.add("squeeze", "axis_1", [("x", x_sq, X)], lambda x: x.squeeze(1), {"axis": 1})
+    c.add("squeeze", "axis_-1", [("x", x_sq, X)], lambda x: x.squeeze(-1), {"axis": -1})
+    c.add("unsqueeze", "axis_0", [("x", normal(2, 3), X)], lambda x: x.unsqueeze(0), {"axis": 0})
+    c.add("unsqueeze", "axis_-1", [("x", normal(2, 3), X)], lambda x: x.unsqueeze(-1), {"axis": -1})
+    c.add("broadcast_to", "size1_and_new_dims", [("x", normal(3, 1), X)],
+          lambda x: torch.broadcast_to(x, (2, 3, 4)), {"shape": [2, 3, 4]})
+    for axis in [0, 1, -1]:
+        shapes = {0: [(1, 3, 2), (2, 3, 2), (3, 3, 2)], 1: [(2, 1, 2), (2, 2, 2), (2, 3, 2)],
+                  -1: [(2, 3, 1), (2, 3, 3), (2, 3, 2)]}[axis]
+        c.add("concat", f"axis_{axis}", [(f"x{i}", normal(*s), X) for i, s in enumerate(shapes)],
+              lambda *xs, a=axis: torch.cat(xs, dim=a), {"axis": axis})
+        c.add("stack", f"axis_{axis}", [(f"x{i}", normal(2, 3), X) for i in range(3)],
+              lambda *xs, a=axis: torch.stack(xs, dim=a), {"axis": axis})
+    x56 = normal(5, 6)
+    for axis, start, stop, step in [(0, 1, 4, 1), (1, 0, 6, 2), (1, -4, -1, 1), (0, -5, 5, 3)]:
+        sl = slice(start, stop, step)
+        c.add("slice", f"axis{axis}_{start}_{stop}_{step}", [("x", x56, X)],
+              lambda x, a=axis, s=sl: x[s] if a == 0 else x[:, s],
+              {"axis": axis, "start": start, "stop": stop, "step": step})
+    c.add("index_select", "axis_0_repeated", [("x", x56, X), ("index", const([4, 0, 4, 2]), Y)],
+          lambda x, i: torch.index_select(x, 0, i), {"axis": 0})
+    c.add("index_select", "axis_1", [("x", x56, X), ("index", const([5, 1, 3]), Y)],
+          lambda x, i: torch.index_select(x, 1, i), {"axis": 1})
+    c.add("gather", "axis_1", [("x", x56, X), ("index", ints(6, 5, 3), Y)],
+          lambda x, i: torch.gather(x, 1, i), {"axis": 1})
+    c.add("gather", "axis_0_repeated", [("x", x56, X), ("index", ints(5, 7, 6), Y)],
+          lambda x, i: torch.gather(x, 0, i), {"axis": 0})
+
+    # matmul and linear.
+    mm = [("2d", (3, 4), (4, 5)), ("batched", (2, 3, 4), (2, 4, 5)),
+          ("broadcast_batch", (2, 1, 3, 4), (3, 4, 5)), ("matrix_times_batch", (3, 4), (2, 4, 5)),
+          ("vector_matrix", (4,), (4, 5)), ("matrix_vector", (3, 4), (4,)),
+          ("single_row", (1, 4), (4, 1))]
+    for name, sa, sb in mm:
+        c.add("matmul", name, [("a", normal(*sa), X), ("b", normal(*sb), X)], torch.matmul)
+    c.add("linear", "bias", [("x", normal(5, 4), X), ("weight", normal(3, 4), X),
+                             ("bias", normal(3), X)], F.linear)
+    c.add("linear", "no_bias", [("x", normal(5, 4), X), ("weight", normal(3, 4), X)], F.linear)
+    c.add("linear", "batch_1", [("x", normal(1, 6), X), ("weight", normal(2, 6), X),
+                                ("bias", normal(2), X)], F.linear)
+    return c.cases
+
+
+def nn_op_cases():
+    c = OpCases()
+    X, Y = True, False
+
+    # conv2d: x [N,C_in,H,W], weight [C_out,C_in/groups,kH,kW].
+    conv = [
+        ("basic", (2, 2, 5, 4), (3, 2, 3, 3), True, {}),
+        ("stride_2", (2, 2, 7, 6), (3, 2, 3, 3), True, {"stride": [2, 2]}),
+        ("padding_1", (2, 2, 5, 4), (3, 2, 3, 3), True, {"padding": [1, 1]}),
+        ("dilation_2", (1, 2, 7, 6), (3, 2, 3, 3), True, {"dilation": [2, 2]}),
+        ("groups_2", (2, 4, 5, 4), (4, 2, 3, 3), True, {"groups": 2}),
+        ("non_square_kernel", (2, 2, 6, 5), (3, 2, 2, 3), True,
+         {"stride": [2, 1], "padding": [1, 0]}),
+        ("no_bias", (2, 2, 4, 4), (3, 2, 3, 3), False, {"padding": [1, 1]}),
+        ("same", (1, 2, 5, 4), (3, 2, 3, 3), True, {"padding": "same"}),
+        ("same_even_kernel", (1, 2, 4, 5), (2, 2, 2, 4), True, {"padding": "same"}),
+        ("valid", (1, 2, 5, 4), (3, 2, 3, 2), True, {"padding": "valid"}),
+        ("batch_1_odd", (1, 1, 7, 7), (2, 1, 3, 3), True, {"stride": [2, 3], "padding": [1, 2]}),
+        ("all_options", (2, 4, 7, 6), (4, 2, 3, 2), True,
+         {"stride": [2, 1], "padding": [2, 1], "dilation": [2, 1], "groups": 2}),
+    ]
+    for name, sx, sw, bias, p in conv:
+        params = {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 1,
+                  "bias": bias, **p}
+        inputs = [("x", normal(*sx), X), ("weight", normal(*sw), X)]
+        if bias:
+            inputs.append(("bias", normal(sw[0]), X))
+
+        def f(x, w, b=None, p=params):
+            return F.conv2d(x, w, b, stride=p["stride"], padding=p["padding"],
+                            dilation=p["dilation"], groups=p["groups"])
+        c.add("conv2d", name, inputs, f, params)
+
+    pools = [
+        ("kernel_2", (2, 3, 6, 6), {"kernel_size": [2, 2], "stride": [2, 2], "padding": [0, 0]}),
+        ("kernel_3_stride_2_pad_1", (2, 2, 7, 7),
+         {"kernel_size": [3, 3], "stride": [2, 2], "padding": [1, 1]}),
+        ("non_square", (1, 2, 6, 7), {"kernel_size": [2, 3], "stride": [1, 2], "padding": [0, 1]}),
+        ("overlapping", (1, 1, 5, 5), {"kernel_size": [3, 3], "stride": [1, 1], "padding": [0, 0]}),
+    ]
+    for name, sx, p in pools:
+        c.add("max_pool2d", name, [("x", normal(*sx), X)],
+              lambda x, p=p: F.max_pool2d(x, p["kernel_size"], p["stride"], p["padding"]), p)
+        for include in ([True, False] if p["padding"] != [0, 0] else [True]):
+            q = {**p, "count_include_pad": include}
+            variant = name + ("" if p["padding"] == [0, 0] else
+                              ("_count_pad" if include else "_exclude_pad"))
+            c.add("avg_pool2d", variant, [("x", normal(*sx), X)],
+                  lambda x, q=q: F.avg_pool2d(x, q["kernel_size"], q["stride"], q["padding"],
+                                              count_include_pad=q["count_include_pad"]), q)
+    # Keras's GlobalAveragePooling2D shape: [N,C].
+    # Ties within a window: PyTorch routes the gradient to the first maximum in scan order.
+    c.add("max_pool2d", "ties", [("x", const(np.array([[1.0, 1.0, 0.0, 2.0], [1.0, 0.5, 2.0, 2.0],
+                                                       [3.0, 3.0, 3.0, 3.0], [3.0, 3.0, 3.0, 3.0]]
+                                                      ).reshape(1, 1, 4, 4)), X)],
+          lambda x: F.max_pool2d(x, 2), {"kernel_size": [2, 2], "stride": [2, 2], "padding": [0, 0]},
+          ties=True)
+    c.add("max_pool2d", "overlapping_ties", [("x", const(np.array([[0.0, 2.0, 0.0], [2.0, 2.0, 1.0],
+                                                                   [0.0, 1.0, 2.0]]
+                                                                  ).reshape(1, 1, 3, 3)), X)],
+          lambda x: F.max_pool2d(x, 2, 1), {"kernel_size": [2, 2], "stride": [1, 1], "padding": [0, 0]},
+          ties=True)
+    c.add("global_avg_pool2d", "2x3x5x4", [("x", normal(2, 3, 5, 4), X)],
+          lambda x: F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+    # batch_norm: training uses batch statistics and updates the running ones in place
+    # (PyTorch: running_var takes the unbiased batch variance).
+    for name, sx in [("2d_input", (6, 3)), ("4d_input", (2, 3, 4, 3))]:
+        for training in [True, False]:
+            C = sx[1]
+            p = {"training": training, "momentum": 0.1, "eps": 1e-5, "affine": True}
+
+            def f(x, w, b, rm, rv, p=p):
+                rm, rv = rm.clone(), rv.clone()
+                out = F.batch_norm(x, rm, rv, w, b, training=p["training"],
+                                   momentum=p["momentum"], eps=p["eps"])
+                return out, {"running_mean": rm, "running_var": rv}
+            c.add("batch_norm", f"{name}_{'train' if training else 'eval'}",
+                  [("x", lambda r, s=sx: r.standard_normal(s) * 2.0 + 0.5, X),
+                   ("weight", positive(C, low=0.5, high=1.5), X), ("bias", normal(C), X),
+                   ("running_mean", normal(C), Y), ("running_var", positive(C), Y)], f, p)
+
+    def f_plain(x, rm, rv):
+        rm, rv = rm.clone(), rv.clone()
+        out = F.batch_norm(x, rm, rv, None, None, training=True, momentum=0.2, eps=1e-3)
+        return out, {"running_mean": rm, "running_var": rv}
+    c.add("batch_norm", "4d_input_train_no_affine",
+          [("x", normal(3, 2, 3, 2), X), ("running_mean", normal(2), Y),
+           ("running_var", positive(2), Y)], f_plain,
+          {"training": True, "momentum": 0.2, "eps": 1e-3, "affine": False})
+
+    big_logits = const([[1e4, -1e4, 0.0, 5e3], [-1e4, -1e4, -1e4 + 1.0, -1e4 + 2.0]])
+    for op, f in {"softmax": F.softmax, "log_softmax": F.log_softmax}.items():
+        c.add(op, "axis_-1", [("x", normal(4, 5), X)], lambda x, f=f: f(x, dim=-1), {"axis": -1})
+        c.add(op, "axis_1_of_3d", [("x", normal(2, 4, 3), X)], lambda x, f=f: f(x, dim=1),
+              {"axis": 1})
+        c.add(op, "logits_1e4", [("x", big_logits, X)], lambda x, f=f: f(x, dim=-1), {"axis": -1})
+
+    N, K = 5, 4
+    logits = normal(N, K)
+    target = const([0, 3, 1, 3, 2])
+    for red in ["mean", "sum", "none"]:
+        c.add("cross_entropy", f"indices_{red}", [("logits", logits, X), ("target", target, Y)],
+              lambda x, t, red=red: F.cross_entropy(x, t, reduction=red),
+              {"reduction": red, "label_smoothing": 0.0})
+        c.add("cross_entropy", f"indices_smoothing_{red}",
+              [("logits", logits, X), ("target", target, Y)],
+              lambda x, t, red=red: F.cross_entropy(x, t, reduction=red, label_smoothing=0.1),
+              {"reduction": red, "label_smoothing": 0.1})
+        c.add("cross_entropy_probs", f"soft_{red}",
+              [("logits", logits, X), ("target", lambda r: r.dirichlet(np.ones(K), N), Y)],
+              lambda x, t, red=red: F.cross_entropy(x, t, reduction=red),
+              {"reduction": red, "label_smoothing": 0.0})
+        c.add("nll_loss", red, [("log_probs", lambda r: np.log(r.dirichlet(np.ones(K), N)), X),
+                                ("target", target, Y)],
+              lambda x, t, red=red: F.nll_loss(x, t, reduction=red), {"reduction": red})
+        c.add("mse_loss", red, [("input", normal(3, 4), X), ("target", normal(3, 4), Y)],
+              lambda x, t, red=red: F.mse_loss(x, t, reduction=red), {"reduction": red})
+        c.add("binary_cross_entropy_with_logits", red,
+              [("logits", lambda r: r.standard_normal((3, 4)) * 3, X),
+               ("target", lambda r: r.uniform(0, 1, (3, 4)), Y)],
+              lambda x, t, red=red: F.binary_cross_entropy_with_logits(x, t, reduction=red),
+              {"reduction": red})
+    onehot = np.eye(K)[[0, 3, 1, 3, 2]]
+    c.add("cross_entropy_probs", "one_hot_mean", [("logits", logits, X), ("target", const(onehot), Y)],
+          lambda x, t: F.cross_entropy(x, t), {"reduction": "mean", "label_smoothing": 0.0})
+    c.add("cross_entropy_probs", "one_hot_smoothing_mean",
+          [("logits", logits, X), ("target", const(onehot), Y)],
+          lambda x, t: F.cross_entropy(x, t, label_smoothing=0.2),
+          {"reduction": "mean", "label_smoothing": 0.2})
+    c.add("cross_entropy", "logits_1e4", [("logits", big_logits, X), ("target", const([1, 0]), Y)],
+          lambda x, t: F.cross_entropy(x, t), {"reduction": "mean", "label_smoothing": 0.0})
+    # Large logits whose losses are small: float32 keeps them only if lse is never formed as
+    # one number near 1e4 (its rounding, 1e-3, would swamp a loss of 0.4).
+    c.add("cross_entropy", "logits_1e4_small_loss",
+          [("logits", const([[-1e4, -1e4 + 1.0, -1e4 + 2.0], [1e4 - 3.0, 1e4, 1e4 - 1.0]]), X),
+           ("target", const([2, 1]), Y)],
+          lambda x, t: F.cross_entropy(x, t, reduction="none"),
+          {"reduction": "none", "label_smoothing": 0.0})
+    c.add("cross_entropy", "batch_1", [("logits", normal(1, 3), X), ("target", const([2]), Y)],
+          lambda x, t: F.cross_entropy(x, t), {"reduction": "mean", "label_smoothing": 0.0})
+    c.add("binary_cross_entropy_with_logits", "logits_1e2",
+          [("logits", const([[100.0, -100.0, 30.0], [-30.0, 0.0, 1.0]]), X),
+           ("target", const([[0.0, 1.0, 1.0], [0.0, 0.5, 1.0]]), Y)],
+          lambda x, t: F.binary_cross_entropy_with_logits(x, t), {"reduction": "mean"})
+    return c.cases
+
+
+# ---------------------------------------------------------------- optimizers and schedulers
+
+STEPS = 5
+
+
+def optimizer_cases():
+    cases = []
+    shape = (2, 3)
+
+    def add(kind, variant, make, params):
+        name = f"{kind}/{variant}"
+        r = rng_for(name)
+        p0 = r.standard_normal(shape)
+        # Gradients of changing size and sign, so momentum, AMSGrad's max and RMS all matter.
+        scales = [3.0, 0.5, 1.0, 0.1, 2.0]
+        grads = [r.standard_normal(shape) * s for s in scales[:STEPS]]
+        for dname, (np_t, torch_t) in DTYPES.items():
+            p = torch.tensor(p0.astype(np_t), dtype=torch_t, requires_grad=True)
+            opt = make([p])
+            after = []
+            for g in grads:
+                p.grad = torch.tensor(g.astype(np_t), dtype=torch_t)
+                opt.step()
+                after.append(arr(p.detach().numpy(), dname))
+            cases.append({"optimizer": kind, "name": name, "dtype": dname, "params": params,
+                          "initial": arr(p0.astype(np_t), dname),
+                          "grads": [arr(g.astype(np_t), dname) for g in grads], "expected": after})
+
+    sgd = [("plain", {"lr": 0.1}), ("momentum", {"lr": 0.1, "momentum": 0.9}),
+           ("dampening", {"lr": 0.1, "momentum": 0.9, "dampening": 0.5}),
+           ("nesterov", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+           ("weight_decay", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),
+           ("nesterov_weight_decay", {"lr": 0.05, "momentum": 0.8, "nesterov": True,
+                                      "weight_decay": 0.1})]
+    for v, kw in sgd:
+        full = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0, **kw}
+        add("sgd", v, lambda ps, kw=kw: torch.optim.SGD(ps, **kw), full)
+    adam = [("default", {"lr": 0.01}), ("betas", {"lr": 0.1, "betas": (0.8, 0.9), "eps": 1e-6}),
+            ("weight_decay", {"lr": 0.01, "weight_decay": 0.1}),
+            ("amsgrad", {"lr": 0.1, "amsgrad": True})]
+    for kind, cls, default_wd in [("adam", torch.optim.Adam, 0.0), ("adamw", torch.optim.AdamW, 0.01)]:
+        for v, kw in adam:
+            full = {"betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": default_wd,
+                    "amsgrad": False, **kw}
+            full["betas"] = list(full["betas"])
+            add(kind, v, lambda ps, kw=kw, cls=cls: cls(ps, **kw), full)
+    rms = [("default", {"lr": 0.01}), ("momentum", {"lr": 0.01, "momentum": 0.9}),
+           ("centered", {"lr": 0.01, "centered": True, "alpha": 0.9}),
+           ("weight_decay", {"lr": 0.01, "weight_decay": 0.1, "momentum": 0.5, "centered": True})]
+    for v, kw in rms:
+        full = {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0,
+                "centered": False, **kw}
+        add("rmsprop", v, lambda ps, kw=kw: torch.optim.RMSprop(ps, **kw), full)
+
+    # Keras's Adam, by hand: bias correction folded into the rate, eps added to sqrt(v).
+    for v, (lr, b1, b2, eps) in [("default", (0.001, 0.9, 0.999, 1e-7)),
+                                 ("lr_0.1", (0.1, 0.9, 0.999, 1e-7))]:
+        class KerasAdam:
+            def __init__(self, ps, lr=lr, b1=b1, b2=b2, eps=eps):
+                self.p, self.t = ps[0], 0
+                self.m = torch.zeros_like(self.p)
+                self.v = torch.zeros_like(self.p)
+                self.hp = (lr, b1, b2, eps)
+
+            @torch.no_grad()
+            def step(self):
+                lr, b1, b2, eps = self.hp
+                self.t += 1
+                g = self.p.grad
+                self.m = b1 * self.m + (1 - b1) * g
+                self.v = b2 * self.v + (1 - b2) * g * g
+                lr_t = lr * math.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+                self.p -= lr_t * self.m / (self.v.sqrt() + eps)
+        add("keras_adam", v, KerasAdam, {"lr": lr, "betas": [b1, b2], "eps": eps})
+    return cases
+
+
+def scheduler_cases():
+    cases = []
+    epochs = 12
+
+    def add(kind, variant, make, params, metrics=None):
+        p = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([p], lr=0.1)
+        sched = make(opt)
+        lrs = []
+        for e in range(epochs):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step(metrics[e]) if metrics else sched.step()
+        case = {"scheduler": kind, "name": f"{kind}/{variant}", "base_lr": 0.1, "params": params,
+                "lrs": lrs}
+        if metrics:
+            case["metrics"] = metrics
+        cases.append(case)
+
+    S = torch.optim.lr_scheduler
+    add("step_lr", "step_3", lambda o: S.StepLR(o, step_size=3, gamma=0.5),
+        {"step_size": 3, "gamma": 0.5})
+    add("exponential_lr", "gamma_0.9", lambda o: S.ExponentialLR(o, gamma=0.9), {"gamma": 0.9})
+    add("cosine_annealing_lr", "t_max_5", lambda o: S.CosineAnnealingLR(o, T_max=5, eta_min=0.01),
+        {"T_max": 5, "eta_min": 0.01})
+    add("cosine_annealing_lr", "t_max_12", lambda o: S.CosineAnnealingLR(o, T_max=12),
+        {"T_max": 12, "eta_min": 0.0})
+    add("linear_lr", "warmup_4", lambda o: S.LinearLR(o, start_factor=0.25, end_factor=1.0,
+                                                      total_iters=4),
+        {"start_factor": 0.25, "end_factor": 1.0, "total_iters": 4})
+    metrics = [1.0, 0.9, 0.91, 0.92, 0.93, 0.85, 0.86, 0.85, 0.87, 0.88, 0.8, 0.81]
+    add("reduce_lr_on_plateau", "patience_2",
+        lambda o: S.ReduceLROnPlateau(o, mode="min", factor=0.5, patience=2),
+        {"mode": "min", "factor": 0.5, "patience": 2, "threshold": 1e-4, "cooldown": 0,
+         "min_lr": 0.0}, metrics)
+    add("reduce_lr_on_plateau", "patience_1_cooldown_1_min_lr",
+        lambda o: S.ReduceLROnPlateau(o, mode="min", factor=0.5, patience=1, cooldown=1,
+                                      min_lr=0.02),
+        {"mode": "min", "factor": 0.5, "patience": 1, "threshold": 1e-4, "cooldown": 1,
+         "min_lr": 0.02}, metrics)
+    add("reduce_lr_on_plateau", "max_mode",
+        lambda o: S.ReduceLROnPlateau(o, mode="max", factor=0.1, patience=1),
+        {"mode": "max", "factor": 0.1, "patience": 1, "threshold": 1e-4, "cooldown": 0,
+         "min_lr": 0.0}, [-m for m in metrics])
+    return cases
+
+
+def clip_grad_cases():
+    """torch.nn.utils.clip_grad_norm_ / clip_grad_value_ over two parameters' gradients."""
+    cases = []
+    r = rng_for("clip_grad")
+    g0 = quantize(r.standard_normal((2, 3)))
+    g1 = quantize(r.standard_normal(4) * 2)
+    variants = [("norm_2", "norm", {"max_norm": 1.0, "norm_type": 2.0}),
+                ("norm_1", "norm", {"max_norm": 2.0, "norm_type": 1.0}),
+                ("norm_inf", "norm", {"max_norm": 0.5, "norm_type": "inf"}),
+                ("norm_below_max", "norm", {"max_norm": 100.0, "norm_type": 2.0}),
+                ("value", "value", {"clip_value": 0.5})]
+    for variant, kind, params in variants:
+        for dname, (np_t, torch_t) in DTYPES.items():
+            ps = [torch.zeros(g.shape, dtype=torch_t, requires_grad=True) for g in (g0, g1)]
+            for p, g in zip(ps, (g0, g1)):
+                p.grad = torch.tensor(g.astype(np_t), dtype=torch_t)
+            case = {"clip": kind, "name": f"clip_grad_{kind}/{variant}", "dtype": dname,
+                    "params": params, "grads": [arr(g.astype(np_t), dname) for g in (g0, g1)]}
+            if kind == "norm":
+                total = torch.nn.utils.clip_grad_norm_(ps, params["max_norm"],
+                                                       float(params["norm_type"]))
+                case["total_norm"] = float(total)
+            else:
+                torch.nn.utils.clip_grad_value_(ps, params["clip_value"])
+            case["expected"] = [arr(p.grad.numpy(), dname) for p in ps]
+            cases.append(case)
+    return cases
+
+
+def write(name, payload):
+    path = os.path.join(OUT_DIR, name)
+    with open(path, "w") as f:
+        json.dump(payload, f, separators=(",", ":"))
+        f.write("\n")
+    print(f"{os.path.relpath(path)}: {os.path.getsize(path) / 1024:.0f} KiB")
+
+
+def main():
+    os.makedirs(OUT_DIR, exist_ok=True)
+    meta = {"generator": "scripts/make_conformance.py", "torch": torch.__version__,
+            "numpy": np.__version__}
+    write("core.json", {**meta, "cases": core_cases()})
+    write("nn_ops.json", {**meta, "cases": nn_op_cases()})
+    write("optim.json", {**meta, "optimizers": optimizer_cases(), "schedulers": scheduler_cases(),
+                         "clip_grad": clip_grad_cases()})
+
+
+if __name__ == "__main__":
+    main()

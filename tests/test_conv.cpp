@@ -1,0 +1,230 @@
+// conv2d: forward against hand-computed values and a direct-loop reference, gradients (first and
+// second order) over strides, padding, dilation, groups and odd shapes, and bad input.
+#include <doctest/doctest.h>
+
+#include "tapegrad.hpp"
+
+using namespace tg;
+
+namespace {
+
+struct Case {
+  const char* name;
+  Shape x, w;
+  Conv2dOptions options;
+  bool bias = true;
+};
+
+// Direct seven-loop convolution with explicit padding (top, left), for comparison.
+xt::xarray<double> reference_conv(const xt::xarray<double>& x, const xt::xarray<double>& w, const xt::xarray<double>* b,
+                                  std::size_t sh, std::size_t sw, std::ptrdiff_t pt, std::ptrdiff_t pl, std::size_t dh,
+                                  std::size_t dw, std::size_t groups, std::size_t oh, std::size_t ow) {
+  const std::size_t n = x.shape()[0], c_in = x.shape()[1], h = x.shape()[2], wd = x.shape()[3];
+  const std::size_t c_out = w.shape()[0], cg = w.shape()[1], kh = w.shape()[2], kw = w.shape()[3];
+  xt::xarray<double> y = xt::zeros<double>({n, c_out, oh, ow});
+  for (std::size_t s = 0; s < n; ++s)
+    for (std::size_t o = 0; o < c_out; ++o) {
+      const std::size_t grp = o / (c_out / groups);
+      for (std::size_t r = 0; r < oh; ++r)
+        for (std::size_t q = 0; q < ow; ++q) {
+          double acc = b ? (*b)(o) : 0.0;
+          for (std::size_t c = 0; c < cg; ++c)
+            for (std::size_t i = 0; i < kh; ++i)
+              for (std::size_t j = 0; j < kw; ++j) {
+                const std::ptrdiff_t ih = static_cast<std::ptrdiff_t>(r * sh + i * dh) - pt;
+                const std::ptrdiff_t iw = static_cast<std::ptrdiff_t>(q * sw + j * dw) - pl;
+                if (ih < 0 || iw < 0 || ih >= static_cast<std::ptrdiff_t>(h) || iw >= static_cast<std::ptrdiff_t>(wd))
+                  continue;
+                acc += x(s, grp * cg + c, ih, iw) * w(o, c, i, j);
+              }
+          y(s, o, r, q) = acc;
+        }
+    }
+  (void)c_in;
+  return y;
+}
+
+std::vector<Case> cases() {
+  return {
+      {"plain 3x3", {2, 3, 5, 5}, {4, 3, 3, 3}, {}},
+      {"stride 2", {2, 2, 7, 6}, {3, 2, 3, 3}, {.stride = 2}},
+      {"padding 1", {1, 2, 4, 5}, {3, 2, 3, 3}, {.padding = 1}},
+      {"dilation 2", {2, 2, 7, 7}, {2, 2, 3, 3}, {.dilation = 2}},
+      {"groups 2", {2, 4, 5, 5}, {6, 2, 3, 3}, {.groups = 2}},
+      {"non-square kernel, stride and padding", {1, 3, 6, 7}, {2, 3, 2, 4}, {.stride = {2, 1}, .padding = {1, 2}}},
+      {"batch 1, odd sizes, no bias", {1, 1, 7, 5}, {2, 1, 3, 2}, {}, false},
+      {"1x1 pointwise", {3, 4, 3, 3}, {5, 4, 1, 1}, {}},
+      {"1x1 pointwise, batch 1, groups 2", {1, 4, 3, 3}, {2, 2, 1, 1}, {.groups = 2}},
+      {"everything", {2, 4, 9, 8}, {4, 2, 3, 2}, {.stride = 2, .padding = {2, 1}, .dilation = {2, 3}, .groups = 2}},
+      {"same, stride 1, even kernel", {1, 2, 5, 6}, {3, 2, 2, 4}, {.padding = "same"}},
+      {"same, stride 2", {2, 1, 7, 6}, {2, 1, 3, 3}, {.stride = 2, .padding = "same"}},
+      {"valid", {1, 2, 5, 5}, {2, 2, 3, 3}, {.padding = "valid"}},
+  };
+}
+
+Tensor random(const Shape& s, Generator& gen) { return randn(s, gen, float64); }
+
+}  // namespace
+
+TEST_CASE("conv2d forward: hand-computed 2x2 sums") {
+  Tensor x = reshape(arange(1, 17, 1, float64), {1, 1, 4, 4});
+  Tensor w = ones({1, 1, 2, 2}, float64);
+  Tensor y = conv2d(x, w, Tensor(xt::xarray<double>{0.5}));
+  // Window sums of [[1..4],[5..8],[9..12],[13..16]]: 1+2+5+6 = 14, then +4 per step right, +16 down.
+  const xt::xarray<double> expected = {{{{14.5, 18.5, 22.5}, {30.5, 34.5, 38.5}, {46.5, 50.5, 54.5}}}};
+  CHECK(y.array<double>() == expected);
+
+  Tensor ys = conv2d(x, w, {}, {.stride = 2, .padding = 1});
+  // Padded windows at stride 2: corners see one, edges two, the middle four elements.
+  const xt::xarray<double> expected_s = {{{{1, 2 + 3, 4}, {5 + 9, 6 + 7 + 10 + 11, 8 + 12}, {13, 14 + 15, 16}}}};
+  CHECK(ys.array<double>() == expected_s);
+}
+
+TEST_CASE("conv2d forward matches a direct loop, float64 and float32") {
+  Generator gen(7);
+  for (const Case& c : cases()) {
+    INFO(c.name);
+    Tensor x = random(c.x, gen), w = random(c.w, gen), b = random({c.w[0]}, gen);
+    Tensor y = conv2d(x, w, c.bias ? b : Tensor(), c.options);
+    // Resolve the padding the way the header documents it.
+    std::ptrdiff_t pt = 0, pl = 0;
+    const std::size_t sh = static_cast<std::size_t>(c.options.stride.h),
+                      sw = static_cast<std::size_t>(c.options.stride.w);
+    const std::size_t dh = static_cast<std::size_t>(c.options.dilation.h),
+                      dw = static_cast<std::size_t>(c.options.dilation.w);
+    std::size_t oh = 0, ow = 0;
+    auto resolve = [&](std::size_t in, std::size_t k, std::size_t s, std::size_t d, std::int64_t explicit_pad,
+                       std::ptrdiff_t& before, std::size_t& out) {
+      const std::size_t span = d * (k - 1) + 1;
+      if (c.options.padding.kind == Padding::Kind::same) {
+        out = (in + s - 1) / s;
+        const std::ptrdiff_t total = std::max<std::ptrdiff_t>(
+            static_cast<std::ptrdiff_t>((out - 1) * s + span) - static_cast<std::ptrdiff_t>(in), 0);
+        before = total / 2;
+      } else {
+        before = c.options.padding.kind == Padding::Kind::valid ? 0 : explicit_pad;
+        out = (in + 2 * static_cast<std::size_t>(before) - span) / s + 1;
+      }
+    };
+    resolve(c.x[2], c.w[2], sh, dh, c.options.padding.size.h, pt, oh);
+    resolve(c.x[3], c.w[3], sw, dw, c.options.padding.size.w, pl, ow);
+    const xt::xarray<double> bias = b.array<double>();
+    const auto expected = reference_conv(x.array<double>(), w.array<double>(), c.bias ? &bias : nullptr, sh, sw, pt, pl,
+                                         dh, dw, static_cast<std::size_t>(c.options.groups), oh, ow);
+    REQUIRE(y.shape() == Shape(expected.shape().begin(), expected.shape().end()));
+    CHECK(xt::allclose(y.array<double>(), expected, 1e-12, 1e-12));
+    if (c.options.padding.kind == Padding::Kind::same && sh == 1) CHECK(y.shape(2) == c.x[2]);
+
+    Tensor y32 = conv2d(x.to(float32), w.to(float32), c.bias ? b.to(float32) : Tensor(), c.options);
+    CHECK(xt::allclose(y32.to(float64).array<double>(), expected, 1e-4, 1e-4));
+  }
+}
+
+TEST_CASE("conv2d gradients (float64) over every configuration") {
+  Generator gen(11);
+  for (const Case& c : cases()) {
+    INFO(c.name);
+    Tensor x = random(c.x, gen).requires_grad_();
+    Tensor w = random(c.w, gen).requires_grad_();
+    Tensor b = c.bias ? random({c.w[0]}, gen).requires_grad_() : Tensor();
+    const Conv2dOptions o = c.options;
+    auto r = gradcheck([o](const TensorList& in) { return conv2d(in[0], in[1], in[2], o); }, {x, w, b});
+    INFO(r.message);
+    CHECK(r);
+  }
+}
+
+TEST_CASE("conv2d second-order gradients") {
+  Generator gen(13);
+  const std::vector<Case> selected = {
+      {"stride 2, padding 1", {1, 2, 5, 5}, {2, 2, 3, 3}, {.stride = 2, .padding = 1}},
+      {"dilation 2, groups 2", {2, 2, 5, 5}, {2, 1, 2, 2}, {.dilation = 2, .groups = 2}},
+      {"same, even kernel", {1, 1, 4, 3}, {2, 1, 2, 2}, {.padding = "same"}},
+  };
+  for (const Case& c : selected) {
+    INFO(c.name);
+    Tensor x = random(c.x, gen).requires_grad_();
+    Tensor w = random(c.w, gen).requires_grad_();
+    Tensor b = random({c.w[0]}, gen).requires_grad_();
+    const Conv2dOptions o = c.options;
+    // tanh makes the loss non-linear in the output, so the Hessian has x-x and w-w blocks too.
+    auto r = gradgradcheck([o](const TensorList& in) { return tanh(conv2d(in[0], in[1], in[2], o)); }, {x, w, b});
+    INFO(r.message);
+    CHECK(r);
+  }
+}
+
+TEST_CASE("conv2d gradient ops are differentiable on their own") {
+  Generator gen(17);
+  const Conv2dOptions o{.stride = 2, .padding = {1, 0}, .dilation = {1, 2}, .groups = 2};
+  const Shape xs = {2, 4, 6, 7}, ws = {4, 2, 3, 2};
+  Tensor x = random(xs, gen).requires_grad_();
+  Tensor w = random(ws, gen).requires_grad_();
+  const Shape ys = conv2d(x.detach(), w.detach(), {}, o).shape();
+  Tensor g = random(ys, gen).requires_grad_();
+  auto r1 = gradcheck([&](const TensorList& in) { return conv2d_backward_input(in[0], in[1], xs, o); }, {g, w});
+  INFO(r1.message);
+  CHECK(r1);
+  auto r2 = gradcheck([&](const TensorList& in) { return conv2d_backward_weight(in[0], in[1], ws, o); }, {g, x});
+  INFO(r2.message);
+  CHECK(r2);
+}
+
+TEST_CASE("conv2d backward works in float32 and agrees with float64") {
+  Generator gen(19);
+  Tensor x = random({2, 3, 6, 6}, gen), w = random({4, 3, 3, 3}, gen), b = random({4}, gen);
+  TensorList g64, g32;
+  for (Dtype d : {float64, float32}) {
+    Tensor xd = x.to(d).detach().requires_grad_(), wd = w.to(d).detach().requires_grad_();
+    Tensor bd = b.to(d).detach().requires_grad_();
+    sum(mul(conv2d(xd, wd, bd, {.stride = 2, .padding = 1}), conv2d(xd, wd, bd, {.stride = 2, .padding = 1})))
+        .backward();
+    (d == float64 ? g64 : g32) = {xd.grad(), wd.grad(), bd.grad()};
+  }
+  for (std::size_t i = 0; i < 3; ++i)
+    CHECK(xt::allclose(g32[i].to(float64).array<double>(), g64[i].array<double>(), 1e-3, 1e-3));
+}
+
+TEST_CASE("conv2d rejects bad input with clear messages") {
+  Tensor x = zeros({2, 4, 5, 5});
+  Tensor w = zeros({6, 4, 3, 3});
+  CHECK_THROWS_WITH_AS(conv2d(zeros({4, 5, 5}), w), doctest::Contains("conv2d: expected input x of rank 4"), Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, zeros({6, 4, 3})), doctest::Contains("expected weight of rank 4"), Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, zeros({6, 3, 3, 3})),
+                       doctest::Contains("x [2, 4, 5, 5] has 4 channels but weight [6, 3, 3, 3] with groups 1 "
+                                         "expects C_in = weight.shape[1] * groups = 3"),
+                       Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, zeros({6, 1, 3, 3}), {}, {.groups = 3}),
+                       doctest::Contains("groups 3 must divide both C_in (4"), Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, zeros({6, 4, 7, 3})), doctest::Contains("padded input is only 5x5 (x [2, 4, 5, 5]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, zeros({6, 4, 3, 3}), {}, {.dilation = 3}), doctest::Contains("the kernel spans 7x7"),
+                       Error);
+  CHECK_NOTHROW(conv2d(x, zeros({6, 4, 7, 3}), {}, {.padding = 1}));
+  CHECK_THROWS_WITH_AS(conv2d(x, w, {}, {.stride = 0}),
+                       doctest::Contains("conv2d: stride must be positive, got [0, 0]"), Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, w, {}, {.stride = {1, -2}}), doctest::Contains("stride must be positive"), Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, w, {}, {.padding = -1}), doctest::Contains("padding must be non-negative"), Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, w, zeros({5})), doctest::Contains("bias has shape [5], expected [6]"), Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, w.to(float64)), doctest::Contains("must have the same float dtype"), Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, w, {}, {.padding = Padding(std::string_view("full"))}),
+                       doctest::Contains("expected \"valid\", \"same\""), Error);
+}
+
+TEST_CASE("conv2d gives the same numbers on one thread and on two") {
+  Generator gen(23);
+  Tensor x = random({8, 16, 30, 30}, gen), w = random({8, 8, 3, 5}, gen);
+  const Conv2dOptions o{.stride = {1, 2}, .padding = {1, 2}, .dilation = {2, 1}, .groups = 2};
+  const int before = get_num_threads();
+  TensorList results[2];
+  Tensor g;
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    Tensor y = conv2d(x, w, {}, o);
+    if (!g.defined()) g = random(y.shape(), gen);
+    results[threads - 1] = {y, conv2d_backward_input(g, w, x.shape(), o), conv2d_backward_weight(g, x, w.shape(), o)};
+  }
+  set_num_threads(before);
+  for (std::size_t i = 0; i < 3; ++i)
+    CHECK(xt::allclose(results[0][i].array<double>(), results[1][i].array<double>(), 1e-12, 1e-12));
+}

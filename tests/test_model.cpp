@@ -1,0 +1,457 @@
+// nn::Model (Keras verbs), History, callbacks, progress and plots.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <set>
+#include <sstream>
+
+#include "autograd/generator.hpp"
+#include "autograd/grad_mode.hpp"
+#include "nn/activation.hpp"
+#include "nn/callbacks.hpp"
+#include "nn/conv.hpp"
+#include "nn/flatten.hpp"
+#include "nn/linear.hpp"
+#include "nn/model.hpp"
+#include "nn/plot.hpp"
+#include "nn/pooling.hpp"
+#include "nn/progress.hpp"
+#include "nn/sequential.hpp"
+#include "ops/elementwise.hpp"
+#include "ops/reduce.hpp"
+#include "ops/shape.hpp"
+#include "optim/adam.hpp"
+#include "optim/lr_scheduler.hpp"
+#include "optim/sgd.hpp"
+
+using namespace tg;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Three Gaussian blobs in 2-D: x [n,2] float32, y [n] int64.
+std::pair<Tensor, Tensor> blobs(std::size_t n, std::uint64_t seed) {
+  Generator g(seed);
+  const double centers[3][2] = {{2, 0}, {-1, 2}, {-1, -2}};
+  xt::xarray<float> x = xt::zeros<float>({n, std::size_t(2)});
+  xt::xarray<std::int64_t> y = xt::zeros<std::int64_t>({n});
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t c = i % 3;
+    y(i) = static_cast<std::int64_t>(c);
+    x(i, 0) = static_cast<float>(centers[c][0] +
+                                 0.7 * std::sqrt(-2 * std::log(1 - g.uniform())) * std::cos(6.283185 * g.uniform()));
+    x(i, 1) = static_cast<float>(centers[c][1] +
+                                 0.7 * std::sqrt(-2 * std::log(1 - g.uniform())) * std::cos(6.283185 * g.uniform()));
+  }
+  return {Tensor(x), Tensor(y)};
+}
+
+nn::Model small_model(std::uint64_t seed = 7) {
+  manual_seed(seed);
+  return nn::Model(
+      nn::Sequential{nn::Linear(2, 16, {.activation = nn::Activation::relu}), nn::Linear(16, 3), nn::Softmax()},
+      {.input_shape = {2}});
+}
+
+void compile(nn::Model& m, double lr = 0.01) {
+  m.compile({.optimizer = "adam", .loss = "categorical_crossentropy", .metrics = {"accuracy"}, .learning_rate = lr});
+}
+
+// A dataset that records which indices each batch asked for.
+class RecordingDataset : public datasets::Dataset {
+ public:
+  explicit RecordingDataset(std::size_t n) : n_(n) {}
+  std::size_t size() const override { return n_; }
+  datasets::Batch get_batch(std::span<const std::size_t> indices) const override {
+    requests.emplace_back(indices.begin(), indices.end());
+    xt::xarray<float> x = xt::zeros<float>({indices.size(), std::size_t(2)});
+    xt::xarray<std::int64_t> y = xt::zeros<std::int64_t>({indices.size()});
+    for (std::size_t i = 0; i < indices.size(); ++i) {
+      x(i, 0) = static_cast<float>(indices[i]) / static_cast<float>(n_);
+      y(i) = static_cast<std::int64_t>(indices[i] % 3);
+    }
+    return {Tensor(x), Tensor(y)};
+  }
+  mutable std::vector<std::vector<std::size_t>> requests;
+
+ private:
+  std::size_t n_;
+};
+
+fs::path temp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("tg_test_model_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+TEST_CASE("one_hot: rows of the identity, range checked") {
+  Tensor y(xt::xarray<std::int64_t>{2, 0, 1});
+  Tensor h = one_hot(y, 3);
+  CHECK(h.shape() == Shape{3, 3});
+  CHECK(h.array<float>() == xt::xarray<float>{{0, 0, 1}, {1, 0, 0}, {0, 1, 0}});
+  CHECK_THROWS_WITH_AS(one_hot(Tensor(xt::xarray<std::int64_t>{3}), 3), doctest::Contains("outside [0, 3)"), Error);
+}
+
+TEST_CASE("Model::fit learns blobs; History has Keras's keys, one value per epoch") {
+  auto [x, y] = blobs(600, 1);
+  nn::Model model = small_model();
+  compile(model);
+  const nn::History h =
+      model.fit(x, one_hot(y, 3), {.epochs = 4, .batch_size = 32, .validation_split = 0.2, .verbose = 0});
+  CHECK(h.keys() == std::vector<std::string>{"loss", "accuracy", "val_loss", "val_accuracy"});
+  CHECK(h.epoch() == std::vector<int>{0, 1, 2, 3});
+  for (const auto& k : h.keys()) CHECK(h[k].size() == 4);
+  CHECK(h["loss"].back() < h["loss"].front());
+  CHECK(h["val_accuracy"].back() > 0.9);
+  const nn::Logs ev = model.evaluate(x, y);
+  CHECK(ev.at("accuracy") > 0.9);
+  // int64 class targets and one-hot targets give the same loss.
+  CHECK(ev.at("loss") == doctest::Approx(model.evaluate(x, one_hot(y, 3)).at("loss")).epsilon(1e-6));
+}
+
+TEST_CASE("Model: the loss comes from logits but predict returns probabilities") {
+  auto [x, y] = blobs(90, 2);
+  nn::Model model = small_model();
+  compile(model);
+  model.fit(x, y, {.epochs = 1, .verbose = 0});
+  const Tensor p = model.predict(x, {.batch_size = 16});
+  REQUIRE(p.shape() == Shape{90, 3});
+  const Tensor row_sums = sum(p, {1});
+  for (std::size_t i = 0; i < 90; ++i) CHECK(row_sums.array<float>()(i) == doctest::Approx(1.0).epsilon(1e-5));
+  // evaluate's loss equals -mean(log p[y]) computed from predict's probabilities.
+  double manual = 0;
+  for (std::size_t i = 0; i < 90; ++i)
+    manual -= std::log(static_cast<double>(p.array<float>()(i, static_cast<std::size_t>(y.array<std::int64_t>()(i)))));
+  CHECK(model.evaluate(x, y).at("loss") == doctest::Approx(manual / 90).epsilon(1e-4));
+}
+
+TEST_CASE("Model: a Linear with fused softmax trains on logits like Linear + Softmax") {
+  auto [x, y] = blobs(60, 12);
+  manual_seed(4);
+  nn::Model fused(nn::Sequential{nn::Linear(2, 3, {.activation = nn::Activation::softmax})});
+  manual_seed(4);
+  nn::Model split(nn::Sequential{nn::Linear(2, 3), nn::Softmax()});
+  compile(fused);
+  compile(split);
+  const nn::History a = fused.fit(x, y, {.epochs = 2, .verbose = 0});
+  const nn::History b = split.fit(x, y, {.epochs = 2, .verbose = 0});
+  CHECK(a["loss"] == b["loss"]);
+  CHECK(fused.predict(x).array<float>() == split.predict(x).array<float>());
+  // Saturated wrong predictions still give a finite loss and gradient (no log(0)).
+  Tensor far = x * 1000.0;
+  CHECK(std::isfinite(fused.evaluate(far, y).at("loss")));
+}
+
+TEST_CASE("Model::fit: validation_split holds out the last samples; the rest is reshuffled each epoch") {
+  RecordingDataset data(20);
+  nn::Model model = small_model();
+  compile(model);
+  model.fit(data, {.epochs = 2, .batch_size = 4, .validation_split = 0.25, .seed = 3, .verbose = 0});
+  // Per epoch: 4 training batches (15 samples), then 2 validation batches (5 samples).
+  REQUIRE(data.requests.size() == 12);
+  std::vector<std::vector<std::size_t>> epochs(2);
+  for (int e = 0; e < 2; ++e) {
+    for (int b = 0; b < 4; ++b) {
+      const auto& r = data.requests[static_cast<std::size_t>(e * 6 + b)];
+      epochs[static_cast<std::size_t>(e)].insert(epochs[static_cast<std::size_t>(e)].end(), r.begin(), r.end());
+    }
+    std::vector<std::size_t> val;
+    for (int b = 4; b < 6; ++b) {
+      const auto& r = data.requests[static_cast<std::size_t>(e * 6 + b)];
+      val.insert(val.end(), r.begin(), r.end());
+    }
+    CHECK(val == std::vector<std::size_t>{15, 16, 17, 18, 19});
+    std::vector<std::size_t> sorted = epochs[static_cast<std::size_t>(e)];
+    std::sort(sorted.begin(), sorted.end());
+    std::vector<std::size_t> expected(15);
+    std::iota(expected.begin(), expected.end(), 0);
+    CHECK(sorted == expected);
+  }
+  CHECK(epochs[0] != epochs[1]);  // reshuffled
+  std::vector<std::size_t> expected(15);
+  std::iota(expected.begin(), expected.end(), 0);
+  CHECK(epochs[0] != expected);
+
+  // Without shuffle the training order is 0..14; Keras's split rounds the training part up.
+  RecordingDataset plain(10);
+  model.fit(plain, {.epochs = 1, .batch_size = 100, .validation_split = 0.25, .shuffle = false, .verbose = 0});
+  REQUIRE(plain.requests.size() == 2);
+  CHECK(plain.requests[0] == std::vector<std::size_t>{0, 1, 2, 3, 4, 5, 6, 7});  // ceil(10 * 0.75) = 8
+  CHECK(plain.requests[1] == std::vector<std::size_t>{8, 9});
+}
+
+TEST_CASE("Model::fit on a Dataset with a validation Dataset; validation_data for tensors") {
+  auto [x, y] = blobs(120, 13);
+  auto [vx, vy] = blobs(30, 14);
+  const datasets::TensorDataset train(x, y), val(vx, vy);
+  nn::Model model = small_model();
+  compile(model);
+  const nn::History h = model.fit(train, {.epochs = 2, .validation_dataset = &val, .verbose = 0});
+  CHECK(h.keys() == std::vector<std::string>{"loss", "accuracy", "val_loss", "val_accuracy"});
+  CHECK(h["val_loss"].back() == doctest::Approx(model.evaluate(vx, vy).at("loss")));
+  const nn::History t = model.fit(x, y, {.epochs = 1, .validation_data = {vx, vy}, .verbose = 0});
+  CHECK(t["val_accuracy"].back() == doctest::Approx(model.evaluate(val).at("accuracy")));
+}
+
+TEST_CASE("Model::fit: same seed → identical History; another seed → a different one") {
+  auto [x, y] = blobs(300, 4);
+  auto run = [&](std::uint64_t seed) {
+    nn::Model model = small_model(11);
+    compile(model);
+    return model.fit(x, y, {.epochs = 3, .batch_size = 16, .validation_split = 0.2, .seed = seed, .verbose = 0});
+  };
+  const nn::History a = run(5), b = run(5), c = run(6);
+  for (const auto& k : a.keys()) {
+    CHECK(a[k] == b[k]);
+  }
+  CHECK(a["loss"] != c["loss"]);
+}
+
+TEST_CASE("callbacks: a custom callback sees every epoch and batch; LearningRateScheduler sets the lr") {
+  auto [x, y] = blobs(100, 5);
+  nn::Model model = small_model();
+  compile(model);
+  auto cb = std::make_shared<nn::LambdaCallback>();
+  int train_begin = 0, train_end = 0, batches = 0;
+  std::vector<int> begun, ended;
+  std::vector<double> lrs;
+  cb->train_begin = [&](const nn::Logs&) { ++train_begin; };
+  cb->train_end = [&](const nn::Logs&) { ++train_end; };
+  cb->epoch_begin = [&](int e, const nn::Logs&) { begun.push_back(e); };
+  cb->epoch_end = [&](int e, const nn::Logs& logs) {
+    ended.push_back(e);
+    CHECK(logs.contains("loss"));
+    CHECK(logs.contains("val_accuracy"));
+    lrs.push_back(cb->model().optimizer().lr());
+  };
+  cb->batch_end = [&](int, const nn::Logs& logs) {
+    ++batches;
+    CHECK(logs.contains("accuracy"));
+  };
+  auto sched = std::make_shared<nn::LearningRateScheduler>([](int epoch, double) { return 0.01 / (epoch + 1); });
+  model.fit(x, y, {.epochs = 3, .batch_size = 32, .validation_split = 0.2, .verbose = 0, .callbacks = {sched, cb}});
+  CHECK(train_begin == 1);
+  CHECK(train_end == 1);
+  CHECK(begun == std::vector<int>{0, 1, 2});
+  CHECK(ended == std::vector<int>{0, 1, 2});
+  CHECK(batches == 3 * 3);  // 80 training samples in batches of 32
+  REQUIRE(lrs.size() == 3);
+  CHECK(lrs[0] == doctest::Approx(0.01));
+  CHECK(lrs[2] == doctest::Approx(0.01 / 3));
+}
+
+TEST_CASE("LearningRateScheduler steps a tg::optim scheduler after every epoch") {
+  auto [x, y] = blobs(60, 15);
+  nn::Model model = small_model();
+  auto opt = std::make_shared<optim::Adam>(model.parameters(), optim::AdamOptions{.lr = 0.01});
+  model.compile({.optimizer = opt, .loss = "sparse_categorical_crossentropy"});
+  auto step = std::make_shared<optim::StepLR>(*opt, 1, 0.5);
+  model.fit(x, y, {.epochs = 2, .verbose = 0, .callbacks = {std::make_shared<nn::LearningRateScheduler>(step)}});
+  CHECK(opt->lr() == doctest::Approx(0.0025));
+}
+
+TEST_CASE("EarlyStopping stops after `patience` epochs without improvement and restores the best weights") {
+  auto [x, y] = blobs(120, 6);
+  nn::Model model = small_model();
+  compile(model);
+  // In max mode a falling loss never improves after epoch 0: stop at epoch 2 with patience 2.
+  auto stop = std::make_shared<nn::EarlyStopping>(nn::EarlyStoppingOptions{
+      .monitor = "loss", .patience = 2, .mode = nn::MonitorMode::max, .restore_best_weights = true});
+  nn::NamedTensors first;
+  auto snap = std::make_shared<nn::LambdaCallback>();
+  snap->epoch_end = [&](int e, const nn::Logs&) {
+    if (e == 0) first = snap->model().state();
+  };
+  const nn::History h = model.fit(x, y, {.epochs = 10, .verbose = 0, .callbacks = {snap, stop}});
+  CHECK(h.size() == 3);
+  CHECK(stop->stopped_epoch() == 2);
+  CHECK(stop->best_epoch() == 0);
+  const nn::NamedTensors now = model.state();
+  REQUIRE(now.size() == first.size());
+  for (std::size_t i = 0; i < now.size(); ++i) CHECK(now[i].second.array<float>() == first[i].second.array<float>());
+
+  auto missing = std::make_shared<nn::EarlyStopping>(nn::EarlyStoppingOptions{.monitor = "val_loss"});
+  CHECK_THROWS_WITH_AS(model.fit(x, y, {.epochs = 2, .verbose = 0, .callbacks = {missing}}),
+                       doctest::Contains("no 'val_loss'"), Error);
+}
+
+TEST_CASE("ModelCheckpoint with save_best_only writes only improving epochs; the file loads back") {
+  auto [x, y] = blobs(120, 7);
+  const fs::path dir = temp_dir("ckpt");
+  nn::Model model = small_model();
+  compile(model);
+  nn::NamedTensors first;
+  auto snap = std::make_shared<nn::LambdaCallback>();
+  snap->epoch_end = [&](int e, const nn::Logs&) {
+    if (e == 0) first = snap->model().state();
+  };
+  // max mode on a falling loss: only epoch 1 (the first) improves.
+  auto ckpt = std::make_shared<nn::ModelCheckpoint>(
+      dir / "ckpt-{epoch:02d}.safetensors",
+      nn::ModelCheckpointOptions{.monitor = "loss", .save_best_only = true, .mode = nn::MonitorMode::max});
+  model.fit(x, y, {.epochs = 3, .verbose = 0, .callbacks = {snap, ckpt}});
+  CHECK(fs::exists(dir / "ckpt-01.safetensors"));
+  CHECK_FALSE(fs::exists(dir / "ckpt-02.safetensors"));
+  CHECK_FALSE(fs::exists(dir / "ckpt-03.safetensors"));
+  std::size_t files = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++files;
+  CHECK(files == 1);  // no temporary left behind
+
+  nn::Model loaded = small_model(99);
+  loaded.load(dir / "ckpt-01.safetensors");
+  const nn::NamedTensors got = loaded.state();
+  REQUIRE(got.size() == first.size());
+  for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i].second.array<float>() == first[i].second.array<float>());
+
+  // A file that does not fit the architecture is refused, naming the tensor.
+  manual_seed(1);
+  nn::Model other(nn::Sequential{nn::Linear(2, 8), nn::Linear(8, 3)});
+  CHECK_THROWS_AS(other.load(dir / "ckpt-01.safetensors"), Error);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("CSVLogger and History::save_csv write the per-epoch values") {
+  auto [x, y] = blobs(90, 8);
+  const fs::path dir = temp_dir("csv");
+  nn::Model model = small_model();
+  compile(model);
+  const nn::History h = model.fit(x, y,
+                                  {.epochs = 2,
+                                   .validation_split = 0.2,
+                                   .verbose = 0,
+                                   .callbacks = {std::make_shared<nn::CSVLogger>(dir / "log.csv")}});
+  const std::string text = read_text(dir / "log.csv");
+  std::istringstream lines(text);
+  std::string header, row;
+  std::getline(lines, header);
+  CHECK(header == "epoch,loss,accuracy,val_loss,val_accuracy");
+  for (int e = 0; e < 2; ++e) {
+    REQUIRE(std::getline(lines, row));
+    std::istringstream cells(row);
+    std::string cell;
+    std::getline(cells, cell, ',');
+    CHECK(std::stoi(cell) == e);
+    for (const auto& k : h.keys()) {
+      std::getline(cells, cell, ',');
+      CHECK(std::stod(cell) == h[k][static_cast<std::size_t>(e)]);  // shortest round-trip text
+    }
+  }
+  CHECK_FALSE(std::getline(lines, row));
+  h.save_csv(dir / "history.csv");
+  CHECK(read_text(dir / "history.csv") == text);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("Model::summary prints Keras's table for the tutorial model") {
+  manual_seed(0);
+  nn::Model model(nn::Sequential{nn::Conv2d(1, 32, 3, {.activation = nn::Activation::relu}), nn::MaxPool2d(2),
+                                 nn::Flatten(), nn::Linear(5408, 10), nn::Softmax()},
+                  {.input_shape = {1, 28, 28}});
+  const std::string s = model.summary_string();
+  INFO(s);
+  CHECK(s.find("Layer (type)") != std::string::npos);
+  CHECK(s.find("Output Shape") != std::string::npos);
+  CHECK(s.find("Param #") != std::string::npos);
+  CHECK(s.find("conv2d (Conv2d)") != std::string::npos);
+  CHECK(s.find("(None, 32, 26, 26)") != std::string::npos);
+  CHECK(s.find("(None, 32, 13, 13)") != std::string::npos);
+  CHECK(s.find("(None, 5408)") != std::string::npos);
+  CHECK(s.find("(None, 10)") != std::string::npos);
+  CHECK(s.find(" 320\n") != std::string::npos);
+  CHECK(s.find(" 54,090\n") != std::string::npos);
+  CHECK(s.find("Total params: 54,410\n") != std::string::npos);
+  CHECK(s.find("Trainable params: 54,410\n") != std::string::npos);
+  CHECK(s.find("Non-trainable params: 0\n") != std::string::npos);
+}
+
+TEST_CASE("Model: bad input gives clear errors") {
+  auto [x, y] = blobs(30, 9);
+  nn::Model model = small_model();
+  CHECK_THROWS_WITH_AS(model.fit(x, y), doctest::Contains("not compiled"), Error);
+  CHECK_THROWS_WITH_AS(model.evaluate(x, y), doctest::Contains("not compiled"), Error);
+  compile(model);
+  CHECK_THROWS_WITH_AS(model.fit(x, slice(y, 0, 0, 20), {.verbose = 0}),
+                       doctest::Contains("x has 30 samples ([30, 2]) but y has 20"), Error);
+  CHECK_THROWS_WITH_AS(model.fit(x, y, {.validation_split = 1.0, .verbose = 0}),
+                       doctest::Contains("validation_split must be in [0, 1), got 1"), Error);
+  CHECK_THROWS_WITH_AS(model.fit(x, y, {.validation_split = -0.1, .verbose = 0}),
+                       doctest::Contains("validation_split must be in [0, 1)"), Error);
+  CHECK_THROWS_WITH_AS(model.fit(x, y, {.batch_size = 0, .verbose = 0}), doctest::Contains("batch_size"), Error);
+  CHECK_THROWS_WITH_AS(model.evaluate(x, slice(y, 0, 0, 3)), doctest::Contains("x has 30 samples"), Error);
+  nn::Model m2 = small_model();
+  CHECK_THROWS_WITH_AS(m2.compile({.optimizer = "adamax"}), doctest::Contains("unknown optimizer 'adamax'"), Error);
+  CHECK_THROWS_WITH_AS(m2.compile({.loss = "hinge"}), doctest::Contains("unknown loss 'hinge'"), Error);
+  CHECK_THROWS_WITH_AS(m2.compile({.metrics = {"auc"}}), doctest::Contains("auc"), Error);
+  CHECK_FALSE(m2.compiled());
+  // Labels out of range for the 3 outputs.
+  CHECK_THROWS_AS(model.fit(x, full({30}, 5, int64), {.verbose = 0}), Error);
+}
+
+TEST_CASE("Model works with an optimizer object, a custom loss and float64") {
+  auto [x, y] = blobs(150, 10);
+  manual_seed(3);
+  nn::Model model(nn::Sequential{nn::Linear(2, 3)});
+  model.module().to(float64);
+  auto opt = std::make_shared<optim::SGD>(model.parameters(), optim::SGDOptions{.lr = 0.1});
+  // Mean squared error against one-hot targets, written by hand.
+  model.compile({.optimizer = opt,
+                 .loss = [](const Tensor& p, const Tensor& t) { return mean((p - t) * (p - t)); },
+                 .metrics = {"acc"}});
+  const nn::History h = model.fit(x, one_hot(y, 3, float64), {.epochs = 5, .verbose = 0});
+  CHECK(h.keys() == std::vector<std::string>{"loss", "acc"});
+  CHECK(h["loss"].back() < h["loss"].front());
+  CHECK(model.predict(x).dtype() == float64);
+}
+
+TEST_CASE("ProgressBar draws Keras's line") {
+  std::ostringstream os;
+  nn::ProgressBar bar(1500, os, {.live = false});
+  const std::string mid = bar.line(750, nn::Logs{{"loss", 0.12345}}, false);
+  CHECK(mid.find(" 750/1500 [==============>...............] - ETA: ") == 0);
+  const std::string end = bar.line(1500, nn::Logs{{"loss", 0.12345}, {"accuracy", 0.963}}, true);
+  CHECK(end.find("1500/1500 [==============================] - ") == 0);
+  CHECK(end.find("/step - loss: 0.1235 - accuracy: 0.9630") != std::string::npos);
+  bar.update(10, {});  // not live: nothing drawn until finish
+  CHECK(os.str().empty());
+  bar.finish(nn::Logs{{"loss", 1e-5}});
+  CHECK(os.str().find("loss: 1.0000e-05\n") != std::string::npos);
+  CHECK(nn::format_eta(45) == "45s");
+  CHECK(nn::format_eta(125) == "2:05");
+  CHECK(nn::format_eta(3723) == "1:02:03");
+  CHECK(nn::format_time_per_step(0.003) == "3ms/step");
+  CHECK(nn::format_time_per_step(0.00025) == "250us/step");
+}
+
+TEST_CASE("history_svg draws the tutorial's two panels") {
+  nn::History h;
+  h.append(0, nn::Logs{{"loss", 0.3}, {"accuracy", 0.9}, {"val_loss", 0.2}, {"val_accuracy", 0.95}});
+  h.append(1, nn::Logs{{"loss", 0.1}, {"accuracy", 0.97}, {"val_loss", 0.09}, {"val_accuracy", 0.975}});
+  const std::string svg = nn::history_svg(h);
+  CHECK(svg.rfind("<?xml", 0) == 0);
+  CHECK(svg.find("<svg xmlns=\"http://www.w3.org/2000/svg\"") != std::string::npos);
+  CHECK(svg.find(">Loss</text>") != std::string::npos);
+  CHECK(svg.find(">Accuracy</text>") != std::string::npos);
+  CHECK(svg.find(">Epochs</text>") != std::string::npos);
+  CHECK(svg.find(">Validation loss</text>") != std::string::npos);
+  CHECK(svg.find(">Train acc</text>") != std::string::npos);
+  CHECK(std::count(svg.begin(), svg.end(), '\n') > 20);
+  CHECK(svg.find("</svg>") != std::string::npos);
+  CHECK_THROWS_WITH_AS(h.at("acc"), doctest::Contains("no metric 'acc'"), Error);
+  nn::History empty;
+  CHECK_THROWS_AS(nn::history_svg(empty), Error);
+}

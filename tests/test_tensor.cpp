@@ -1,0 +1,213 @@
+// Tensor: construction, factories, seeded random tensors, dtype conversion, item, printing,
+// in-place changes and the errors of each.
+#include <doctest/doctest.h>
+
+#include <sstream>
+
+#include "tapegrad.hpp"
+
+using namespace tg;
+
+TEST_CASE("construction from xtensor arrays keeps dtype, shape and values") {
+  const xt::xarray<float> f = {{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}};
+  const Tensor tf(f);
+  CHECK(tf.dtype() == float32);
+  CHECK(tf.shape() == Shape{2, 3});
+  CHECK(tf.shape(-1) == 3);
+  CHECK(tf.ndim() == 2);
+  CHECK(tf.numel() == 6);
+  CHECK(tf.array<float>() == f);
+  CHECK(Tensor(xt::xarray<double>({1.0, 2.0})).dtype() == float64);
+  const Tensor ti(xt::xarray<std::int64_t>({3, 4}));
+  CHECK(ti.dtype() == int64);
+  CHECK(ti.data<std::int64_t>()[1] == 4);
+  // The array a tensor gives back is the one it holds.
+  CHECK(tf.array<float>()(1, 2) == 6.f);
+}
+
+TEST_CASE("construction from nested initializer lists, as float32") {
+  CHECK(Tensor({1.0, 2.0}).shape() == Shape{2});
+  CHECK(Tensor({{1.0, 2.0}, {3.0, 4.0}, {5.0, 6.0}}).shape() == Shape{3, 2});
+  CHECK(Tensor({{{{1.0, 2.0}}}}).shape() == Shape{1, 1, 1, 2});
+  const Tensor t({{1.5, -2.0}, {3.0, 4.0}});
+  CHECK(t.dtype() == float32);
+  CHECK(t.array<float>() == xt::xarray<float>({{1.5f, -2.f}, {3.f, 4.f}}));
+  CHECK_FALSE(Tensor().defined());
+  CHECK(t.defined());
+}
+
+TEST_CASE("factories: zeros, ones, full, *_like, arange, scalar_tensor") {
+  CHECK(zeros({2, 3}).array<float>() == xt::zeros<float>({2, 3}));
+  CHECK(ones({2}, float64).array<double>() == xt::xarray<double>({1, 1}));
+  CHECK(full({2, 2}, 7.0, int64).array<std::int64_t>() == xt::xarray<std::int64_t>({{7, 7}, {7, 7}}));
+  const Tensor d = ones({3}, float64);
+  CHECK(zeros_like(d).dtype() == float64);
+  CHECK(ones_like(d).shape() == Shape{3});
+  CHECK(full_like(d, 2.5).array<double>() == xt::xarray<double>({2.5, 2.5, 2.5}));
+  CHECK(arange(4.0).array<float>() == xt::xarray<float>({0, 1, 2, 3}));
+  CHECK(arange(1.0, 2.0, 0.25, float64).array<double>() == xt::xarray<double>({1, 1.25, 1.5, 1.75}));
+  CHECK(arange(5.0, 0.0, -2.0, int64).array<std::int64_t>() == xt::xarray<std::int64_t>({5, 3, 1}));
+  CHECK(arange(3.0, 1.0).numel() == 0);
+  const Tensor s = scalar_tensor(3.0, float64);
+  CHECK(s.shape() == Shape{});
+  CHECK(s.numel() == 1);
+  CHECK(s.item() == 3.0);
+  CHECK(zeros({0, 4}).numel() == 0);
+}
+
+TEST_CASE("random tensors are reproducible from the generator's seed") {
+  Generator g1(42), g2(42), g3(43);
+  const Tensor a = uniform({100}, -2.0, 3.0, g1, float64);
+  const Tensor b = uniform({100}, -2.0, 3.0, g2, float64);
+  const Tensor c = uniform({100}, -2.0, 3.0, g3, float64);
+  CHECK(a.array<double>() == b.array<double>());
+  CHECK(a.array<double>() != c.array<double>());
+  for (double v : a.array<double>()) {
+    CHECK(v >= -2.0);
+    CHECK(v < 3.0);
+  }
+  // The stream continues: a second draw differs from the first.
+  CHECK(uniform({100}, -2.0, 3.0, g1, float64).array<double>() != a.array<double>());
+
+  Generator n1(7), n2(7);
+  const Tensor x = normal({20000}, 1.5, 2.0, n1, float64);
+  CHECK(x.array<double>() == normal({20000}, 1.5, 2.0, n2, float64).array<double>());
+  const double m = mean(x).item();
+  const double var = mean(pow(x - m, 2.0)).item();
+  CHECK(m == doctest::Approx(1.5).epsilon(0.05));
+  CHECK(var == doctest::Approx(4.0).epsilon(0.05));
+  Generator r(1);
+  CHECK(rand({3}, r).dtype() == float32);
+  CHECK(randn({2, 2}, r, float64).shape() == Shape{2, 2});
+  const Tensor perm = randperm(10, r);
+  xt::xarray<std::int64_t> sorted = perm.array<std::int64_t>();
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(sorted == xt::xarray<std::int64_t>({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  const Tensor ints = randint(-3, 3, {50}, r);
+  CHECK(ints.dtype() == int64);
+  for (std::int64_t v : ints.array<std::int64_t>()) CHECK((v >= -3 && v < 3));
+  CHECK_THROWS_WITH_AS(uniform({2}, 1.0, 1.0, r), doctest::Contains("uniform: needs low < high"), Error);
+}
+
+TEST_CASE("to() converts between dtypes and is differentiable between floats") {
+  const Tensor f = Tensor({1.5, -2.5, 3.0});
+  const Tensor d = f.to(float64);
+  CHECK(d.dtype() == float64);
+  CHECK(d.array<double>() == xt::xarray<double>({1.5, -2.5, 3.0}));
+  const Tensor i = f.to(int64);
+  CHECK(i.dtype() == int64);
+  CHECK(i.array<std::int64_t>() == xt::xarray<std::int64_t>({1, -2, 3}));  // truncates toward zero
+  CHECK(i.to(float32).array<float>() == xt::xarray<float>({1, -2, 3}));
+  CHECK(f.to(float32).is_same(f));  // same dtype: the same tensor
+  const Tensor x = Tensor({1.0, 2.0}).requires_grad_();
+  sum(x.to(float64) * 3.0).backward();
+  CHECK(x.grad().dtype() == float32);
+  CHECK(x.grad().array<float>() == xt::xarray<float>({3, 3}));
+  CHECK_FALSE(x.to(int64).requires_grad());
+}
+
+TEST_CASE("item() returns the single element") {
+  CHECK(scalar_tensor(2.5).item() == 2.5);
+  CHECK(Tensor({{4.0, 5.0}}).shape() == Shape{1, 2});
+  CHECK(full({}, 9.0, int64).item<std::int64_t>() == 9);
+  CHECK_THROWS_WITH_AS(zeros({2, 3}).item(),
+                       doctest::Contains("Tensor::item: needs a tensor with one element, got shape [2, 3]"), Error);
+}
+
+TEST_CASE("printing through ostream and fmt") {
+  std::ostringstream os;
+  os << Tensor({1.0, 2.0});
+  const std::string plain = os.str();
+  CHECK(plain.rfind("tensor(", 0) == 0);
+  CHECK(plain.find('1') != std::string::npos);
+  CHECK(plain.find("dtype") == std::string::npos);  // float32 is the default, left out
+  CHECK(fmt::format("{}", Tensor({1.0, 2.0})) == plain);
+  const std::string d = fmt::format("{}", ones({2, 2}, float64));
+  CHECK(d.find("dtype=float64") != std::string::npos);
+  CHECK(fmt::format("{}", zeros({1}, int64)).find("dtype=int64") != std::string::npos);
+  const Tensor x = Tensor({1.0}).requires_grad_();
+  CHECK(fmt::format("{}", x).find("requires_grad=true") != std::string::npos);
+  CHECK(fmt::format("{}", x * 2.0).find("grad_fn=<mul>") != std::string::npos);
+  CHECK(fmt::format("{}", Tensor()) == "tensor(undefined)");
+}
+
+TEST_CASE("in-place changes bump the version and change every handle") {
+  Tensor t = zeros({3});
+  const Tensor alias = t;
+  std::uint64_t v = t.version();
+  t.fill_(2.0);
+  CHECK(t.version() > v);
+  CHECK(alias.array<float>() == xt::xarray<float>({2, 2, 2}));
+  v = t.version();
+  t.add_(Tensor({1.0, 2.0, 3.0}), 2.0);
+  CHECK(t.version() > v);
+  CHECK(t.array<float>() == xt::xarray<float>({4, 6, 8}));
+  v = t.version();
+  t.mul_(0.5);
+  CHECK(t.version() > v);
+  CHECK(t.array<float>() == xt::xarray<float>({2, 3, 4}));
+  v = t.version();
+  t.copy_(Tensor({7.0, 8.0, 9.0}).to(float64));  // converts the dtype
+  CHECK(t.version() > v);
+  CHECK(t.array<float>() == xt::xarray<float>({7, 8, 9}));
+  v = t.version();
+  t.zero_();
+  CHECK(t.version() > v);
+  CHECK(t.array<float>() == xt::zeros<float>({3}));
+  v = t.version();
+  t.mutable_array<float>()(0) = 1.f;
+  CHECK(t.version() > v);
+  // A detached tensor shares storage, so it sees (and counts) the changes.
+  const Tensor d = t.detach();
+  t.fill_(5.0);
+  CHECK(d.version() == t.version());
+  CHECK(d.array<float>()(1) == 5.f);
+  // clone() does not share.
+  const Tensor c = t.clone();
+  t.fill_(0.0);
+  CHECK(c.array<float>()(0) == 5.f);
+}
+
+TEST_CASE("autograd state on the tensor") {
+  Tensor x = Tensor({1.0, 2.0}).requires_grad_();
+  CHECK(x.requires_grad());
+  CHECK(x.is_leaf());
+  const Tensor y = x * 2.0;
+  CHECK_FALSE(y.is_leaf());
+  CHECK(y.requires_grad());
+  CHECK(y.grad_fn()->name() == "mul");
+  CHECK_FALSE(y.detach().requires_grad());
+  CHECK_FALSE(x.grad().defined());
+  x.set_grad(ones({2}));
+  CHECK(x.grad().array<float>() == xt::xarray<float>({1, 1}));
+  x.zero_grad();
+  CHECK_FALSE(x.grad().defined());
+}
+
+TEST_CASE("bad input: wrong dtype access, int gradients, in-place on a leaf, bad copies") {
+  const Tensor f = zeros({2});
+  CHECK_THROWS_WITH_AS(f.array<double>(),
+                       doctest::Contains("Tensor::array: asked for float64 elements of a float32 tensor"), Error);
+  CHECK_THROWS_WITH_AS(f.data<std::int64_t>(), doctest::Contains("asked for int64 elements of a float32"), Error);
+  Tensor i = zeros({2}, int64);
+  CHECK_THROWS_WITH_AS(i.requires_grad_(), doctest::Contains("requires_grad_: only float32 and float64 tensors"),
+                       Error);
+  Tensor leaf = zeros({2}).requires_grad_();
+  CHECK_THROWS_WITH_AS(leaf.fill_(1.0), doctest::Contains("fill_: in-place change of a tensor that requires grad"),
+                       Error);
+  {
+    NoGradGuard no_grad;
+    leaf.fill_(1.0);  // allowed under no-grad, as in an optimizer step
+  }
+  CHECK(leaf.array<float>() == xt::xarray<float>({1, 1}));
+  Tensor t = zeros({2});
+  CHECK_THROWS_WITH_AS(t.copy_(zeros({3})),
+                       doctest::Contains("copy_: source of shape [3] does not match destination of shape [2]"), Error);
+  CHECK_THROWS_WITH_AS(t.add_(zeros({2, 2})),
+                       doctest::Contains("add_: other of shape [2, 2] does not broadcast to [2]"), Error);
+  CHECK_THROWS_WITH_AS(t.set_grad(zeros({3})), doctest::Contains("set_grad: gradient of shape [3]"), Error);
+  CHECK_THROWS_WITH_AS(t.shape(2), doctest::Contains("Tensor::shape: axis 2 out of range for a tensor of shape [2]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(Tensor().shape(), doctest::Contains("undefined tensor"), Error);
+  CHECK_THROWS_WITH_AS(arange(0.0, 1.0, 0.0), doctest::Contains("arange: step must not be zero"), Error);
+}
