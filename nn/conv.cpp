@@ -20,6 +20,8 @@ Conv2d::Conv2d(std::size_t in_channels, std::size_t out_channels, Size2 kernel_s
                                                 std::size_t(kernel_size.h), std::size_t(kernel_size.w)}));
   init::glorot_uniform_(weight_, gen);
   if (options.bias) bias_ = register_parameter("bias", zeros({out_channels}));
+  if (options.kernel_regularizer) add_regularizer(weight_, *options.kernel_regularizer);
+  if (options.bias_regularizer && bias_.defined()) add_regularizer(bias_, *options.bias_regularizer);
 }
 
 Tensor Conv2d::forward(const Tensor& x) {

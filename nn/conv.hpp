@@ -1,4 +1,5 @@
 #pragma once
+#include <optional>
 // Conv2d: a 2-D convolution layer over NCHW inputs (Keras's Conv2D, PyTorch's Conv2d).
 #include "autograd/generator.hpp"
 #include "nn/activation.hpp"
@@ -17,6 +18,9 @@ struct Conv2dOptions {
   bool bias = true;
   Activation activation = Activation::none;
   Generator* generator = nullptr;  ///< default_generator() if null
+  /// Penalty on the weight added to the training loss (Keras's kernel_regularizer), e.g. nn::L2(0.01).
+  std::optional<Regularizer> kernel_regularizer = std::nullopt;
+  std::optional<Regularizer> bias_regularizer = std::nullopt;  ///< the same for the bias
 };
 
 /// x [N, in_channels, H, W] → [N, out_channels, H', W'] (see tg::conv2d for H', W');

@@ -13,6 +13,8 @@ Linear::Linear(std::size_t in_features, std::size_t out_features, LinearOptions 
   weight_ = register_parameter("weight", zeros({out_features, in_features}));
   init::glorot_uniform_(weight_, gen);
   if (options.bias) bias_ = register_parameter("bias", zeros({out_features}));
+  if (options.kernel_regularizer) add_regularizer(weight_, *options.kernel_regularizer);
+  if (options.bias_regularizer && bias_.defined()) add_regularizer(bias_, *options.bias_regularizer);
 }
 
 Tensor Linear::forward(const Tensor& x) {

@@ -1,4 +1,5 @@
 #pragma once
+#include <optional>
 // Linear: the fully connected layer (Keras's Dense).
 #include "autograd/generator.hpp"
 #include "nn/activation.hpp"
@@ -11,6 +12,9 @@ struct LinearOptions {
   bool bias = true;                          ///< add a learned bias
   Activation activation = Activation::none;  ///< fused activation, as Dense(activation=...)
   Generator* generator = nullptr;            ///< for the initial weights; default_generator() if null
+  /// Penalty on the weight added to the training loss (Keras's kernel_regularizer), e.g. nn::L2(0.01).
+  std::optional<Regularizer> kernel_regularizer = std::nullopt;
+  std::optional<Regularizer> bias_regularizer = std::nullopt;  ///< the same for the bias
 };
 
 /// x [N, in_features] @ weight[out, in]^T + bias[out] → [N, out_features], then the activation.
@@ -24,6 +28,7 @@ class Linear : public Module {
   const Tensor& weight() const { return weight_; }  ///< [out_features, in_features]
   const Tensor& bias() const { return bias_; }      ///< [out_features], undefined without bias
   std::size_t in_features() const { return in_features_; }
+  Activation activation() const { return activation_; }  ///< the fused activation
   std::size_t out_features() const { return out_features_; }
 
  private:

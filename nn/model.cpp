@@ -190,7 +190,7 @@ void Model::compile(CompileOptions options) {
       if (std::dynamic_pointer_cast<Softmax>(last)) {
         last_ = LastLayer::skip_softmax;
       } else if (auto lin = std::dynamic_pointer_cast<Linear>(last);
-                 lin && lin->extra_repr().find("activation=softmax") != std::string::npos) {
+                 lin && lin->activation() == Activation::softmax) {
         last_ = LastLayer::linear_logits;
       }
     }
@@ -379,7 +379,7 @@ History Model::run_fit(const datasets::Dataset& data, std::vector<std::size_t> t
     ProgressBar bar(steps, os, {.live = live});
     module_->train(true);
 
-    double loss_sum = 0;
+    double loss_sum = 0, penalty_sum = 0;
     std::size_t seen = 0;
     for (const auto& m : metrics_) m->reset();
     Logs logs;
@@ -400,15 +400,20 @@ History Model::run_fit(const datasets::Dataset& data, std::vector<std::size_t> t
       const Tensor out = forward_for_loss(xb);
       const Tensor loss = compute_loss(out, batch.y);
       TG_CHECK(loss.numel() == 1, "Model::fit: the loss must be a scalar, got shape {}", shape_str(loss.shape()));
-      loss.backward();
+      // Weight penalties join the loss for the gradient but are reported apart from it, so that
+      // "loss" compares with "val_loss".
+      const Tensor penalty = module_->regularization_loss();
+      (penalty.defined() ? add(loss, penalty.to(loss.dtype())) : loss).backward();
       optimizer_->step();
 
       // Keras's running averages weight each batch by its size.
       const std::size_t b = end - begin;
       loss_sum += loss.item() * static_cast<double>(b);
+      if (penalty.defined()) penalty_sum += penalty.item() * static_cast<double>(b);
       update_metrics(out, batch.y);
       seen += b;
       logs = current_logs(loss_sum, seen);
+      if (penalty.defined()) logs.set("regularization_loss", penalty_sum / static_cast<double>(seen));
       if (options.verbose == 1) bar.update(step + 1, logs);
       for (const auto& cb : options.callbacks) cb->on_batch_end(bi, logs);
     }

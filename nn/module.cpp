@@ -1,5 +1,7 @@
 #include "nn/module.hpp"
 
+#include "ops/elementwise.hpp"
+
 #include <cxxabi.h>
 
 #include <algorithm>
@@ -160,6 +162,24 @@ void Module::add_child(std::string n, std::shared_ptr<Module> module) {
   TG_CHECK(module != nullptr, "{}: child \"{}\" is a null module", name(), n);
   TG_CHECK(module.get() != this, "{}: a module cannot be its own child", name());
   children_.emplace_back(std::move(n), std::move(module));
+}
+
+void Module::add_regularizer(const Tensor& parameter, const Regularizer& regularizer) {
+  TG_CHECK(parameter.defined(), "{}: add_regularizer needs a defined parameter", name());
+  regularizers_.emplace_back(parameter, regularizer);
+}
+
+Tensor Module::regularization_loss() const {
+  Tensor total;
+  for (const auto& [parameter, regularizer] : regularizers_) {
+    const Tensor p = regularizer.penalty(parameter);
+    total = total.defined() ? add(total, p) : p;
+  }
+  for (const auto& [child_name, child] : children_) {
+    const Tensor p = child->regularization_loss();
+    if (p.defined()) total = total.defined() ? add(total, p) : p;
+  }
+  return total;
 }
 
 }  // namespace tg::nn

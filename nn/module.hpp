@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "autograd/tensor.hpp"
+#include "nn/regularizer.hpp"
 
 namespace tg::nn {
 
@@ -67,6 +68,10 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
 
+  /// Sum of the weight penalties of this module and its descendants (Keras's model.losses), a
+  /// 0-d tensor to add to the training loss; undefined when no layer has a regularizer.
+  Tensor regularization_loss() const;
+
   /// Drops the gradients of all parameters (as PyTorch's zero_grad(set_to_none=True)).
   void zero_grad();
 
@@ -88,6 +93,8 @@ class Module {
     add_child(std::move(name), module);
     return module;
   }
+  /// Adds regularizer's penalty on `parameter` (one of this module's) to regularization_loss().
+  void add_regularizer(const Tensor& parameter, const Regularizer& regularizer);
   /// Registers a child held as a base pointer (what register_module does).
   void add_child(std::string name, std::shared_ptr<Module> module);
 
@@ -100,6 +107,7 @@ class Module {
   NamedTensors parameters_;
   NamedTensors buffers_;
   NamedModules children_;
+  std::vector<std::pair<Tensor, Regularizer>> regularizers_;
   bool training_ = true;
 };
 

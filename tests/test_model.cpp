@@ -12,6 +12,7 @@
 
 #include "autograd/generator.hpp"
 #include "autograd/grad_mode.hpp"
+#include "autograd/gradcheck.hpp"
 #include "nn/activation.hpp"
 #include "nn/callbacks.hpp"
 #include "nn/conv.hpp"
@@ -21,6 +22,7 @@
 #include "nn/plot.hpp"
 #include "nn/pooling.hpp"
 #include "nn/progress.hpp"
+#include "nn/regularizer.hpp"
 #include "nn/sequential.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/reduce.hpp"
@@ -454,4 +456,74 @@ TEST_CASE("history_svg draws the tutorial's two panels") {
   CHECK_THROWS_WITH_AS(h.at("acc"), doctest::Contains("no metric 'acc'"), Error);
   nn::History empty;
   CHECK_THROWS_AS(nn::history_svg(empty), Error);
+}
+
+TEST_CASE("regularizers: layers add their penalty to regularization_loss, gradient-checked") {
+  manual_seed(3);
+  nn::Sequential net{nn::Linear(3, 4, {.kernel_regularizer = nn::L2(0.01), .bias_regularizer = nn::L1(0.1)}),
+                     nn::ReLU(), nn::Conv2d(1, 2, 1, {.kernel_regularizer = nn::L1L2(0.02, 0.03)})};
+  CHECK_FALSE(nn::Sequential{nn::Linear(3, 4)}.regularization_loss().defined());
+  auto& lin = dynamic_cast<nn::Linear&>(*net[0]);
+  auto& conv = dynamic_cast<nn::Conv2d&>(*net[2]);
+  {
+    NoGradGuard no_grad;
+    Tensor bias = lin.bias();
+    bias.copy_(Tensor({0.5, -1.0, 2.0, 0.0}));
+  }
+  const double w2 = sum(lin.weight() * lin.weight()).item();
+  const double b1 = sum(abs(lin.bias())).item();
+  const double cw1 = sum(abs(conv.weight())).item(), cw2 = sum(conv.weight() * conv.weight()).item();
+  CHECK(net.regularization_loss().item() == doctest::Approx(0.01 * w2 + 0.1 * b1 + 0.02 * cw1 + 0.03 * cw2));
+
+  // The penalty's gradient through the module's own parameters.
+  net.to(float64);
+  GradcheckResult r = gradcheck(
+      [&](const TensorList& in) {
+        // Same penalty as the module's, but as a function of the checked inputs.
+        return nn::L2(0.01).penalty(in[0]) + nn::L1(0.1).penalty(in[1]);
+      },
+      {lin.weight().detach().clone().requires_grad_(), lin.bias().detach().clone().requires_grad_()});
+  INFO(r.message);
+  CHECK(r);
+  Tensor total = net.regularization_loss();
+  total.backward();
+  // d/dw of λ·Σw² is 2λw; of λ·Σ|b| is λ·sign(b).
+  CHECK(lin.weight().grad().array<double>() == xt::xarray<double>(2 * 0.01 * lin.weight().array<double>()));
+  CHECK(lin.bias().grad().array<double>() == xt::xarray<double>{0.1, -0.1, 0.1, 0.0});
+}
+
+TEST_CASE("regularizers: fit adds the penalty to the gradient and reports it apart from the loss") {
+  auto [x, y] = blobs(300, 2);
+  auto model_with = [](std::optional<nn::Regularizer> reg) {
+    manual_seed(11);
+    return nn::Model(nn::Sequential{nn::Linear(2, 16, {.activation = nn::Activation::relu, .kernel_regularizer = reg}),
+                                    nn::Linear(16, 3, {.kernel_regularizer = reg}), nn::Softmax()},
+                     {.input_shape = {2}});
+  };
+  nn::Model plain = model_with(std::nullopt);
+  nn::Model penalized = model_with(nn::L2(0.05));
+  compile(plain);
+  compile(penalized);
+  const nn::History hp = plain.fit(x, y, {.epochs = 3, .seed = 5, .verbose = 0});
+  const nn::History hr = penalized.fit(x, y, {.epochs = 3, .seed = 5, .verbose = 0});
+  CHECK(hp.keys() == std::vector<std::string>{"loss", "accuracy"});
+  CHECK(hr.keys() == std::vector<std::string>{"loss", "accuracy", "regularization_loss"});
+  CHECK(hr["regularization_loss"].back() > 0.0);
+  // The penalty pulls the weights toward zero.
+  auto weight_norm = [](nn::Model& m) {
+    double total = 0;
+    for (const Tensor& p : m.parameters()) total += sum(p * p).item();
+    return total;
+  };
+  CHECK(weight_norm(penalized) < weight_norm(plain));
+
+  // One step over the whole set: the reported loss is the data loss at the initial weights, and
+  // the penalty is reported apart.
+  nn::Model fresh = model_with(nn::L2(0.05));
+  compile(fresh);
+  const double data_loss = fresh.evaluate(x, y, {.batch_size = 300}).at("loss");
+  const double penalty = fresh.module().regularization_loss().item();
+  const nn::History one = fresh.fit(x, y, {.epochs = 1, .batch_size = 300, .shuffle = false, .verbose = 0});
+  CHECK(one["loss"][0] == doctest::Approx(data_loss).epsilon(1e-6));
+  CHECK(one["regularization_loss"][0] == doctest::Approx(penalty).epsilon(1e-6));
 }
