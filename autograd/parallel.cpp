@@ -1,10 +1,11 @@
 #include "autograd/parallel.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "autograd/error.hpp"
 #include "ops/linalg.hpp"
@@ -12,10 +13,91 @@
 namespace tg {
 namespace {
 std::atomic<int> num_threads{0};  // 0: not set yet, use all cores
+thread_local bool inside_parallel = false;
 
 int resolved_threads() {
   const int n = num_threads.load();
   return n > 0 ? n : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+// A small pool of workers that sleep on a condition variable between jobs. Not OpenMP: an
+// idle OpenMP team spin-waits, and on a machine with as many threads as cores it fought
+// OpenBLAS's own (also spinning) workers between a parallel loop and the next GEMM, making
+// two threads 2x slower than one. Workers here spin only briefly, then block.
+class Pool {
+ public:
+  ~Pool() { resize(0); }
+
+  // Runs fn(t, count) for t in [0, count) with count = workers + 1, the caller taking t = 0.
+  void run(int count, const std::function<void(std::size_t, std::size_t)>& chunk) {
+    std::lock_guard<std::mutex> serial(run_mutex_);  // one parallel loop at a time
+    if (static_cast<int>(workers_.size()) != count - 1) resize(count - 1);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = &chunk;
+      count_ = static_cast<std::size_t>(count);
+      pending_.store(count - 1);
+      ++generation_;
+    }
+    wake_.notify_all();
+    chunk(0, count_);
+    while (pending_.load(std::memory_order_acquire) > 0) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [&] { return pending_.load() == 0; });
+    }
+  }
+
+ private:
+  void resize(std::size_t n) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+      ++generation_;
+    }
+    wake_.notify_all();
+    for (std::thread& t : workers_) t.join();
+    workers_.clear();
+    stop_ = false;
+    // A worker starts from the current generation, so the job published next is new to it.
+    const std::uint64_t start = generation_;
+    for (std::size_t i = 0; i < n; ++i) workers_.emplace_back([this, i, start] { work(i + 1, start); });
+  }
+
+  void work(std::size_t index, std::uint64_t seen) {
+    inside_parallel = true;
+    for (;;) {
+      const std::function<void(std::size_t, std::size_t)>* job;
+      std::size_t count;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+        if (stop_) return;
+        job = job_;
+        count = count_;
+      }
+      (*job)(index, count);
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_.notify_one();
+      }
+    }
+  }
+
+  std::mutex run_mutex_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> workers_;
+  const std::function<void(std::size_t, std::size_t)>* job_ = nullptr;
+  std::size_t count_ = 0;
+  std::uint64_t generation_ = 0;
+  std::atomic<int> pending_{0};
+  bool stop_ = false;
+};
+
+Pool& pool() {
+  static Pool p;
+  return p;
 }
 }  // namespace
 
@@ -29,17 +111,17 @@ int get_num_threads() { return resolved_threads(); }
 
 void parallel_for(std::size_t n, std::size_t grain, const std::function<void(std::size_t, std::size_t)>& fn) {
   const int threads = std::min<int>(resolved_threads(), static_cast<int>(n / std::max<std::size_t>(grain, 1)));
-  if (threads <= 1 || omp_in_parallel()) {
+  if (threads <= 1 || inside_parallel) {
     if (n > 0) fn(0, n);
     return;
   }
-#pragma omp parallel num_threads(threads)
-  {
-    const auto t = static_cast<std::size_t>(omp_get_thread_num());
-    const auto count = static_cast<std::size_t>(omp_get_num_threads());
+  const std::function<void(std::size_t, std::size_t)> chunk = [&](std::size_t t, std::size_t count) {
     const std::size_t begin = n * t / count, end = n * (t + 1) / count;
     if (begin < end) fn(begin, end);
-  }
+  };
+  inside_parallel = true;
+  pool().run(threads, chunk);
+  inside_parallel = false;
 }
 
 }  // namespace tg

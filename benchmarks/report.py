@@ -27,15 +27,16 @@ def main(path):
         if key not in rows:
             order.append(key)
         rows[key][r["impl"]] = r
-    impls = ["tapegrad", "pytorch", "libtorch", "openblas"]
-    print(f"| workload | threads | {' | '.join(impls)} | tapegrad/pytorch | tapegrad/libtorch | tapegrad/openblas |")
-    print("|---|---|" + "---|" * (len(impls) + 3))
+    impls = ["tapegrad", "pytorch", "libtorch", "openblas", "floor"]
+    refs = impls[1:]
+    print(f"| workload | threads | {' | '.join(impls)} | {' | '.join('tapegrad/' + r for r in refs)} |")
+    print("|---|---|" + "---|" * (len(impls) + len(refs)))
     for key in order:
         workload, threads = key
         r = rows[key]
         if workload == "peak_rss":
             cells = [f"{r[i]['peak_rss_mib']:.0f} MiB" if i in r else "" for i in impls]
-            print(f"| peak RSS of the benchmark process | {threads} | {' | '.join(cells)} | | | |")
+            print(f"| peak RSS of the benchmark process | {threads} | {' | '.join(cells)} |" + " |" * len(refs))
             continue
         def cell(i):
             if i not in r:
@@ -45,7 +46,7 @@ def main(path):
                 s += f" ({r[i]['gflops']:.0f} GFLOP/s)"
             return s
         ratios = []
-        for ref in ("pytorch", "libtorch", "openblas"):
+        for ref in refs:
             if "tapegrad" in r and ref in r and r[ref]["seconds"] > 0:
                 ratios.append(f"{r['tapegrad']['seconds'] / r[ref]['seconds']:.2f}")
             else:

@@ -4,7 +4,6 @@
 //
 //   custom_training --data /path/to/mnist --epochs 3
 #include <fmt/format.h>
-#include <malloc.h>
 
 #include <CLI/CLI.hpp>
 #include <cmath>
@@ -104,9 +103,6 @@ int main(int argc, char** argv) {
   app.add_option("--limit", limit, "Stop each epoch after about N training samples (0: all)");
   CLI11_PARSE(app, argc, argv);
 
-  // Keep freed batch buffers in the heap instead of returning them to the kernel every step.
-  mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   try {
     if (threads > 0) set_num_threads(threads);
 

@@ -5,7 +5,6 @@
 //   mnist --model deep --epochs 12 --out runs/deep
 //   mnist --load runs/deep/model.safetensors --model deep
 #include <fmt/format.h>
-#include <malloc.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -132,11 +131,6 @@ int main(int argc, char** argv) {
   app.add_flag("--no-download", no_download, "Fail instead of downloading missing files");
   CLI11_PARSE(app, argc, argv);
 
-  // Every batch allocates and frees the same few megabyte-sized buffers. glibc would hand them
-  // back to the kernel each time (mmap/trim) and fault the pages in again on the next batch,
-  // which costs more than the arithmetic here; keeping them in the heap makes a step ~8x faster.
-  mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   try {
     if (threads > 0) set_num_threads(threads);
     // The LSTM reaches its accuracy in two epochs with a larger step than Keras's default.
