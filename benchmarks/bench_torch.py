@@ -76,7 +76,7 @@ def train_epoch(model, x_u8, y, batch_size, steps, sequence=False):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     n = 48000
     perm = torch.randperm(n)
-    x_all = torch.from_numpy(x_u8[:n])
+    x_all = torch.from_numpy(np.ascontiguousarray(x_u8[:n]).copy())
     y_all = torch.from_numpy(y[:n].astype(np.int64))
     model.train()
     t0 = time.perf_counter()
