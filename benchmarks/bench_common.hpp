@@ -3,13 +3,41 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <limits>
 #include <string>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 namespace bench {
+
+/// The options every benchmark program takes.
+struct Args {
+  int threads = 1;
+  bool quick = false;  ///< fewer steps, scaled up to an epoch
+  std::string only;    ///< comma-separated workload prefixes (empty: all)
+  std::string data;    ///< directory of the MNIST .gz files
+};
+
+/// Parses --threads, --only, --quick and --data (default $TG_MNIST_DIR); exits on --help or a
+/// bad option, as CLI11 does.
+inline Args parse_args(int argc, char** argv, const std::string& description) {
+  Args args;
+  if (const char* env = std::getenv("TG_MNIST_DIR")) args.data = env;
+  CLI::App app{description};
+  app.add_option("--threads", args.threads);
+  app.add_option("--only", args.only, "comma-separated workload prefixes");
+  app.add_option("--data", args.data, "directory holding the MNIST .gz files (default $TG_MNIST_DIR)");
+  app.add_flag("--quick", args.quick);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
+  }
+  return args;
+}
 
 /// Smallest mean seconds per call over `repeats` runs of `inner` calls, after one warm-up call.
 template <class F>

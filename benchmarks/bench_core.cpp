@@ -2,20 +2,14 @@
 // direct OpenBLAS call in the same process. Prints JSON lines (see bench_common.hpp).
 #include <cblas.h>
 
-#include <CLI/CLI.hpp>
-
 #include "bench_common.hpp"
 #include "tapegrad.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"tapegrad core benchmarks"};
-  int threads = 1;
-  bool quick = false;
-  std::string only;
-  app.add_option("--threads", threads);
-  app.add_option("--only", only, "comma-separated workload prefixes");
-  app.add_flag("--quick", quick);
-  CLI11_PARSE(app, argc, argv);
+  const bench::Args args = bench::parse_args(argc, argv, "tapegrad core benchmarks");
+  const int threads = args.threads;
+  const bool quick = args.quick;
+  const std::string& only = args.only;
   tg::set_num_threads(threads);
   const int reps = quick ? 3 : 5;
   auto selected = [&](const std::string& workload) { return bench::selected(only, workload); };

@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 #include <zlib.h>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "bench_common.hpp"
@@ -75,16 +74,11 @@ double train_epoch(torch::nn::Sequential model, const torch::Tensor& x_u8, const
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"libtorch training benchmarks"};
-  int threads = 1;
-  bool quick = false;
-  std::string data = std::getenv("TG_MNIST_DIR") ? std::getenv("TG_MNIST_DIR") : "";
-  std::string only;
-  app.add_option("--threads", threads);
-  app.add_option("--data", data);
-  app.add_option("--only", only);
-  app.add_flag("--quick", quick);
-  CLI11_PARSE(app, argc, argv);
+  const bench::Args args = bench::parse_args(argc, argv, "libtorch training benchmarks");
+  const int threads = args.threads;
+  const bool quick = args.quick;
+  const std::string& only = args.only;
+  const std::string& data = args.data;
   torch::set_num_threads(threads);
   torch::manual_seed(0);
   auto selected = [&](const std::string& workload) { return bench::selected(only, workload); };

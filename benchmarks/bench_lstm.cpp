@@ -1,7 +1,6 @@
 // LSTM benchmark (issue 7): one training epoch of LSTM(128) + Linear(10) with Adam on MNIST
 // read as sequences (28 steps of 28 pixels), the first 48,000 training images shuffled in batches
 // of 32, as bench_torch.py's train_lstm. Prints JSON lines (see bench_common.hpp).
-#include <CLI/CLI.hpp>
 #include <ctime>
 
 #include "bench_common.hpp"
@@ -45,16 +44,11 @@ double train_epoch(const tg::datasets::MNIST& train, std::size_t batch, std::siz
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"tapegrad LSTM benchmark"};
-  int threads = 1;
-  bool quick = false;
-  std::string only;
-  std::string data = std::getenv("TG_MNIST_DIR") ? std::getenv("TG_MNIST_DIR") : "";
-  app.add_option("--threads", threads);
-  app.add_option("--only", only, "comma-separated workload prefixes");
-  app.add_option("--data", data, "directory holding the MNIST .gz files (default $TG_MNIST_DIR)");
-  app.add_flag("--quick", quick);
-  CLI11_PARSE(app, argc, argv);
+  const bench::Args args = bench::parse_args(argc, argv, "tapegrad LSTM benchmark");
+  const int threads = args.threads;
+  const bool quick = args.quick;
+  const std::string& only = args.only;
+  const std::string& data = args.data;
   tg::set_num_threads(threads);
 
   if (!data.empty() && bench::selected(only, "train_lstm_b32_epoch")) {

@@ -1,20 +1,14 @@
 // Per-op benchmarks (issues: foundation, convolution): conv2d, max_pool2d, log_softmax +
 // cross_entropy and an elementwise chain, forward and forward+backward, on the same shapes
 // and under the same workload names as bench_torch.py. Prints JSON lines (bench_common.hpp).
-#include <CLI/CLI.hpp>
-
 #include "bench_common.hpp"
 #include "tapegrad.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"tapegrad per-op benchmarks"};
-  int threads = 1;
-  bool quick = false;
-  std::string only;
-  app.add_option("--threads", threads);
-  app.add_option("--only", only, "comma-separated workload prefixes");
-  app.add_flag("--quick", quick);
-  CLI11_PARSE(app, argc, argv);
+  const bench::Args args = bench::parse_args(argc, argv, "tapegrad per-op benchmarks");
+  const int threads = args.threads;
+  const bool quick = args.quick;
+  const std::string& only = args.only;
   tg::set_num_threads(threads);
   const int reps = quick ? 3 : 5;
   auto selected = [&](const std::string& workload) { return bench::selected(only, workload); };

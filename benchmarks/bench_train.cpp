@@ -5,7 +5,6 @@
 // model; and the arithmetic floor of a tutorial epoch (its FLOPs ÷ the measured peak sgemm rate).
 #include <cblas.h>
 
-#include <CLI/CLI.hpp>
 #include <chrono>
 #include <vector>
 
@@ -76,16 +75,11 @@ double tutorial_flops_per_image() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"tapegrad training benchmarks"};
-  int threads = 1;
-  bool quick = false;
-  std::string only;
-  std::string data = std::getenv("TG_MNIST_DIR") ? std::getenv("TG_MNIST_DIR") : "";
-  app.add_option("--threads", threads);
-  app.add_option("--only", only, "comma-separated workload prefixes");
-  app.add_option("--data", data, "directory holding the MNIST .gz files (default $TG_MNIST_DIR)");
-  app.add_flag("--quick", quick);
-  CLI11_PARSE(app, argc, argv);
+  const bench::Args args = bench::parse_args(argc, argv, "tapegrad training benchmarks");
+  const int threads = args.threads;
+  const bool quick = args.quick;
+  const std::string& only = args.only;
+  const std::string& data = args.data;
   tg::set_num_threads(threads);
   tg::manual_seed(0);
   auto selected = [&](const std::string& workload) { return bench::selected(only, workload); };
