@@ -74,11 +74,7 @@ double train_epoch(torch::nn::Sequential model, const torch::Tensor& x_u8, const
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bench::Args args = bench::parse_args(argc, argv, "libtorch training benchmarks");
-  const int threads = args.threads;
-  const bool quick = args.quick;
-  const std::string& only = args.only;
-  const std::string& data = args.data;
+  const auto [threads, quick, only, data] = bench::parse_args(argc, argv, "libtorch training benchmarks");
   torch::set_num_threads(threads);
   torch::manual_seed(0);
   auto selected = [&](const std::string& workload) { return bench::selected(only, workload); };

@@ -44,11 +44,7 @@ double train_epoch(const tg::datasets::MNIST& train, std::size_t batch, std::siz
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bench::Args args = bench::parse_args(argc, argv, "tapegrad LSTM benchmark");
-  const int threads = args.threads;
-  const bool quick = args.quick;
-  const std::string& only = args.only;
-  const std::string& data = args.data;
+  const auto [threads, quick, only, data] = bench::parse_args(argc, argv, "tapegrad LSTM benchmark");
   tg::set_num_threads(threads);
 
   if (!data.empty() && bench::selected(only, "train_lstm_b32_epoch")) {

@@ -5,10 +5,7 @@
 #include "tapegrad.hpp"
 
 int main(int argc, char** argv) {
-  const bench::Args args = bench::parse_args(argc, argv, "tapegrad per-op benchmarks");
-  const int threads = args.threads;
-  const bool quick = args.quick;
-  const std::string& only = args.only;
+  const auto [threads, quick, only, data] = bench::parse_args(argc, argv, "tapegrad per-op benchmarks");
   tg::set_num_threads(threads);
   const int reps = quick ? 3 : 5;
   auto selected = [&](const std::string& workload) { return bench::selected(only, workload); };

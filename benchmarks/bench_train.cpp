@@ -75,11 +75,7 @@ double tutorial_flops_per_image() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bench::Args args = bench::parse_args(argc, argv, "tapegrad training benchmarks");
-  const int threads = args.threads;
-  const bool quick = args.quick;
-  const std::string& only = args.only;
-  const std::string& data = args.data;
+  const auto [threads, quick, only, data] = bench::parse_args(argc, argv, "tapegrad training benchmarks");
   tg::set_num_threads(threads);
   tg::manual_seed(0);
   auto selected = [&](const std::string& workload) { return bench::selected(only, workload); };
