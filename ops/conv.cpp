@@ -7,10 +7,13 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <vector>
+
 
 #include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
 #include "autograd/parallel.hpp"
+#include "ops/simd.hpp"
 #include "ops/linalg.hpp"
 #include "ops/shape.hpp"
 
@@ -206,10 +209,152 @@ void pack_chunk(const T* y, std::size_t c_count, std::size_t L, std::size_t n0, 
       std::memcpy(tmp + (c * nb + n) * L, y + ((n0 + n) * c_count + c) * L, L * sizeof(T));
 }
 
+// Few input taps (the first layer of most CNNs: 1 or 3 channels, small kernel) make a GEMM
+// with a depth of 9 or 27, which BLAS runs far below its peak. A direct loop is faster there.
+// With unit stride, output (r, q) reads padded input (r + i*dh, q + j*dw): computed on "wide"
+// rows as long as the padded input's, every tap is then one long contiguous multiply-add over
+// the whole plane (short rows made the loop overhead dominate); the extra columns are dropped.
+bool direct_taps(const ConvGeometry& g) { return g.groups == 1 && g.sh == 1 && g.sw == 1 && g.patch() <= 32; }
+
+// The input planes of one sample, zero-padded (or x itself when there is no padding).
+template <class T>
+struct PaddedSample {
+  std::size_t hp, wp;
+  std::vector<T> storage;
+  const T* planes = nullptr;
+
+  PaddedSample(const ConvGeometry& g)
+      : hp(g.h + g.pad_top + g.pad_bottom), wp(g.w + g.pad_left + g.pad_right) {
+    if (hp != g.h || wp != g.w) storage.assign(g.c_in * hp * wp, T(0));
+  }
+  void load(const T* x, const ConvGeometry& g, std::size_t n) {
+    const T* sample = x + n * g.c_in * g.h * g.w;
+    if (storage.empty()) {
+      planes = sample;
+      return;
+    }
+    for (std::size_t ci = 0; ci < g.c_in; ++ci)
+      for (std::size_t r = 0; r < g.h; ++r)
+        std::copy_n(sample + (ci * g.h + r) * g.w, g.w,
+                    storage.data() + (ci * hp + r + g.pad_top) * wp + g.pad_left);
+    planes = storage.data();
+  }
+  // Offset of tap t (channel, kernel row, kernel column) from output (0, 0) on wide rows.
+  std::size_t tap_offset(const ConvGeometry& g, std::size_t t) const {
+    const std::size_t ci = t / (g.kh * g.kw), i = t / g.kw % g.kh, j = t % g.kw;
+    return ci * hp * wp + i * g.dh * wp + j * g.dw;
+  }
+  // Length of a wide output plane that covers every real output.
+  std::size_t wide_length(const ConvGeometry& g) const { return (g.oh - 1) * wp + g.ow; }
+};
+
+// Output channels [co, co+B) of one sample on wide rows: per batch of columns, B accumulators
+// stay in registers across all taps, and each input load feeds B multiply-adds.
+template <class T, std::size_t B>
+void direct_block(const T* planes, const std::size_t* offsets, std::size_t K, const T* w, const T* bias,
+                  std::size_t co, std::size_t span, T* wide) {
+  using V = xsimd::batch<T>;
+  constexpr std::size_t S = V::size;
+  auto columns = [&](std::size_t k, auto load, auto store) {
+    V acc[B];
+    for (std::size_t b = 0; b < B; ++b) acc[b] = V(bias ? bias[co + b] : T(0));
+    for (std::size_t t = 0; t < K; ++t) {
+      const V src = load(planes + offsets[t] + k);
+      for (std::size_t b = 0; b < B; ++b) acc[b] = xsimd::fma(V(w[(co + b) * K + t]), src, acc[b]);
+    }
+    for (std::size_t b = 0; b < B; ++b) store(acc[b], wide + b * span + k);
+  };
+  std::size_t k = 0;
+  for (; k + S <= span; k += S)
+    columns(k, [](const T* p) { return V::load_unaligned(p); }, [](const V& v, T* p) { v.store_unaligned(p); });
+  for (; k < span; ++k)  // tail: one column at a time
+    columns(k, [](const T* p) { return V(*p); }, [](const V& v, T* p) { *p = v.get(0); });
+}
+
+template <class T>
+void conv_forward_direct(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* y) {
+  constexpr std::size_t B = 4;
+  const std::size_t L = g.out_plane(), K = g.patch();
+  parallel_for(g.n, 1, [&](std::size_t begin, std::size_t end) {
+    PaddedSample<T> in(g);
+    const std::size_t span = in.wide_length(g);
+    std::vector<T> wide(B * span);
+    std::vector<std::size_t> offsets(K);
+    for (std::size_t t = 0; t < K; ++t) offsets[t] = in.tap_offset(g, t);
+    for (std::size_t n = begin; n < end; ++n) {
+      in.load(x, g, n);
+      for (std::size_t co = 0; co < g.c_out; co += B) {
+        const std::size_t block = std::min(B, g.c_out - co);
+        if (block == B)
+          direct_block<T, B>(in.planes, offsets.data(), K, w, bias, co, span, wide.data());
+        else
+          for (std::size_t b = 0; b < block; ++b)
+            direct_block<T, 1>(in.planes, offsets.data(), K, w, bias, co + b, span, wide.data() + b * span);
+        for (std::size_t b = 0; b < block; ++b) {
+          T* out = y + (n * g.c_out + co + b) * L;
+          for (std::size_t r = 0; r < g.oh; ++r) std::copy_n(wide.data() + b * span + r * in.wp, g.ow, out + r * g.ow);
+        }
+      }
+    }
+  });
+}
+
+// Adds to acc[0..TB) the dot products of `grad` with the input at taps [t0, t0+TB), over span
+// columns: the gradient is loaded once for all TB taps, the sums stay in registers.
+template <class T, std::size_t TB>
+void tap_dots(const T* grad, const T* planes, const std::size_t* offsets, std::size_t t0, std::size_t span,
+              T* acc) {
+  using V = xsimd::batch<T>;
+  constexpr std::size_t S = V::size;
+  V sums[TB];
+  for (std::size_t t = 0; t < TB; ++t) sums[t] = V(T(0));
+  std::size_t k = 0;
+  for (; k + S <= span; k += S) {
+    const V gv = V::load_unaligned(grad + k);
+    for (std::size_t t = 0; t < TB; ++t)
+      sums[t] = xsimd::fma(gv, V::load_unaligned(planes + offsets[t0 + t] + k), sums[t]);
+  }
+  for (std::size_t t = 0; t < TB; ++t) {
+    T total = xsimd::hadd(sums[t]);
+    for (std::size_t j = k; j < span; ++j) total += grad[j] * planes[offsets[t0 + t] + j];
+    acc[t] += total;
+  }
+}
+
+// dW[co, t] = Σ_n ⟨gy[n, co] on wide rows (zeros in the extra columns), input at tap t⟩.
+template <class T>
+void conv_backward_weight_direct(const T* gy, const T* x, const ConvGeometry& g, T* dw) {
+  constexpr std::size_t TB = 8;
+  const std::size_t L = g.out_plane(), K = g.patch();
+  std::fill(dw, dw + g.c_out * K, T(0));
+  // Split over output channels: each thread owns its rows of dW.
+  parallel_for(g.c_out, 1, [&](std::size_t begin, std::size_t end) {
+    PaddedSample<T> in(g);
+    const std::size_t span = in.wide_length(g);
+    std::vector<T> wide(span, T(0));
+    std::vector<std::size_t> offsets(K);
+    for (std::size_t t = 0; t < K; ++t) offsets[t] = in.tap_offset(g, t);
+    for (std::size_t n = 0; n < g.n; ++n) {
+      in.load(x, g, n);
+      for (std::size_t co = begin; co < end; ++co) {
+        const T* plane = gy + (n * g.c_out + co) * L;
+        for (std::size_t r = 0; r < g.oh; ++r) std::copy_n(plane + r * g.ow, g.ow, wide.data() + r * in.wp);
+        std::size_t t = 0;
+        for (; t + TB <= K; t += TB) tap_dots<T, TB>(wide.data(), in.planes, offsets.data(), t, span, dw + co * K + t);
+        for (; t < K; ++t) tap_dots<T, 1>(wide.data(), in.planes, offsets.data(), t, span, dw + co * K + t);
+      }
+    }
+  });
+}
+
 template <class T>
 xt::xarray<T> conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g) {
   xt::xarray<T> out = xt::xarray<T>::from_shape(g.output_shape());
   T* y = out.data();
+  if (direct_taps(g)) {
+    conv_forward_direct(x, w, bias, g, y);
+    return out;
+  }
   const std::size_t L = g.out_plane(), K = g.patch(), cgo = g.cg_out(), nb_max = chunk_size<T>(g);
   const bool direct = g.pointwise() && nb_max == 1;
   auto col = buffer<T>(direct ? 0 : g.c_in * g.kh * g.kw * nb_max * L);
@@ -269,6 +414,10 @@ template <class T>
 xt::xarray<T> conv_backward_weight(const T* gy, const T* x, const ConvGeometry& g) {
   xt::xarray<T> out = xt::xarray<T>::from_shape({g.c_out, g.cg_in(), g.kh, g.kw});
   T* dw = out.data();
+  if (direct_taps(g)) {
+    conv_backward_weight_direct(gy, x, g, dw);
+    return out;
+  }
   const std::size_t L = g.out_plane(), K = g.patch(), cgo = g.cg_out(), nb_max = chunk_size<T>(g);
   const bool direct = g.pointwise() && nb_max == 1;
   auto col = buffer<T>(direct ? 0 : g.c_in * g.kh * g.kw * nb_max * L);
@@ -302,11 +451,20 @@ Tensor channel_sum(const Tensor& g) {
     xt::xarray<T> r = xt::zeros<T>({s[1]});
     const std::size_t L = s[2] * s[3];
     const T* p = g.data<T>();
+    using V = xsimd::batch<T>;
+    constexpr std::size_t S = V::size;
     for (std::size_t n = 0; n < s[0]; ++n)
       for (std::size_t c = 0; c < s[1]; ++c) {
         const T* q = p + (n * s[1] + c) * L;
-        T acc = 0;
-        for (std::size_t k = 0; k < L; ++k) acc += q[k];
+        // Two vector accumulators: a scalar sum is one long dependency chain (and not vectorized).
+        V acc0(T(0)), acc1(T(0));
+        std::size_t k = 0;
+        for (; k + 2 * S <= L; k += 2 * S) {
+          acc0 += V::load_unaligned(q + k);
+          acc1 += V::load_unaligned(q + k + S);
+        }
+        T acc = xsimd::hadd(acc0 + acc1);
+        for (; k < L; ++k) acc += q[k];
         r(c) += acc;
       }
     return Tensor(std::move(r));

@@ -6,10 +6,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
+
 
 #include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
 #include "autograd/parallel.hpp"
+#include "ops/simd.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/shape.hpp"
 
@@ -80,9 +83,76 @@ std::size_t first_nan(const T* in, const PoolGeometry& g, std::size_t r0, std::s
   return r0 * g.w + c0;
 }
 
+// The 2x2, stride 2, unpadded case (most CNNs' pooling) without per-window bookkeeping: the
+// generic loop below spends most of its time on window clipping and branches.
+// `candidate` replaces `current` as the first maximum in scan order: strictly greater, or the
+// first NaN (NaN propagates, as in PyTorch).
+template <class T>
+auto beats(const xsimd::batch<T>& candidate, const xsimd::batch<T>& current) {
+  return (candidate > current) | (xsimd::isnan(candidate) & !xsimd::isnan(current));
+}
+template <class T>
+bool beats(T candidate, T current) {
+  return candidate > current || (std::isnan(candidate) && !std::isnan(current));
+}
+
+template <class T>
+void max_pool_2x2(const T* x, const PoolGeometry& g, T* values, std::int64_t* indices) {
+  using V = xsimd::batch<T>;
+  constexpr std::size_t S = V::size;
+  const std::size_t in_plane = g.in_plane(), out_plane = g.out_plane(), oh = g.oh, ow = g.ow, width = g.w;
+  for_planes(g, [=](std::size_t p) {
+    // Per input column j, the winner of the window that would start at j: value and offset
+    // (0, 1, W or W+1). Computed for every j with two shifted loads, kept for even j only:
+    // wider work, but no deinterleaving and no branch on the data.
+    std::vector<T> best(2 * ow + S), offset(2 * ow + S);
+    const T* in = x + p * in_plane;
+    const V one(T(1)), below(static_cast<T>(width)), below_right(static_cast<T>(width + 1)), zero(T(0));
+    for (std::size_t r = 0; r < oh; ++r) {
+      const T* top = in + 2 * r * width;
+      const T* bottom = top + width;
+      // The first maximum in row-major order (PyTorch's tie rule) is the left one of each
+      // row's pair on a tie, then the top row's on a tie. The last batch is shifted back to
+      // end at the row's end (recomputing a few columns) instead of a scalar tail.
+      const std::size_t span = 2 * ow;
+      for (std::size_t start = 0; start < span; start += S) {
+        const std::size_t j = span >= S + 1 ? std::min(start, span - S - 1) : start;
+        if (span < S + 1) {  // narrow rows: scalar
+          for (std::size_t k = 0; k < span; k += 2) {
+            const T a = top[k], b = top[k + 1], c = bottom[k], d = bottom[k + 1];
+            const bool right_top = beats(b, a), right_bottom = beats(d, c);
+            const T m_top = right_top ? b : a, m_bottom = right_bottom ? d : c;
+            const bool lower = beats(m_bottom, m_top);
+            best[k] = lower ? m_bottom : m_top;
+            offset[k] = lower ? T(right_bottom ? width + 1 : width) : T(right_top ? 1 : 0);
+          }
+          break;
+        }
+        const V a = V::load_unaligned(top + j), b = V::load_unaligned(top + j + 1);
+        const V c = V::load_unaligned(bottom + j), d = V::load_unaligned(bottom + j + 1);
+        const auto right_top = beats(b, a), right_bottom = beats(d, c);
+        const V m_top = xsimd::select(right_top, b, a), m_bottom = xsimd::select(right_bottom, d, c);
+        const auto lower = beats(m_bottom, m_top);
+        xsimd::select(lower, m_bottom, m_top).store_unaligned(best.data() + j);
+        xsimd::select(lower, xsimd::select(right_bottom, below_right, below), xsimd::select(right_top, one, zero))
+            .store_unaligned(offset.data() + j);
+      }
+      T* o = values + p * out_plane + r * ow;
+      std::int64_t* oi = indices + p * out_plane + r * ow;
+      const auto base = static_cast<std::int64_t>(2 * r * width);
+      for (std::size_t q = 0; q < ow; ++q) {
+        o[q] = best[2 * q];
+        oi[q] = base + static_cast<std::int64_t>(2 * q) + static_cast<std::int64_t>(offset[2 * q]);
+      }
+    }
+  });
+}
+
 // values and flat argmax (h*W + w) of each window; NaN wins, as in PyTorch.
 template <class T>
 void max_pool_kernel(const T* x, const PoolGeometry& g, T* values, std::int64_t* indices) {
+  if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0)
+    return max_pool_2x2(x, g, values, indices);
   for_planes(g, [&](std::size_t p) {
     const T* in = x + p * g.in_plane();
     T* out = values + p * g.out_plane();
@@ -119,17 +189,21 @@ Tensor max_pool_gather(const Tensor& x, const Tensor& indices);
 Tensor max_pool_scatter(const Tensor& g, const Tensor& indices, const Shape& input_shape) {
   Tensor out = detail::dispatch_float(g.dtype(), "max_pool2d_backward", [&](auto t) {
     using T = decltype(t);
-    xt::xarray<T> r = xt::zeros<T>(input_shape);
+    xt::xarray<T> r = xt::xarray<T>::from_shape(input_shape);
     const std::size_t planes = input_shape[0] * input_shape[1], in_plane = input_shape[2] * input_shape[3];
     const std::size_t out_plane = g.numel() / std::max<std::size_t>(planes, 1);
     const T* src = g.data<T>();
     const std::int64_t* idx = indices.data<std::int64_t>();
     T* dst = r.data();
-    parallel_for(planes, std::max<std::size_t>(16384 / std::max<std::size_t>(out_plane, 1), 1),
+    // Zeroed and scattered plane by plane, while the plane is in cache.
+    parallel_for(planes, std::max<std::size_t>(16384 / std::max<std::size_t>(in_plane, 1), 1),
                  [&](std::size_t begin, std::size_t end) {
-                   for (std::size_t p = begin; p < end; ++p)
+                   for (std::size_t p = begin; p < end; ++p) {
+                     T* plane = dst + p * in_plane;
+                     std::fill(plane, plane + in_plane, T(0));
                      for (std::size_t k = 0; k < out_plane; ++k)
-                       dst[p * in_plane + static_cast<std::size_t>(idx[p * out_plane + k])] += src[p * out_plane + k];
+                       plane[static_cast<std::size_t>(idx[p * out_plane + k])] += src[p * out_plane + k];
+                   }
                  });
     return Tensor(std::move(r));
   });

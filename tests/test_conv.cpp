@@ -59,6 +59,10 @@ std::vector<Case> cases() {
       {"same, stride 1, even kernel", {1, 2, 5, 6}, {3, 2, 2, 4}, {.padding = "same"}},
       {"same, stride 2", {2, 1, 7, 6}, {2, 1, 3, 3}, {.stride = 2, .padding = "same"}},
       {"valid", {1, 2, 5, 5}, {2, 2, 3, 3}, {.padding = "valid"}},
+      // Few input taps take the direct (not GEMM) path; these rows are wider than a SIMD batch
+      // and C_out is not a multiple of its channel block.
+      {"first layer of MNIST, direct", {2, 1, 28, 28}, {6, 1, 3, 3}, {}},
+      {"3 channels, padding 2, dilation 2, direct", {1, 3, 17, 21}, {5, 3, 3, 3}, {.padding = 2, .dilation = 2}},
   };
 }
 

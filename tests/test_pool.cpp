@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "tapegrad.hpp"
 
@@ -48,6 +49,41 @@ TEST_CASE("max_pool2d forward and indices by hand") {
   Tensor xg = x.detach().requires_grad_();
   sum(max_pool2d(xg, {.kernel = 2})).backward();
   CHECK(xg.grad().array<double>() == xt::xarray<double>({{{{0, 1, 0, 0}, {0, 0, 1, 0}, {0, 1, 0, 1}, {0, 0, 0, 0}}}}));
+}
+
+// The 2x2 stride-2 fast path against a plain row-major scan, on widths around the SIMD batch
+// size (tail handling), odd sizes (unused last row and column), many ties and some NaNs.
+template <class T>
+void check_max_pool_2x2(Generator& gen) {
+  for (std::size_t h : {2, 3, 7})
+    for (std::size_t w : {2, 3, 5, 16, 17, 18, 33, 34, 35, 40, 64}) {
+      Tensor x = mul(randint(0, 4, {2, 3, h, w}, gen).to(std::is_same_v<T, float> ? float32 : float64), 0.5);
+      T* px = x.mutable_array<T>().data();
+      for (std::size_t k = 0; k < x.numel(); k += 21) px[k] = std::numeric_limits<T>::quiet_NaN();
+      auto [y, idx] = max_pool2d_with_indices(x, {.kernel = 2});
+      const std::size_t oh = h / 2, ow = w / 2;
+      for (std::size_t p = 0; p < 6; ++p)
+        for (std::size_t r = 0; r < oh; ++r)
+          for (std::size_t q = 0; q < ow; ++q) {
+            std::size_t best = 2 * r * w + 2 * q;
+            for (std::size_t i = 2 * r; i < 2 * r + 2; ++i)
+              for (std::size_t j = 2 * q; j < 2 * q + 2; ++j) {
+                const T v = px[p * h * w + i * w + j], b = px[p * h * w + best];
+                if (v > b || (std::isnan(v) && !std::isnan(b))) best = i * w + j;
+              }
+            const std::size_t o = p * oh * ow + r * ow + q;
+            INFO("h " << h << " w " << w << " plane " << p << " window " << r << "," << q);
+            CHECK(idx.data<std::int64_t>()[o] == static_cast<std::int64_t>(best));
+            const T expected = px[p * h * w + best], got = y.data<T>()[o];
+            CHECK(((std::isnan(expected) && std::isnan(got)) || expected == got));
+          }
+    }
+}
+
+TEST_CASE("max_pool2d 2x2 fast path matches a plain scan (ties, NaN, odd sizes)") {
+  Generator gen(5);
+  check_max_pool_2x2<float>(gen);
+  check_max_pool_2x2<double>(gen);
 }
 
 TEST_CASE("avg_pool2d and global_avg_pool2d forward by hand") {
