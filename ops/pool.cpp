@@ -88,12 +88,22 @@ std::size_t first_nan(const T* in, const PoolGeometry& g, std::size_t r0, std::s
 // `candidate` replaces `current` as the first maximum in scan order: strictly greater, or the
 // first NaN (NaN propagates, as in PyTorch).
 template <class T>
-auto beats(const xsimd::batch<T>& candidate, const xsimd::batch<T>& current) {
+[[gnu::always_inline]] inline auto beats(const xsimd::batch<T>& candidate, const xsimd::batch<T>& current) {
   return (candidate > current) | (xsimd::isnan(candidate) & !xsimd::isnan(current));
 }
 template <class T>
-bool beats(T candidate, T current) {
+[[gnu::always_inline]] inline bool beats(T candidate, T current) {
   return candidate > current || (std::isnan(candidate) && !std::isnan(current));
+}
+
+// values[q] = best[2q], indices[q] = base + 2q + offset[2q]: the even columns of a row. A
+// function of its own (not inside the pooling lambda) so that GCC sees the bounds and vectorizes.
+template <class T>
+void compact_even(const T* __restrict best, const T* __restrict offset, std::int64_t base, std::size_t count,
+                  T* __restrict values, std::int64_t* __restrict indices) {
+  for (std::size_t q = 0; q < count; ++q) values[q] = best[2 * q];
+  for (std::size_t q = 0; q < count; ++q)
+    indices[q] = base + static_cast<std::int64_t>(2 * q) + static_cast<std::int64_t>(offset[2 * q]);
 }
 
 template <class T>
@@ -137,13 +147,8 @@ void max_pool_2x2(const T* x, const PoolGeometry& g, T* values, std::int64_t* in
         xsimd::select(lower, xsimd::select(right_bottom, below_right, below), xsimd::select(right_top, one, zero))
             .store_unaligned(offset.data() + j);
       }
-      T* o = values + p * out_plane + r * ow;
-      std::int64_t* oi = indices + p * out_plane + r * ow;
-      const auto base = static_cast<std::int64_t>(2 * r * width);
-      for (std::size_t q = 0; q < ow; ++q) {
-        o[q] = best[2 * q];
-        oi[q] = base + static_cast<std::int64_t>(2 * q) + static_cast<std::int64_t>(offset[2 * q]);
-      }
+      compact_even(best.data(), offset.data(), static_cast<std::int64_t>(2 * r * width), ow,
+                   values + p * out_plane + r * ow, indices + p * out_plane + r * ow);
     }
   });
 }

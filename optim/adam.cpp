@@ -42,6 +42,54 @@ std::vector<std::string> Adam::buffer_names() const {
   return {"exp_avg", "exp_avg_sq"};
 }
 
+namespace {
+// Constants of one Adam step for one parameter tensor.
+template <class T>
+struct AdamStep {
+  T b1, b2, one_minus_b1, one_minus_b2, eps, wd;
+  T lr_t;       // Keras: the bias correction folded into the rate
+  T bc2_sqrt;   // PyTorch: sqrt(1 - b2^t)
+  T step_size;  // PyTorch: lr / (1 - b1^t)
+};
+
+// One Adam step over n elements. The options are template flags and the pointers restrict, so
+// that the loop has no branch and vectorizes (sqrt and division included).
+template <class T, bool Keras, bool L2, bool AmsGrad>
+void adam_kernel(std::size_t n, const AdamStep<T>& c, T* __restrict p, const T* __restrict g, T* __restrict m,
+                 T* __restrict v, T* __restrict vmax) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const T gi = L2 ? g[i] + c.wd * p[i] : g[i];
+    T vi;
+    if constexpr (Keras) {
+      // Keras: moments as m += (g - m)(1 - b1).
+      m[i] += (gi - m[i]) * c.one_minus_b1;
+      vi = v[i] += (gi * gi - v[i]) * c.one_minus_b2;
+    } else {
+      m[i] = m[i] * c.b1 + gi * c.one_minus_b1;
+      vi = v[i] = v[i] * c.b2 + c.one_minus_b2 * gi * gi;
+    }
+    if constexpr (AmsGrad) vi = vmax[i] = std::max(vmax[i], vi);
+    if constexpr (Keras) {
+      p[i] -= m[i] * c.lr_t / (std::sqrt(vi) + c.eps);
+    } else {
+      // PyTorch: eps added after dividing sqrt(v) by sqrt(1 - b2^t).
+      p[i] = p[i] - c.step_size * (m[i] / (std::sqrt(vi) / c.bc2_sqrt + c.eps));
+    }
+  }
+}
+
+template <class T, bool Keras>
+void adam_dispatch(bool l2, bool amsgrad, std::size_t n, const AdamStep<T>& c, T* p, const T* g, T* m, T* v,
+                   T* vmax) {
+  if (l2)
+    amsgrad ? adam_kernel<T, Keras, true, true>(n, c, p, g, m, v, vmax)
+            : adam_kernel<T, Keras, true, false>(n, c, p, g, m, v, vmax);
+  else
+    amsgrad ? adam_kernel<T, Keras, false, true>(n, c, p, g, m, v, vmax)
+            : adam_kernel<T, Keras, false, false>(n, c, p, g, m, v, vmax);
+}
+}  // namespace
+
 void Adam::update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) {
   const double b1 = options_.betas.first, b2 = options_.betas.second;
   const auto t = static_cast<double>(state.step);
@@ -55,37 +103,24 @@ void Adam::update(const ParamGroup& group, Tensor& param, const Tensor& grad, Pa
     T* vmax = options_.amsgrad ? buffer(state, "max_exp_avg_sq", param).template mutable_array<T>().data() : nullptr;
     T* p = param.mutable_array<T>().data();
     const T* g = grad.data<T>();
-    const T eps = T(eps_), one_minus_b1 = T(1.0 - b1), one_minus_b2 = T(1.0 - b2);
     const bool l2 = !decoupled_ && group.weight_decay != 0;
-    const T wd = T(group.weight_decay);
     if (decoupled_ && group.weight_decay != 0) {
       const T shrink = T(1.0 - group.lr * group.weight_decay);
       for (std::size_t i = 0; i < n; ++i) p[i] *= shrink;
     }
-    if (keras) {
-      // Keras: moments as m += (g - m)(1 - b1), the bias correction folded into the rate.
-      const T lr_t = T(group.lr * std::sqrt(bc2) / bc1);
-      for (std::size_t i = 0; i < n; ++i) {
-        const T gi = l2 ? g[i] + wd * p[i] : g[i];
-        m[i] += (gi - m[i]) * one_minus_b1;
-        v[i] += (gi * gi - v[i]) * one_minus_b2;
-        T vi = v[i];
-        if (vmax) vi = vmax[i] = std::max(vmax[i], v[i]);
-        p[i] -= m[i] * lr_t / (std::sqrt(vi) + eps);
-      }
-    } else {
-      // PyTorch: eps added after dividing sqrt(v) by sqrt(1 - b2^t).
-      const T b1t = T(b1), b2t = T(b2), bc2_sqrt = T(std::sqrt(bc2)), step_size = T(group.lr / bc1);
-      for (std::size_t i = 0; i < n; ++i) {
-        const T gi = l2 ? g[i] + wd * p[i] : g[i];
-        m[i] = m[i] * b1t + gi * one_minus_b1;
-        v[i] = v[i] * b2t + one_minus_b2 * gi * gi;
-        T vi = v[i];
-        if (vmax) vi = vmax[i] = std::max(vmax[i], v[i]);
-        const T denom = std::sqrt(vi) / bc2_sqrt + eps;
-        p[i] = p[i] - step_size * (m[i] / denom);
-      }
-    }
+    const AdamStep<T> c{.b1 = T(b1),
+                        .b2 = T(b2),
+                        .one_minus_b1 = T(1.0 - b1),
+                        .one_minus_b2 = T(1.0 - b2),
+                        .eps = T(eps_),
+                        .wd = T(group.weight_decay),
+                        .lr_t = T(group.lr * std::sqrt(bc2) / bc1),
+                        .bc2_sqrt = T(std::sqrt(bc2)),
+                        .step_size = T(group.lr / bc1)};
+    if (keras)
+      adam_dispatch<T, true>(l2, options_.amsgrad, n, c, p, g, m, v, vmax);
+    else
+      adam_dispatch<T, false>(l2, options_.amsgrad, n, c, p, g, m, v, vmax);
   });
 }
 
