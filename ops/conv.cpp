@@ -209,6 +209,20 @@ void pack_chunk(const T* y, std::size_t c_count, std::size_t L, std::size_t n0, 
       std::memcpy(tmp + (c * nb + n) * L, y + ((n0 + n) * c_count + c) * L, L * sizeof(T));
 }
 
+// dst[0, n) = src[0, n) for short rows (an output row is often 13 to 64 floats): whole SIMD
+// batches, the last one overlapping the previous, instead of a memmove call per row.
+template <class T>
+void copy_row(const T* src, T* dst, std::size_t n) {
+  using V = xsimd::batch<T>;
+  constexpr std::size_t S = V::size;
+  if (n < S) {
+    for (std::size_t q = 0; q < n; ++q) dst[q] = src[q];
+    return;
+  }
+  for (std::size_t q = 0; q + S <= n; q += S) V::load_unaligned(src + q).store_unaligned(dst + q);
+  V::load_unaligned(src + n - S).store_unaligned(dst + n - S);
+}
+
 // Few input taps (the first layer of most CNNs: 1 or 3 channels, small kernel) make a GEMM
 // with a depth of 9 or 27, which BLAS runs far below its peak. A direct loop is faster there.
 // With unit stride, output (r, q) reads padded input (r + i*dh, q + j*dw): computed on "wide"
@@ -292,7 +306,7 @@ void conv_forward_direct(const T* x, const T* w, const T* bias, const ConvGeomet
             direct_block<T, 1>(in.planes, offsets.data(), K, w, bias, co + b, span, wide.data() + b * span);
         for (std::size_t b = 0; b < block; ++b) {
           T* out = y + (n * g.c_out + co + b) * L;
-          for (std::size_t r = 0; r < g.oh; ++r) std::copy_n(wide.data() + b * span + r * in.wp, g.ow, out + r * g.ow);
+          for (std::size_t r = 0; r < g.oh; ++r) copy_row(wide.data() + b * span + r * in.wp, out + r * g.ow, g.ow);
         }
       }
     }
@@ -338,7 +352,7 @@ void conv_backward_weight_direct(const T* gy, const T* x, const ConvGeometry& g,
       in.load(x, g, n);
       for (std::size_t co = begin; co < end; ++co) {
         const T* plane = gy + (n * g.c_out + co) * L;
-        for (std::size_t r = 0; r < g.oh; ++r) std::copy_n(plane + r * g.ow, g.ow, wide.data() + r * in.wp);
+        for (std::size_t r = 0; r < g.oh; ++r) copy_row(plane + r * g.ow, wide.data() + r * in.wp, g.ow);
         std::size_t t = 0;
         for (; t + TB <= K; t += TB) tap_dots<T, TB>(wide.data(), in.planes, offsets.data(), t, span, dw + co * K + t);
         for (; t < K; ++t) tap_dots<T, 1>(wide.data(), in.planes, offsets.data(), t, span, dw + co * K + t);
