@@ -29,6 +29,7 @@ Tensor Conv2d::forward(const Tensor& x) {
            in_channels_, shape_str(x.shape()));
   const tg::Conv2dOptions op{
       .stride = options_.stride, .padding = options_.padding, .dilation = options_.dilation, .groups = options_.groups};
+  if (options_.activation == Activation::relu) return conv2d_relu(x, weight_, bias_, op);  // fused
   return apply_activation(options_.activation, conv2d(x, weight_, bias_, op));
 }
 

@@ -1,27 +1,79 @@
 // The one translation unit that talks to BLAS.
 #include <cblas.h>
 
+#include <algorithm>
+#include <atomic>
+
+#include "autograd/parallel.hpp"
 #include "ops/linalg.hpp"
 
 namespace tg::blas {
+namespace {
+
+// OpenBLAS always runs on one thread here; tapegrad splits a large product across its own
+// pool instead. OpenBLAS's workers spin on the CPU after each threaded call, and between two
+// GEMMs of a training step they took that CPU from tapegrad's own parallel loops: with 2
+// threads a step was slower than with 1.
+const bool single_threaded_blas = [] {
+  openblas_set_num_threads(1);
+  return true;
+}();
+
+void call(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
+          std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
+              static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+void call(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
+          std::size_t lda, const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
+  cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
+              static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+// C (m x n) split into blocks of rows, or of columns when n is the larger side, one block per
+// thread. Below about a million multiply-adds one call on one thread is faster.
+template <class T>
+void split_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
+                std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  (void)single_threaded_blas;
+  constexpr std::size_t min_work = std::size_t{1} << 20;  // multiply-adds per thread
+  const std::size_t work = m * n * std::max<std::size_t>(k, 1);
+  const bool by_rows = m >= n;
+  const std::size_t side = by_rows ? m : n;
+  // Blocks of a multiple of 16 rows or columns keep the BLAS kernels on whole register tiles.
+  const std::size_t units = (side + 15) / 16;
+  const std::size_t grain = std::max<std::size_t>(min_work / std::max<std::size_t>(work / std::max<std::size_t>(units, 1), 1), 1);
+  parallel_for(units, grain, [&](std::size_t begin, std::size_t end) {
+    const std::size_t lo = begin * 16, hi = std::min(end * 16, side);
+    if (by_rows) {
+      const T* a_rows = trans_a ? a + lo : a + lo * lda;
+      call(trans_a, trans_b, hi - lo, n, k, alpha, a_rows, lda, b, ldb, beta, c + lo * ldc, ldc);
+    } else {
+      const T* b_cols = trans_b ? b + lo * ldb : b + lo;
+      call(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, b_cols, ldb, beta, c + lo, ldc);
+    }
+  });
+}
+
+}  // namespace
 
 template <>
 void gemm<float>(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
                  std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
-              static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+  split_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 template <>
 void gemm<double>(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, double alpha,
                   const double* a, std::size_t lda, const double* b, std::size_t ldb, double beta, double* c,
                   std::size_t ldc) {
-  cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
-              static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+  split_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-void set_num_threads(int n) { openblas_set_num_threads(n); }
+// BLAS stays on one thread (above); tapegrad's own thread count governs the split.
+void set_num_threads(int) { openblas_set_num_threads(1); }
 
 }  // namespace tg::blas

@@ -12,8 +12,10 @@
 
 #include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
+#include "autograd/grad_mode.hpp"
 #include "autograd/parallel.hpp"
 #include "ops/simd.hpp"
+#include "ops/elementwise.hpp"
 #include "ops/linalg.hpp"
 #include "ops/shape.hpp"
 
@@ -211,16 +213,22 @@ void pack_chunk(const T* y, std::size_t c_count, std::size_t L, std::size_t n0, 
 
 // dst[0, n) = src[0, n) for short rows (an output row is often 13 to 64 floats): whole SIMD
 // batches, the last one overlapping the previous, instead of a memmove call per row.
+// With relu, negative values are written as zero (the fused activation).
 template <class T>
-void copy_row(const T* src, T* dst, std::size_t n) {
+void copy_row(const T* src, T* dst, std::size_t n, bool relu = false) {
   using V = xsimd::batch<T>;
   constexpr std::size_t S = V::size;
   if (n < S) {
-    for (std::size_t q = 0; q < n; ++q) dst[q] = src[q];
+    for (std::size_t q = 0; q < n; ++q) dst[q] = relu ? std::max(src[q], T(0)) : src[q];
     return;
   }
-  for (std::size_t q = 0; q + S <= n; q += S) V::load_unaligned(src + q).store_unaligned(dst + q);
-  V::load_unaligned(src + n - S).store_unaligned(dst + n - S);
+  const V zero(T(0));
+  auto move = [&](std::size_t q) {
+    const V v = V::load_unaligned(src + q);
+    (relu ? xsimd::max(v, zero) : v).store_unaligned(dst + q);
+  };
+  for (std::size_t q = 0; q + S <= n; q += S) move(q);
+  move(n - S);
 }
 
 // Few input taps (the first layer of most CNNs: 1 or 3 channels, small kernel) make a GEMM
@@ -286,7 +294,7 @@ void direct_block(const T* planes, const std::size_t* offsets, std::size_t K, co
 }
 
 template <class T>
-void conv_forward_direct(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* y) {
+void conv_forward_direct(const T* x, const T* w, const T* bias, const ConvGeometry& g, bool relu, T* y) {
   constexpr std::size_t B = 4;
   const std::size_t L = g.out_plane(), K = g.patch();
   parallel_for(g.n, 1, [&](std::size_t begin, std::size_t end) {
@@ -306,7 +314,7 @@ void conv_forward_direct(const T* x, const T* w, const T* bias, const ConvGeomet
             direct_block<T, 1>(in.planes, offsets.data(), K, w, bias, co + b, span, wide.data() + b * span);
         for (std::size_t b = 0; b < block; ++b) {
           T* out = y + (n * g.c_out + co + b) * L;
-          for (std::size_t r = 0; r < g.oh; ++r) copy_row(wide.data() + b * span + r * in.wp, out + r * g.ow, g.ow);
+          for (std::size_t r = 0; r < g.oh; ++r) copy_row(wide.data() + b * span + r * in.wp, out + r * g.ow, g.ow, relu);
         }
       }
     }
@@ -362,11 +370,11 @@ void conv_backward_weight_direct(const T* gy, const T* x, const ConvGeometry& g,
 }
 
 template <class T>
-xt::xarray<T> conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g) {
+xt::xarray<T> conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, bool relu) {
   xt::xarray<T> out = xt::xarray<T>::from_shape(g.output_shape());
   T* y = out.data();
   if (direct_taps(g)) {
-    conv_forward_direct(x, w, bias, g, y);
+    conv_forward_direct(x, w, bias, g, relu, y);
     return out;
   }
   const std::size_t L = g.out_plane(), K = g.patch(), cgo = g.cg_out(), nb_max = chunk_size<T>(g);
@@ -387,12 +395,15 @@ xt::xarray<T> conv_forward(const T* x, const T* w, const T* bias, const ConvGeom
                     dst + grp * cgo * cols, cols);
     if (nb > 1) unpack_chunk(tmp.get(), g.c_out, L, n0, nb, y);
   }
-  if (bias) {
+  if (bias || relu) {
     for (std::size_t n = 0; n < g.n; ++n)
       for (std::size_t co = 0; co < g.c_out; ++co) {
         T* p = y + (n * g.c_out + co) * L;
-        const T b = bias[co];
-        for (std::size_t q = 0; q < L; ++q) p[q] += b;
+        const T b = bias ? bias[co] : T(0);
+        if (relu)
+          for (std::size_t q = 0; q < L; ++q) p[q] = std::max(p[q] + b, T(0));
+        else
+          for (std::size_t q = 0; q < L; ++q) p[q] += b;
       }
   }
   return out;
@@ -494,28 +505,57 @@ void check_grad_out(const Tensor& grad_out, const ConvGeometry& g, std::string_v
            shape_str(grad_out.shape()), shape_str(g.output_shape()));
 }
 
-}  // namespace
+// g where the (relu'd) output is positive, else 0: the relu's backward folded into the conv's.
+// One pass when no graph is recorded; differentiable ops (the mask a constant) otherwise.
+Tensor relu_mask_grad(const Tensor& g, const Tensor& out) {
+  if (is_grad_enabled()) return where(gt(out.detach(), zeros_like(out)), g, zeros_like(g));
+  return detail::dispatch_float(g.dtype(), "conv2d_relu", [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> r = xt::xarray<T>::from_shape(g.shape());
+    const T* __restrict pg = g.data<T>();
+    const T* __restrict po = out.data<T>();
+    T* __restrict pr = r.data();
+    const std::size_t n = r.size();
+    for (std::size_t i = 0; i < n; ++i) pr[i] = po[i] > T(0) ? pg[i] : T(0);
+    return Tensor(std::move(r));
+  });
+}
 
-// d conv2d(x, w, b) = conv2d_backward_input(g, w), conv2d_backward_weight(g, x), Σ_{n,h,w} g
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options) {
-  const ConvGeometry geo = plan_conv(x.shape(), weight.shape(), options, "conv2d");
-  check_dtypes(x, weight, "conv2d", "x", "weight");
+Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options,
+                   bool relu) {
+  const char* op = relu ? "conv2d_relu" : "conv2d";
+  const ConvGeometry geo = plan_conv(x.shape(), weight.shape(), options, op);
+  check_dtypes(x, weight, op, "x", "weight");
   if (bias.defined()) {
-    check_dtypes(x, bias, "conv2d", "x", "bias");
-    TG_CHECK(bias.shape() == Shape{geo.c_out}, "conv2d: bias has shape {}, expected [{}] (C_out of weight {})",
+    check_dtypes(x, bias, op, "x", "bias");
+    TG_CHECK(bias.shape() == Shape{geo.c_out}, "{}: bias has shape {}, expected [{}] (C_out of weight {})", op,
              shape_str(bias.shape()), geo.c_out, shape_str(weight.shape()));
   }
-  Tensor out = detail::dispatch_float(x.dtype(), "conv2d", [&](auto t) {
+  Tensor out = detail::dispatch_float(x.dtype(), op, [&](auto t) {
     using T = decltype(t);
-    return Tensor(conv_forward<T>(x.data<T>(), weight.data<T>(), bias.defined() ? bias.data<T>() : nullptr, geo));
+    return Tensor(
+        conv_forward<T>(x.data<T>(), weight.data<T>(), bias.defined() ? bias.data<T>() : nullptr, geo, relu));
   });
   return record(
-      {.name = "conv2d", .inputs = {x, weight, bias}, .saved = {x, weight}}, out,
-      [xs = x.shape(), ws = weight.shape(), options](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+      {.name = op, .inputs = {x, weight, bias}, .saved = {x, weight}, .save_output = relu}, out,
+      [xs = x.shape(), ws = weight.shape(), options, relu](const BackwardContext& ctx, const Tensor& grad) -> TensorList {
+        const Tensor g = relu ? relu_mask_grad(grad, ctx.output()) : grad;
         return {ctx.needs_grad(0) ? conv2d_backward_input(g, ctx.saved(1), xs, options) : Tensor(),
                 ctx.needs_grad(1) ? conv2d_backward_weight(g, ctx.saved(0), ws, options) : Tensor(),
                 ctx.needs_grad(2) ? channel_sum(g) : Tensor()};
       });
+}
+
+}  // namespace
+
+// d conv2d(x, w, b) = conv2d_backward_input(g, w), conv2d_backward_weight(g, x), Σ_{n,h,w} g
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options) {
+  return conv2d_impl(x, weight, bias, options, false);
+}
+
+// d relu(conv2d(x, w, b)) = the same with g masked where the output is zero
+Tensor conv2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options) {
+  return conv2d_impl(x, weight, bias, options, true);
 }
 
 // d backward_input(g, w) = conv2d(gg, w), conv2d_backward_weight(g, gg)

@@ -19,6 +19,12 @@ struct Conv2dOptions {
 /// Cross-correlation, as PyTorch's conv2d. Twice differentiable.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, const Conv2dOptions& options = {});
 
+/// relu(conv2d(x, weight, bias)) as one op (Keras's Conv2D(activation="relu")): the activation is
+/// applied as the output is written and folded into the backward, saving a pass over the
+/// activations each way. Same values and gradients as the two ops. Twice differentiable.
+Tensor conv2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias = {},
+                   const Conv2dOptions& options = {});
+
 /// The gradient of conv2d with respect to its input (a transposed convolution):
 /// grad_out [N,C_out,H',W'], weight [C_out,C_in/groups,kH,kW] → [N,C_in,H,W] where input_shape is
 /// [N,C_in,H,W]. Linear in grad_out and weight, and differentiable in both.

@@ -158,6 +158,45 @@ TEST_CASE("conv2d second-order gradients") {
   }
 }
 
+TEST_CASE("conv2d_relu equals relu(conv2d): values, gradients, second order") {
+  Generator gen(19);
+  const std::vector<Case> selected = {
+      {"direct path, padding 1", {2, 1, 20, 19}, {5, 1, 3, 3}, {.padding = 1}},
+      {"GEMM path, stride 2, groups 2", {2, 4, 7, 6}, {4, 2, 3, 3}, {.stride = 2, .groups = 2}},
+      {"no bias", {1, 2, 6, 6}, {3, 2, 2, 2}, {}, false},
+  };
+  for (const Case& c : selected) {
+    INFO(c.name);
+    Tensor x = random(c.x, gen).requires_grad_();
+    Tensor w = random(c.w, gen).requires_grad_();
+    Tensor b = c.bias ? random({c.w[0]}, gen).requires_grad_() : Tensor();
+    const Conv2dOptions o = c.options;
+    for (Dtype d : {float64, float32}) {
+      Tensor xd = x.detach().to(d).requires_grad_(), wd = w.detach().to(d).requires_grad_();
+      Tensor bd = c.bias ? b.detach().to(d).requires_grad_() : Tensor();
+      Tensor g = randn(conv2d(xd.detach(), wd.detach(), {}, o).shape(), gen, d);
+      Tensor fused = conv2d_relu(xd, wd, bd, o);
+      const TensorList gf = tg::grad({sum(mul(fused, g))}, c.bias ? TensorList{xd, wd, bd} : TensorList{xd, wd});
+      Tensor plain = relu(conv2d(xd, wd, bd, o));
+      const TensorList gp = tg::grad({sum(mul(plain, g))}, c.bias ? TensorList{xd, wd, bd} : TensorList{xd, wd});
+      CHECK(xt::allclose(fused.to(float64).array<double>(), plain.to(float64).array<double>(), 1e-6, 1e-6));
+      for (std::size_t i = 0; i < gf.size(); ++i)
+        CHECK(xt::allclose(gf[i].to(float64).array<double>(), gp[i].to(float64).array<double>(), 1e-5, 1e-5));
+    }
+    auto fn = [o](const TensorList& in) { return conv2d_relu(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), o); };
+    const TensorList inputs = c.bias ? TensorList{x, w, b} : TensorList{x, w};
+    auto r = gradcheck(fn, inputs);
+    INFO(r.message);
+    CHECK(r);
+    auto sq = [o](const TensorList& in) {
+      return pow(conv2d_relu(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), o), 2.0);
+    };
+    auto r2 = gradgradcheck(sq, inputs);
+    INFO(r2.message);
+    CHECK(r2);
+  }
+}
+
 TEST_CASE("conv2d gradient ops are differentiable on their own") {
   Generator gen(17);
   const Conv2dOptions o{.stride = 2, .padding = {1, 0}, .dilation = {1, 2}, .groups = 2};
