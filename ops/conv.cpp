@@ -343,13 +343,32 @@ void tap_dots(const T* grad, const T* planes, const std::size_t* offsets, std::s
   }
 }
 
-// dW[co, t] = Σ_n ⟨gy[n, co] on wide rows (zeros in the extra columns), input at tap t⟩.
+// Row q of a gradient plane onto wide rows; with relu_out, zero where that output was clipped
+// (the fused relu's backward); adds the row's sum to *bias_grad when given.
 template <class T>
-void conv_backward_weight_direct(const T* gy, const T* x, const ConvGeometry& g, T* dw) {
+void gradient_row(const T* __restrict g, const T* __restrict relu_out, std::size_t n, T* __restrict dst,
+                  T* bias_grad) {
+  if (!relu_out && !bias_grad) return copy_row(g, dst, n);
+  T sum = 0;
+  for (std::size_t q = 0; q < n; ++q) {
+    const T v = relu_out && !(relu_out[q] > T(0)) ? T(0) : g[q];
+    dst[q] = v;
+    sum += v;
+  }
+  if (bias_grad) *bias_grad += sum;
+}
+
+// dW[co, t] = Σ_n ⟨gy[n, co] on wide rows (zeros in the extra columns), input at tap t⟩.
+// With relu_out (the output of a fused conv2d_relu), gy is masked on the fly; with db, the bias
+// gradient is summed in the same pass: one read of the gradient for all three.
+template <class T>
+void conv_backward_weight_direct(const T* gy, const T* x, const ConvGeometry& g, T* dw, const T* relu_out = nullptr,
+                                 T* db = nullptr) {
   constexpr std::size_t TB = 8;
   const std::size_t L = g.out_plane(), K = g.patch();
   std::fill(dw, dw + g.c_out * K, T(0));
-  // Split over output channels: each thread owns its rows of dW.
+  if (db) std::fill(db, db + g.c_out, T(0));
+  // Split over output channels: each thread owns its rows of dW and entries of db.
   parallel_for(g.c_out, 1, [&](std::size_t begin, std::size_t end) {
     PaddedSample<T> in(g);
     const std::size_t span = in.wide_length(g);
@@ -359,8 +378,10 @@ void conv_backward_weight_direct(const T* gy, const T* x, const ConvGeometry& g,
     for (std::size_t n = 0; n < g.n; ++n) {
       in.load(x, g, n);
       for (std::size_t co = begin; co < end; ++co) {
-        const T* plane = gy + (n * g.c_out + co) * L;
-        for (std::size_t r = 0; r < g.oh; ++r) copy_row(plane + r * g.ow, wide.data() + r * in.wp, g.ow);
+        const std::size_t plane = (n * g.c_out + co) * L;
+        for (std::size_t r = 0; r < g.oh; ++r)
+          gradient_row(gy + plane + r * g.ow, relu_out ? relu_out + plane + r * g.ow : nullptr, g.ow,
+                       wide.data() + r * in.wp, db ? db + co : nullptr);
         std::size_t t = 0;
         for (; t + TB <= K; t += TB) tap_dots<T, TB>(wide.data(), in.planes, offsets.data(), t, span, dw + co * K + t);
         for (; t < K; ++t) tap_dots<T, 1>(wide.data(), in.planes, offsets.data(), t, span, dw + co * K + t);
@@ -521,6 +542,22 @@ Tensor relu_mask_grad(const Tensor& g, const Tensor& out) {
   });
 }
 
+// {dW, db (or undefined)} of relu(conv2d) from the gradient of its output, on the direct path;
+// empty when that path does not apply (the caller then takes the general one).
+TensorList conv2d_relu_backward_params(const Tensor& grad, const Tensor& out, const Tensor& x, const Shape& ws,
+                                       const Conv2dOptions& options, bool bias_grad) {
+  const ConvGeometry geo = plan_conv(x.shape(), ws, options, "conv2d_relu_backward");
+  if (!direct_taps(geo) || grad.dtype() != x.dtype()) return {};
+  return detail::dispatch_float(x.dtype(), "conv2d_relu_backward", [&](auto t) -> TensorList {
+    using T = decltype(t);
+    xt::xarray<T> dw = xt::xarray<T>::from_shape(ws);
+    xt::xarray<T> db = xt::xarray<T>::from_shape({bias_grad ? geo.c_out : 0});
+    conv_backward_weight_direct(grad.data<T>(), x.data<T>(), geo, dw.data(), out.data<T>(),
+                                bias_grad ? db.data() : nullptr);
+    return {Tensor(std::move(dw)), bias_grad ? Tensor(std::move(db)) : Tensor()};
+  });
+}
+
 Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options,
                    bool relu) {
   const char* op = relu ? "conv2d_relu" : "conv2d";
@@ -539,6 +576,12 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, co
   return record(
       {.name = op, .inputs = {x, weight, bias}, .saved = {x, weight}, .save_output = relu}, out,
       [xs = x.shape(), ws = weight.shape(), options, relu](const BackwardContext& ctx, const Tensor& grad) -> TensorList {
+        if (relu && !ctx.needs_grad(0) && !is_grad_enabled()) {
+          // The first layer's case (no input gradient): mask, weight and bias gradients in one
+          // pass over the gradient, when the direct kernel applies.
+          TensorList fused = conv2d_relu_backward_params(grad, ctx.output(), ctx.saved(0), ws, options, ctx.needs_grad(2));
+          if (!fused.empty()) return {Tensor(), fused[0], fused[1]};
+        }
         const Tensor g = relu ? relu_mask_grad(grad, ctx.output()) : grad;
         return {ctx.needs_grad(0) ? conv2d_backward_input(g, ctx.saved(1), xs, options) : Tensor(),
                 ctx.needs_grad(1) ? conv2d_backward_weight(g, ctx.saved(0), ws, options) : Tensor(),

@@ -197,6 +197,30 @@ TEST_CASE("conv2d_relu equals relu(conv2d): values, gradients, second order") {
   }
 }
 
+TEST_CASE("conv2d_relu weight and bias gradients when the input needs none (one fused pass)") {
+  Generator gen(23);
+  for (Dtype d : {float64, float32}) {
+    for (bool with_bias : {true, false}) {
+      INFO("dtype " << d << ", bias " << with_bias);
+      Tensor x = randn({3, 2, 17, 18}, gen, d);  // a constant input, as a first layer's
+      Tensor w = randn({5, 2, 3, 3}, gen, d).requires_grad_();
+      Tensor b = with_bias ? randn({5}, gen, d).requires_grad_() : Tensor();
+      const Conv2dOptions o{.padding = 1};
+      Tensor g = randn({3, 5, 17, 18}, gen, d);
+      const TensorList params = with_bias ? TensorList{w, b} : TensorList{w};
+      const TensorList gf = tg::grad({sum(mul(conv2d_relu(x, w, b, o), g))}, params);
+      const TensorList gp = tg::grad({sum(mul(relu(conv2d(x, w, b, o)), g))}, params);
+      for (std::size_t i = 0; i < gf.size(); ++i)
+        CHECK(xt::allclose(gf[i].to(float64).array<double>(), gp[i].to(float64).array<double>(), 1e-4, 1e-4));
+    }
+  }
+  Tensor x = randn({2, 1, 9, 10}, gen, float64);
+  Tensor w = randn({3, 1, 3, 3}, gen, float64).requires_grad_(), b = randn({3}, gen, float64).requires_grad_();
+  auto r = gradcheck([x](const TensorList& in) { return conv2d_relu(x, in[0], in[1]); }, {w, b});
+  INFO(r.message);
+  CHECK(r);
+}
+
 TEST_CASE("conv2d gradient ops are differentiable on their own") {
   Generator gen(17);
   const Conv2dOptions o{.stride = 2, .padding = {1, 0}, .dilation = {1, 2}, .groups = 2};
