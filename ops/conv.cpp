@@ -343,16 +343,26 @@ void tap_dots(const T* grad, const T* planes, const std::size_t* offsets, std::s
   }
 }
 
-// Row q of a gradient plane onto wide rows; with relu_out, zero where that output was clipped
-// (the fused relu's backward); adds the row's sum to *bias_grad when given.
+// dst = g, zero where relu_out (the output of a fused conv2d_relu) is not positive: the relu's
+// backward. Adds the sum of dst to *bias_grad when given. Over a whole contiguous plane, in SIMD.
 template <class T>
-void gradient_row(const T* __restrict g, const T* __restrict relu_out, std::size_t n, T* __restrict dst,
+void masked_plane(const T* __restrict g, const T* __restrict relu_out, std::size_t n, T* __restrict dst,
                   T* bias_grad) {
-  if (!relu_out && !bias_grad) return copy_row(g, dst, n);
-  T sum = 0;
-  for (std::size_t q = 0; q < n; ++q) {
-    const T v = relu_out && !(relu_out[q] > T(0)) ? T(0) : g[q];
-    dst[q] = v;
+  using V = xsimd::batch<T>;
+  constexpr std::size_t S = V::size;
+  const V zero(T(0));
+  V acc(T(0));
+  std::size_t i = 0;
+  for (; i + S <= n; i += S) {
+    V v = V::load_unaligned(g + i);
+    if (relu_out) v = xsimd::select(V::load_unaligned(relu_out + i) > zero, v, zero);
+    v.store_unaligned(dst + i);
+    acc += v;
+  }
+  T sum = xsimd::hadd(acc);
+  for (; i < n; ++i) {
+    const T v = relu_out && !(relu_out[i] > T(0)) ? T(0) : g[i];
+    dst[i] = v;
     sum += v;
   }
   if (bias_grad) *bias_grad += sum;
@@ -372,16 +382,19 @@ void conv_backward_weight_direct(const T* gy, const T* x, const ConvGeometry& g,
   parallel_for(g.c_out, 1, [&](std::size_t begin, std::size_t end) {
     PaddedSample<T> in(g);
     const std::size_t span = in.wide_length(g);
-    std::vector<T> wide(span, T(0));
+    std::vector<T> wide(span, T(0)), masked(relu_out || db ? L : 0);
     std::vector<std::size_t> offsets(K);
     for (std::size_t t = 0; t < K; ++t) offsets[t] = in.tap_offset(g, t);
     for (std::size_t n = 0; n < g.n; ++n) {
       in.load(x, g, n);
       for (std::size_t co = begin; co < end; ++co) {
         const std::size_t plane = (n * g.c_out + co) * L;
-        for (std::size_t r = 0; r < g.oh; ++r)
-          gradient_row(gy + plane + r * g.ow, relu_out ? relu_out + plane + r * g.ow : nullptr, g.ow,
-                       wide.data() + r * in.wp, db ? db + co : nullptr);
+        const T* grad = gy + plane;
+        if (!masked.empty()) {
+          masked_plane(grad, relu_out ? relu_out + plane : nullptr, L, masked.data(), db ? db + co : nullptr);
+          grad = masked.data();
+        }
+        for (std::size_t r = 0; r < g.oh; ++r) copy_row(grad + r * g.ow, wide.data() + r * in.wp, g.ow);
         std::size_t t = 0;
         for (; t + TB <= K; t += TB) tap_dots<T, TB>(wide.data(), in.planes, offsets.data(), t, span, dw + co * K + t);
         for (; t < K; ++t) tap_dots<T, 1>(wide.data(), in.planes, offsets.data(), t, span, dw + co * K + t);
