@@ -321,26 +321,42 @@ void conv_forward_direct(const T* x, const T* w, const T* bias, const ConvGeomet
   });
 }
 
-// Adds to acc[0..TB) the dot products of `grad` with the input at taps [t0, t0+TB), over span
-// columns: the gradient is loaded once for all TB taps, the sums stay in registers.
-template <class T, std::size_t TB>
-void tap_dots(const T* grad, const T* planes, const std::size_t* offsets, std::size_t t0, std::size_t span,
-              T* acc) {
+// Adds to dw[b*K + t] (b < B, t in [t0, t0+TB)) the dot products of output channel b's gradient
+// grads[b] with the input at tap t, over span columns. Each load feeds several multiply-adds
+// (a gradient batch TB of them, an input batch B) and the B*TB sums stay in registers.
+template <class T, std::size_t B, std::size_t TB>
+void tap_dots(const T* const* grads, const T* planes, const std::size_t* offsets, std::size_t t0, std::size_t span,
+              T* dw, std::size_t K) {
   using V = xsimd::batch<T>;
   constexpr std::size_t S = V::size;
-  V sums[TB];
-  for (std::size_t t = 0; t < TB; ++t) sums[t] = V(T(0));
+  V sums[B][TB];
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t t = 0; t < TB; ++t) sums[b][t] = V(T(0));
   std::size_t k = 0;
   for (; k + S <= span; k += S) {
-    const V gv = V::load_unaligned(grad + k);
-    for (std::size_t t = 0; t < TB; ++t)
-      sums[t] = xsimd::fma(gv, V::load_unaligned(planes + offsets[t0 + t] + k), sums[t]);
+    V gv[B];
+    for (std::size_t b = 0; b < B; ++b) gv[b] = V::load_unaligned(grads[b] + k);
+    for (std::size_t t = 0; t < TB; ++t) {
+      const V xv = V::load_unaligned(planes + offsets[t0 + t] + k);
+      for (std::size_t b = 0; b < B; ++b) sums[b][t] = xsimd::fma(gv[b], xv, sums[b][t]);
+    }
   }
-  for (std::size_t t = 0; t < TB; ++t) {
-    T total = xsimd::hadd(sums[t]);
-    for (std::size_t j = k; j < span; ++j) total += grad[j] * planes[offsets[t0 + t] + j];
-    acc[t] += total;
-  }
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t t = 0; t < TB; ++t) {
+      T total = xsimd::hadd(sums[b][t]);
+      for (std::size_t j = k; j < span; ++j) total += grads[b][j] * planes[offsets[t0 + t] + j];
+      dw[b * K + t0 + t] += total;
+    }
+}
+
+// All taps of B output channels.
+template <class T, std::size_t B>
+void all_tap_dots(const T* const* grads, const T* planes, const std::size_t* offsets, std::size_t K, std::size_t span,
+                  T* dw) {
+  constexpr std::size_t TB = 8;
+  std::size_t t = 0;
+  for (; t + TB <= K; t += TB) tap_dots<T, B, TB>(grads, planes, offsets, t, span, dw, K);
+  for (; t < K; ++t) tap_dots<T, B, 1>(grads, planes, offsets, t, span, dw, K);
 }
 
 // dst = g, zero where relu_out (the output of a fused conv2d_relu) is not positive: the relu's
@@ -374,30 +390,36 @@ void masked_plane(const T* __restrict g, const T* __restrict relu_out, std::size
 template <class T>
 void conv_backward_weight_direct(const T* gy, const T* x, const ConvGeometry& g, T* dw, const T* relu_out = nullptr,
                                  T* db = nullptr) {
-  constexpr std::size_t TB = 8;
+  constexpr std::size_t B = 2;  // output channels per pass over the input
   const std::size_t L = g.out_plane(), K = g.patch();
   std::fill(dw, dw + g.c_out * K, T(0));
   if (db) std::fill(db, db + g.c_out, T(0));
-  // Split over output channels: each thread owns its rows of dW and entries of db.
-  parallel_for(g.c_out, 1, [&](std::size_t begin, std::size_t end) {
+  // Split over pairs of output channels: each thread owns its rows of dW and entries of db.
+  parallel_for((g.c_out + B - 1) / B, 1, [&](std::size_t begin, std::size_t end) {
     PaddedSample<T> in(g);
     const std::size_t span = in.wide_length(g);
-    std::vector<T> wide(span, T(0)), masked(relu_out || db ? L : 0);
+    std::vector<T> wide(B * span, T(0)), masked(relu_out || db ? L : 0);
     std::vector<std::size_t> offsets(K);
     for (std::size_t t = 0; t < K; ++t) offsets[t] = in.tap_offset(g, t);
+    const T* grads[B];
+    for (std::size_t b = 0; b < B; ++b) grads[b] = wide.data() + b * span;
     for (std::size_t n = 0; n < g.n; ++n) {
       in.load(x, g, n);
-      for (std::size_t co = begin; co < end; ++co) {
-        const std::size_t plane = (n * g.c_out + co) * L;
-        const T* grad = gy + plane;
-        if (!masked.empty()) {
-          masked_plane(grad, relu_out ? relu_out + plane : nullptr, L, masked.data(), db ? db + co : nullptr);
-          grad = masked.data();
+      for (std::size_t co = begin * B; co < std::min(end * B, g.c_out); co += B) {
+        const std::size_t block = std::min(B, g.c_out - co);
+        for (std::size_t b = 0; b < block; ++b) {
+          const std::size_t plane = (n * g.c_out + co + b) * L;
+          const T* grad = gy + plane;
+          if (!masked.empty()) {
+            masked_plane(grad, relu_out ? relu_out + plane : nullptr, L, masked.data(), db ? db + co + b : nullptr);
+            grad = masked.data();
+          }
+          for (std::size_t r = 0; r < g.oh; ++r) copy_row(grad + r * g.ow, wide.data() + b * span + r * in.wp, g.ow);
         }
-        for (std::size_t r = 0; r < g.oh; ++r) copy_row(grad + r * g.ow, wide.data() + r * in.wp, g.ow);
-        std::size_t t = 0;
-        for (; t + TB <= K; t += TB) tap_dots<T, TB>(wide.data(), in.planes, offsets.data(), t, span, dw + co * K + t);
-        for (; t < K; ++t) tap_dots<T, 1>(wide.data(), in.planes, offsets.data(), t, span, dw + co * K + t);
+        if (block == B)
+          all_tap_dots<T, B>(grads, in.planes, offsets.data(), K, span, dw + co * K);
+        else
+          all_tap_dots<T, 1>(grads, in.planes, offsets.data(), K, span, dw + co * K);
       }
     }
   });
