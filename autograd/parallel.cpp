@@ -21,12 +21,12 @@ int resolved_threads() {
   return n > 0 ? n : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 
-// Polls ready() for up to about 50 microseconds; true as soon as it holds. A training step runs
+// Polls ready() for up to about 200 microseconds; true as soon as it holds. A training step runs
 // several parallel loops within a millisecond: polling briefly before blocking spares each one
 // a futex wake-up, which costs tens of microseconds under a hypervisor.
 template <class Ready>
 bool spin_until(Ready ready) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
   for (int i = 0;; ++i) {
     if (ready()) return true;
     if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) return false;
