@@ -5,10 +5,12 @@
 #include <queue>
 #include <unordered_map>
 
+#include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
 #include "autograd/grad_mode.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/reduce.hpp"
+#include "ops/simd.hpp"
 
 namespace tg {
 namespace {
@@ -128,8 +130,35 @@ Tensor record(OpSpec spec, Tensor result, BackwardFn backward) {
 
 namespace {
 
+// True when `t`'s values can be overwritten without anyone noticing: not part of a graph, and
+// its handle and its storage are held by the caller's one reference alone. A backward may
+// return one tensor for several inputs (add gives {g, g}), or a saved value: those are shared.
+bool owned_alone(const Tensor& t) {
+  const auto& impl = t.impl_ptr();
+  return impl.use_count() == 1 && !impl->grad_fn && !impl->requires_grad && !impl->grad &&
+         impl->storage.use_count() == 1;
+}
+
+// sum += g, in place when nothing is being recorded (no create_graph) and `sum` is owned alone;
+// otherwise sum becomes a new tensor. g has sum's shape.
+void add_into(Tensor& sum, const Tensor& g) {
+  if (!is_grad_enabled() && is_floating(sum.dtype()) && sum.dtype() == g.dtype() && owned_alone(sum) &&
+      sum.shape() == g.shape()) {
+    detail::dispatch_float(sum.dtype(), "accumulate", [&](auto t) {
+      using T = decltype(t);
+      T* acc = std::get<xt::xarray<T>>(sum.impl()->storage->array).data();
+      detail::simd::map2(acc, g.data<T>(), acc, g.numel(), [](auto u, auto v) { return u + v; });
+    });
+    return;
+  }
+  sum = add(sum, g);
+}
+
 // Adds `g` into `slot` (g already has the slot's shape).
-void accumulate(Tensor& slot, const Tensor& g) { slot = slot.defined() ? add(slot, g) : g; }
+void accumulate(Tensor& slot, const Tensor& g) {
+  if (slot.defined()) add_into(slot, g);
+  else slot = g;
+}
 
 // Brings a gradient returned by a backward function to the input's shape and dtype.
 Tensor fit_to_input(Tensor g, const Edge& e, const std::string& op) {
@@ -179,12 +208,12 @@ void run_backward(const TensorList& roots, const TensorList& seeds, bool retain_
       if (it != run.captured_leaves->end()) accumulate(it->second, g);
     }
     if (run.accumulate_into_leaves) {
-      Tensor leaf_tensor(leaf);
       Tensor stored = create_graph ? g : g.detach();
-      Tensor old = leaf_tensor.grad();
-      if (old.defined()) {
-        stored = add(old, stored);
-        if (!create_graph) stored = stored.detach();
+      if (leaf->grad) {
+        // Taken out of the leaf, so that add_into can tell whether anyone else holds it.
+        Tensor current(std::move(leaf->grad));
+        add_into(current, stored);
+        stored = create_graph || !current.requires_grad() ? current : current.detach();
       }
       leaf->grad = stored.impl_ptr();
     }

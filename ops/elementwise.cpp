@@ -2,6 +2,7 @@
 #include "ops/elementwise.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include "autograd/function.hpp"
 #include "autograd/grad_mode.hpp"
@@ -11,9 +12,12 @@
 namespace tg {
 
 using detail::binary_map;
+using detail::binary_simd;
 using detail::IndexType;
 using detail::SameType;
 using detail::unary_float;
+using detail::unary_simd;
+using detail::simd::splat;
 
 Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op) {
   const std::size_t n = std::max(a.size(), b.size());
@@ -34,18 +38,26 @@ template <class Pred>
 Tensor mask_of(const Tensor& x, Pred pred, double otherwise = 0.0) {
   return unary_float(x.detach(), "mask", [&](auto v) { return pred(v) ? 1.0 : otherwise; });
 }
+
+// Plain backward (not recorded, so not create_graph): the gradient f(g, s) of an elementwise
+// op in one SIMD pass and one allocation, s being the saved input or output. f is generic
+// over scalars and batches. Recorded backwards compose differentiable ops instead.
+template <class F>
+Tensor fused_backward(const Tensor& g, const Tensor& s, std::string_view op, F f) {
+  return binary_simd(g.detach(), s.detach(), op, f);
+}
 }  // namespace
 
 // d(a+b) = g, g
 Tensor add(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_map<SameType>(a, b, "add", [](auto u, auto v) { return u + v; });
+  Tensor out = binary_simd(a, b, "add", [](auto u, auto v) { return u + v; });
   return record({.name = "add", .inputs = {a, b}}, out,
                 [](const BackwardContext&, const Tensor& g) -> TensorList { return {g, g}; });
 }
 
 // d(a-b) = g, -g
 Tensor sub(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_map<SameType>(a, b, "sub", [](auto u, auto v) { return u - v; });
+  Tensor out = binary_simd(a, b, "sub", [](auto u, auto v) { return u - v; });
   return record({.name = "sub", .inputs = {a, b}}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   return {g, ctx.needs_grad(1) ? neg(g) : Tensor()};
@@ -54,7 +66,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 
 // d(a*b) = g*b, g*a
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_map<SameType>(a, b, "mul", [](auto u, auto v) { return u * v; });
+  Tensor out = binary_simd(a, b, "mul", [](auto u, auto v) { return u * v; });
   return record({.name = "mul", .inputs = {a, b}, .saved = {a, b}}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   return {ctx.needs_grad(0) ? mul(g, ctx.saved(1)) : Tensor(),
@@ -64,7 +76,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 
 // d(a/b) = g/b, -g*a/b²
 Tensor div(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_map<SameType>(a, b, "div", [](auto u, auto v) { return u / v; });
+  Tensor out = binary_simd(a, b, "div", [](auto u, auto v) { return u / v; });
   return record({.name = "div", .inputs = {a, b}, .saved = {a, b}}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   const Tensor& sa = ctx.saved(0);
@@ -78,7 +90,10 @@ Tensor div(const Tensor& a, const Tensor& b) {
 Tensor neg(const Tensor& x) {
   Tensor out = detail::dispatch_all(x.dtype(), [&](auto t) {
     using T = decltype(t);
-    xt::xarray<T> r = -x.array<T>();
+    const xt::xarray<T>& a = x.array<T>();
+    xt::xarray<T> r = xt::xarray<T>::from_shape(a.shape());
+    const auto f = [](auto v) { return -v; };
+    detail::simd::map1(a.data(), r.data(), a.size(), f, f);
     return Tensor(std::move(r));
   });
   return record({.name = "neg", .inputs = {x}}, out,
@@ -109,21 +124,28 @@ Tensor pow(const Tensor& x, double exponent) {
 
 // d exp(x) = g*exp(x)
 Tensor exp(const Tensor& x) {
-  Tensor out = unary_float(x, "exp", [](auto v) { return std::exp(v); });
+  Tensor out = unary_simd(x, "exp", detail::simd::Exp{});
   return record({.name = "exp", .inputs = {x}, .save_output = true}, out,
-                [](const BackwardContext& ctx, const Tensor& g) -> TensorList { return {mul(g, ctx.output())}; });
+                [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  if (!is_grad_enabled())
+                    return {fused_backward(g, ctx.output(), "exp", [](auto dy, auto y) { return dy * y; })};
+                  return {mul(g, ctx.output())};
+                });
 }
 
 // d log(x) = g/x
 Tensor log(const Tensor& x) {
-  Tensor out = unary_float(x, "log", [](auto v) { return std::log(v); });
+  Tensor out = unary_simd(x, "log", detail::simd::Log{});
   return record({.name = "log", .inputs = {x}, .saved = {x}}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList { return {div(g, ctx.saved(0))}; });
 }
 
 // d sqrt(x) = g/(2 sqrt(x))
 Tensor sqrt(const Tensor& x) {
-  Tensor out = unary_float(x, "sqrt", [](auto v) { return std::sqrt(v); });
+  Tensor out = unary_simd(x, "sqrt", [](auto v) {
+    if constexpr (std::is_floating_point_v<decltype(v)>) return std::sqrt(v);
+    else return xsimd::sqrt(v);
+  });
   return record({.name = "sqrt", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   return {div(g, mul(ctx.output(), 2.0))};
@@ -144,9 +166,14 @@ Tensor abs(const Tensor& x) {
 
 // d relu(x) = g*[x>0]
 Tensor relu(const Tensor& x) {
-  Tensor out = unary_float(x, "relu", [](auto v) { return v > 0 ? v : decltype(v)(0); });
+  Tensor out = unary_simd(x, "relu", detail::simd::Relu{});
   return record({.name = "relu", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  if (!is_grad_enabled())
+                    return {fused_backward(g, ctx.output(), "relu", [](auto dy, auto y) {
+                      using V = decltype(dy);
+                      return detail::simd::select(y > splat<V>(0), dy, splat<V>(0));
+                    })};
                   return {mul(g, mask_of(ctx.output(), [](auto v) { return v > 0; }))};
                 });
 }
@@ -158,30 +185,41 @@ Tensor leaky_relu(const Tensor& x, double negative_slope) {
   });
   return record({.name = "leaky_relu", .inputs = {x}, .saved = {x}}, out,
                 [negative_slope](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  if (!is_grad_enabled())
+                    return {fused_backward(g, ctx.saved(0), "leaky_relu", [negative_slope](auto dy, auto v) {
+                      using V = decltype(dy);
+                      return detail::simd::select(v > splat<V>(0), dy, dy * splat<V>(negative_slope));
+                    })};
                   return {mul(g, mask_of(ctx.saved(0), [](auto v) { return v > 0; }, negative_slope))};
                 });
 }
 
 // d sigmoid(x) = g*s*(1-s)
 Tensor sigmoid(const Tensor& x) {
-  Tensor out = unary_float(x, "sigmoid", [](auto v) {
-    using T = decltype(v);
-    // Stable for large |x|: never exponentiates a large positive number.
-    return v >= 0 ? T(1) / (T(1) + std::exp(-v)) : std::exp(v) / (T(1) + std::exp(v));
-  });
+  Tensor out = unary_simd(x, "sigmoid", detail::simd::Sigmoid{});
   return record({.name = "sigmoid", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   const Tensor s = ctx.output();
+                  if (!is_grad_enabled())
+                    return {fused_backward(g, s, "sigmoid", [](auto dy, auto y) {
+                      using V = decltype(dy);
+                      return dy * (y * (splat<V>(1) - y));
+                    })};
                   return {mul(g, mul(s, sub(ones_like(s), s)))};
                 });
 }
 
 // d tanh(x) = g*(1-t²)
 Tensor tanh(const Tensor& x) {
-  Tensor out = unary_float(x, "tanh", [](auto v) { return std::tanh(v); });
+  Tensor out = unary_simd(x, "tanh", detail::simd::Tanh{});
   return record({.name = "tanh", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   const Tensor t = ctx.output();
+                  if (!is_grad_enabled())
+                    return {fused_backward(g, t, "tanh", [](auto dy, auto y) {
+                      using V = decltype(dy);
+                      return dy * (splat<V>(1) - y * y);
+                    })};
                   return {mul(g, sub(ones_like(t), mul(t, t)))};
                 });
 }
@@ -195,6 +233,19 @@ Tensor clamp(const Tensor& x, double low, double high) {
   });
   return record({.name = "clamp", .inputs = {x}, .saved = {x}}, out,
                 [low, high](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  if (!is_grad_enabled())
+                    return {fused_backward(g, ctx.saved(0), "clamp", [low, high](auto dy, auto v) {
+                      using V = decltype(dy);
+                      using T = typename detail::simd::scalar_of<V>::type;
+                      // The bounds rounded inwards to T, so that comparing in T picks the same
+                      // elements as the composed form, which compares in double.
+                      T lo = static_cast<T>(low), hi = static_cast<T>(high);
+                      if constexpr (std::is_floating_point_v<T>) {
+                        if (static_cast<double>(lo) < low) lo = std::nextafter(lo, std::numeric_limits<T>::infinity());
+                        if (static_cast<double>(hi) > high) hi = std::nextafter(hi, -std::numeric_limits<T>::infinity());
+                      }
+                      return detail::simd::select((v >= V(lo)) & (v <= V(hi)), dy, splat<V>(0));
+                    })};
                   return {mul(g, mask_of(ctx.saved(0), [&](auto v) { return v >= low && v <= high; }))};
                 });
 }

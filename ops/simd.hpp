@@ -7,10 +7,166 @@
 #include <cstddef>
 #include <type_traits>
 
-// GCC 12 flags the _mm512_undefined_* idiom inside its own intrinsics headers as
-// maybe-uninitialized (GCC bug 105593); the state that counts is the one where those headers
-// are read, so it is silenced around this include.
+// GCC 12 flags the _mm512_undefined_* idiom inside its own intrinsics headers as (maybe-)
+// uninitialized (GCC bug 105593); the state that counts is the one where those headers are
+// read, so it is silenced around this include.
 #pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <xsimd/xsimd.hpp>
 #pragma GCC diagnostic pop
+
+namespace tg::detail::simd {
+
+#if defined(XSIMD_NO_SUPPORTED_ARCHITECTURE)
+template <class T>
+inline constexpr bool enabled = false;
+#else
+template <class T>
+inline constexpr bool enabled = std::is_same_v<T, float> || std::is_same_v<T, double>;
+#endif
+
+/// out[i] = f(in[i]); vf on whole batches, sf on the tail.
+template <class T, class VF, class SF>
+void map1(const T* in, T* out, std::size_t n, VF vf, SF sf) {
+  std::size_t i = 0;
+  if constexpr (enabled<T>) {
+    using B = xsimd::batch<T>;
+    for (; i + B::size <= n; i += B::size) vf(B::load_unaligned(in + i)).store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = sf(in[i]);
+}
+
+/// out[i] = f(a[i], b[i]); f is generic (called with two batches, or two scalars).
+template <class T, class F>
+void map2(const T* a, const T* b, T* out, std::size_t n, F f) {
+  std::size_t i = 0;
+  if constexpr (enabled<T>) {
+    using B = xsimd::batch<T>;
+    for (; i + B::size <= n; i += B::size)
+      f(B::load_unaligned(a + i), B::load_unaligned(b + i)).store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = f(a[i], b[i]);
+}
+
+/// out[i] = f(a[i], s): the second operand is one value.
+template <class T, class F>
+void map2_scalar_b(const T* a, T s, T* out, std::size_t n, F f) {
+  std::size_t i = 0;
+  if constexpr (enabled<T>) {
+    using B = xsimd::batch<T>;
+    const B bs(s);
+    for (; i + B::size <= n; i += B::size) f(B::load_unaligned(a + i), bs).store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = f(a[i], s);
+}
+
+/// out[i] = f(s, b[i]): the first operand is one value.
+template <class T, class F>
+void map2_scalar_a(T s, const T* b, T* out, std::size_t n, F f) {
+  std::size_t i = 0;
+  if constexpr (enabled<T>) {
+    using B = xsimd::batch<T>;
+    const B as(s);
+    for (; i + B::size <= n; i += B::size) f(as, B::load_unaligned(b + i)).store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = f(s, b[i]);
+}
+
+// The vector and scalar forms of the transcendental kernels. Each pair computes the same
+// formula, so the tail differs from the body by rounding only.
+
+template <class T>
+concept Real = std::is_floating_point_v<T>;
+
+template <class V>
+struct scalar_of {
+  using type = V;
+};
+template <class T, class A>
+struct scalar_of<xsimd::batch<T, A>> {
+  using type = T;
+};
+
+/// The constant c as a value of V (a scalar, or a batch with c in every lane).
+template <class V>
+V splat(double c) {
+  return V(static_cast<typename scalar_of<V>::type>(c));
+}
+
+/// c ? a : b, for scalars; lane by lane for batches.
+template <class T>
+requires std::is_arithmetic_v<T> T select(bool c, T a, T b) { return c ? a : b; }
+template <class T, class A>
+xsimd::batch<T, A> select(const xsimd::batch_bool<T, A>& c, const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b) {
+  return xsimd::select(c, a, b);
+}
+
+/// exp
+struct Exp {
+  template <class T, class A>
+  xsimd::batch<T, A> operator()(const xsimd::batch<T, A>& v) const {
+    return xsimd::exp(v);
+  }
+  template <Real T>
+  T operator()(T v) const {
+    return std::exp(v);
+  }
+};
+
+/// log
+struct Log {
+  template <class T, class A>
+  xsimd::batch<T, A> operator()(const xsimd::batch<T, A>& v) const {
+    return xsimd::log(v);
+  }
+  template <Real T>
+  T operator()(T v) const {
+    return std::log(v);
+  }
+};
+
+/// tanh
+struct Tanh {
+  template <class T, class A>
+  xsimd::batch<T, A> operator()(const xsimd::batch<T, A>& v) const {
+    return xsimd::tanh(v);
+  }
+  template <Real T>
+  T operator()(T v) const {
+    return std::tanh(v);
+  }
+};
+
+/// sigmoid, stable for large |x|: with e = exp(-|x|) (never overflows), 1/(1+e) for x >= 0 and
+/// e/(1+e) below; one exp per element.
+struct Sigmoid {
+  template <class T, class A>
+  xsimd::batch<T, A> operator()(const xsimd::batch<T, A>& v) const {
+    using B = xsimd::batch<T, A>;
+    const B e = xsimd::exp(-xsimd::abs(v));
+    const B r = B(T(1)) / (B(T(1)) + e);
+    return xsimd::select(v >= B(T(0)), r, e * r);
+  }
+  template <Real T>
+  T operator()(T v) const {
+    const T e = std::exp(-std::abs(v));
+    const T r = T(1) / (T(1) + e);
+    return v >= T(0) ? r : e * r;
+  }
+};
+
+/// relu: x > 0 ? x : 0 (NaN gives 0, as before).
+struct Relu {
+  template <class T, class A>
+  xsimd::batch<T, A> operator()(const xsimd::batch<T, A>& v) const {
+    using B = xsimd::batch<T, A>;
+    return xsimd::select(v > B(T(0)), v, B(T(0)));
+  }
+  template <Real T>
+  T operator()(T v) const {
+    return v > T(0) ? v : T(0);
+  }
+};
+
+}  // namespace tg::detail::simd

@@ -173,6 +173,69 @@ TEST_CASE("LSTM gradients through input, initial state and parameters") {
   CHECK(r);
 }
 
+TEST_CASE_TEMPLATE("the fused LSTM cell equals its formula in composed ops, values and gradients", T, float, double) {
+  // Hidden 20: the gate blocks run SIMD bodies and scalar tails in both float types.
+  constexpr Dtype d = std::is_same_v<T, float> ? float32 : float64;
+  const std::size_t batch = 3, steps = 4, in_size = 5, hs = 20;
+  manual_seed(8);
+  nn::LSTM lstm(in_size, hs);
+  lstm.to(d);
+  Generator gen(13);
+  const Tensor x = randn({batch, steps, in_size}, gen, d);
+  for (bool with_state : {false, true}) {
+    INFO("initial state given: ", with_state);
+    const Tensor h0 = with_state ? randn({1, batch, hs}, gen, d) : Tensor();
+    const Tensor c0 = with_state ? randn({1, batch, hs}, gen, d) : Tensor();
+    // The cell in plain ops: gates i, f, g, o.
+    const auto composed = [&] {
+      const auto block = [&](const Tensor& t, std::size_t k) {
+        return slice(t, 1, static_cast<std::int64_t>(k * hs), static_cast<std::int64_t>((k + 1) * hs));
+      };
+      const auto n = static_cast<std::int64_t>(batch), h_size = static_cast<std::int64_t>(hs);
+      Tensor h = with_state ? reshape(h0, {n, h_size}) : zeros({batch, hs}, d);
+      Tensor c = with_state ? reshape(c0, {n, h_size}) : zeros({batch, hs}, d);
+      TensorList outs;
+      for (std::size_t t = 0; t < steps; ++t) {
+        const Tensor xt = reshape(slice(x, 1, static_cast<std::int64_t>(t), static_cast<std::int64_t>(t + 1)),
+                                  {n, static_cast<std::int64_t>(in_size)});
+        const Tensor gates =
+            linear(xt, lstm.weight_ih(0), lstm.bias_ih(0)) + linear(h, lstm.weight_hh(0), lstm.bias_hh(0));
+        c = sigmoid(block(gates, 1)) * c + sigmoid(block(gates, 0)) * tanh(block(gates, 2));
+        h = sigmoid(block(gates, 3)) * tanh(c);
+        outs.push_back(h);
+      }
+      return concat({flatten(stack(outs, 1)), flatten(c)}, 0);
+    };
+    const auto fused = [&] {
+      const nn::RNNOutput r = lstm.forward_with_state(x, {.h = h0, .c = c0});
+      return concat({flatten(r.output), flatten(r.c)}, 0);
+    };
+    const double tol = d == float32 ? 2e-5 : 1e-12;
+    const Tensor weights = randn({batch * steps * hs + batch * hs}, gen, d);
+    TensorList grads[2];
+    Tensor values[2];
+    for (int k = 0; k < 2; ++k) {
+      lstm.zero_grad();
+      values[k] = k == 0 ? composed() : fused();
+      sum(values[k] * weights).backward();
+      for (const Tensor& p : lstm.parameters()) grads[k].push_back(p.grad());
+    }
+    CHECK(xt::allclose(values[1].array<T>(), values[0].array<T>(), tol, tol));
+    for (std::size_t i = 0; i < grads[0].size(); ++i) {
+      INFO("parameter ", i);
+      CHECK(xt::allclose(grads[1][i].array<T>(), grads[0][i].array<T>(), tol, tol));
+    }
+  }
+}
+
+TEST_CASE("LSTM gradients with SIMD-wide gates (float64)") {
+  manual_seed(9);
+  nn::LSTM lstm(2, 9);
+  const GradcheckResult r = check_layer(lstm, true, true, 2, 2);
+  INFO(r.message);
+  CHECK(r);
+}
+
 TEST_CASE("GRU gradients through input, initial state and parameters") {
   manual_seed(5);
   nn::GRU gru(3, 4, {.num_layers = 2});
