@@ -2,12 +2,12 @@
 find_package(Threads REQUIRED)
 find_package(xtl REQUIRED)
 find_package(xtensor REQUIRED)
+find_package(xsimd REQUIRED)  # SIMD kernels (ops/simd.hpp), private to the library
 find_package(fmt REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(CURL REQUIRED)
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(nlohmann_json REQUIRED)
-find_package(OpenMP REQUIRED COMPONENTS CXX)
 
 # OpenBLAS through its CMake config when present, else the plain library and cblas.h.
 find_library(TG_OPENBLAS_LIBRARY NAMES openblas REQUIRED)
