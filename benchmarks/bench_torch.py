@@ -178,7 +178,7 @@ def main():
             emit("train_tutorial_b128_epoch", t * (375 / steps if steps and steps < 375 else 1), "epoch", th)
         if sel("inference"):
             model = tutorial_model().eval()
-            xt = torch.from_numpy(x_test).unsqueeze(1).float().div_(255.0)
+            xt = torch.from_numpy(np.array(x_test)).unsqueeze(1).float().div_(255.0)  # a writable copy
 
             def infer():
                 with torch.no_grad():

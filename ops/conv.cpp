@@ -1,7 +1,9 @@
 // conv2d and its two gradient ops. Each is im2col/col2im around one GEMM per group over a whole
 // chunk of the batch: the column matrix is [C_in*kH*kW, nb*H'*W'], so small images still make
-// one wide GEMM instead of many thin ones. The three ops differentiate into each other
-// (conv ↔ backward_input ↔ backward_weight), which makes conv2d twice differentiable.
+// one wide GEMM instead of many thin ones. Few input taps (a first layer) take a direct SIMD
+// kernel instead (forward and weight gradient). The three ops differentiate into each other
+// (conv ↔ backward_input ↔ backward_weight), which makes conv2d twice differentiable; conv2d_relu
+// is conv2d with the activation fused in.
 #include "ops/conv.hpp"
 
 #include <algorithm>
@@ -9,15 +11,14 @@
 #include <memory>
 #include <vector>
 
-
 #include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
 #include "autograd/grad_mode.hpp"
 #include "autograd/parallel.hpp"
-#include "ops/simd.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/linalg.hpp"
 #include "ops/shape.hpp"
+#include "ops/simd.hpp"
 
 namespace tg {
 namespace {

@@ -1,5 +1,6 @@
 #pragma once
-// 2-D convolution (NCHW) through im2col + one BLAS GEMM per group for a whole batch chunk.
+// 2-D convolution (NCHW): im2col + one BLAS GEMM per group for a whole batch chunk, or a direct
+// SIMD kernel when the input has few taps (C_in*kH*kW <= 32 at unit stride).
 #include "autograd/tensor.hpp"
 #include "ops/window.hpp"
 

@@ -8,13 +8,12 @@
 #include <limits>
 #include <vector>
 
-
 #include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
 #include "autograd/parallel.hpp"
-#include "ops/simd.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/shape.hpp"
+#include "ops/simd.hpp"
 
 namespace tg {
 namespace {
