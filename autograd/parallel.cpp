@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "autograd/error.hpp"
-#include "ops/linalg.hpp"
 
 namespace tg {
 namespace {
@@ -132,7 +131,6 @@ Pool& pool() {
 void set_num_threads(int n) {
   TG_CHECK(n >= 1, "set_num_threads: needs at least one thread, got {}", n);
   num_threads = n;
-  blas::set_num_threads(n);
 }
 
 int get_num_threads() { return resolved_threads(); }

@@ -1,11 +1,11 @@
 #pragma once
-// The thread count tapegrad uses for its own loops and for BLAS.
+// The thread count tapegrad uses for its own loops, over which large BLAS products are split too.
 #include <cstddef>
 #include <functional>
 
 namespace tg {
 
-/// Sets the number of threads for tapegrad's parallel loops and BLAS (default: all cores).
+/// Sets the number of threads for tapegrad's parallel loops and BLAS products (default: all cores).
 void set_num_threads(int n);
 int get_num_threads();
 

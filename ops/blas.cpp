@@ -73,7 +73,4 @@ void gemm<double>(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std:
   split_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-// BLAS stays on one thread (above); tapegrad's own thread count governs the split.
-void set_num_threads(int) { openblas_set_num_threads(1); }
-
 }  // namespace tg::blas

@@ -16,6 +16,7 @@
 #include "autograd/grad_mode.hpp"
 #include "autograd/parallel.hpp"
 #include "ops/elementwise.hpp"
+#include "ops/kernels.hpp"
 #include "ops/linalg.hpp"
 #include "ops/shape.hpp"
 #include "ops/simd.hpp"
@@ -562,27 +563,10 @@ void check_grad_out(const Tensor& grad_out, const ConvGeometry& g, std::string_v
            shape_str(grad_out.shape()), shape_str(g.output_shape()));
 }
 
-// g where the (relu'd) output is positive, else 0: the relu's backward folded into the conv's.
-// One pass when no graph is recorded; differentiable ops (the mask a constant) otherwise.
-Tensor relu_mask_grad(const Tensor& g, const Tensor& out) {
-  if (is_grad_enabled()) return where(gt(out.detach(), zeros_like(out)), g, zeros_like(g));
-  return detail::dispatch_float(g.dtype(), "conv2d_relu", [&](auto t) {
-    using T = decltype(t);
-    xt::xarray<T> r = xt::xarray<T>::from_shape(g.shape());
-    const T* __restrict pg = g.data<T>();
-    const T* __restrict po = out.data<T>();
-    T* __restrict pr = r.data();
-    const std::size_t n = r.size();
-    for (std::size_t i = 0; i < n; ++i) pr[i] = po[i] > T(0) ? pg[i] : T(0);
-    return Tensor(std::move(r));
-  });
-}
-
 // {dW, db (or undefined)} of relu(conv2d) from the gradient of its output, on the direct path;
 // empty when that path does not apply (the caller then takes the general one).
 TensorList conv2d_relu_backward_params(const Tensor& grad, const Tensor& out, const Tensor& x, const Shape& ws,
-                                       const Conv2dOptions& options, bool bias_grad) {
-  const ConvGeometry geo = plan_conv(x.shape(), ws, options, "conv2d_relu_backward");
+                                       const ConvGeometry& geo, bool bias_grad) {
   if (!direct_taps(geo) || grad.dtype() != x.dtype()) return {};
   return detail::dispatch_float(x.dtype(), "conv2d_relu_backward", [&](auto t) -> TensorList {
     using T = decltype(t);
@@ -611,14 +595,15 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, co
   });
   return record(
       {.name = op, .inputs = {x, weight, bias}, .saved = {x, weight}, .save_output = relu}, out,
-      [xs = x.shape(), ws = weight.shape(), options, relu](const BackwardContext& ctx, const Tensor& grad) -> TensorList {
+      [xs = x.shape(), ws = weight.shape(), options, relu, geo](const BackwardContext& ctx,
+                                                                const Tensor& grad) -> TensorList {
         if (relu && !ctx.needs_grad(0) && !is_grad_enabled()) {
           // The first layer's case (no input gradient): mask, weight and bias gradients in one
           // pass over the gradient, when the direct kernel applies.
-          TensorList fused = conv2d_relu_backward_params(grad, ctx.output(), ctx.saved(0), ws, options, ctx.needs_grad(2));
+          TensorList fused = conv2d_relu_backward_params(grad, ctx.output(), ctx.saved(0), ws, geo, ctx.needs_grad(2));
           if (!fused.empty()) return {Tensor(), fused[0], fused[1]};
         }
-        const Tensor g = relu ? relu_mask_grad(grad, ctx.output()) : grad;
+        const Tensor g = relu ? detail::relu_backward(grad, ctx.output()) : grad;
         return {ctx.needs_grad(0) ? conv2d_backward_input(g, ctx.saved(1), xs, options) : Tensor(),
                 ctx.needs_grad(1) ? conv2d_backward_weight(g, ctx.saved(0), ws, options) : Tensor(),
                 ctx.needs_grad(2) ? channel_sum(g) : Tensor()};

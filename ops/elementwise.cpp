@@ -164,17 +164,21 @@ Tensor abs(const Tensor& x) {
                 });
 }
 
+Tensor detail::relu_backward(const Tensor& g, const Tensor& out) {
+  if (!is_grad_enabled())
+    return fused_backward(g, out, "relu", [](auto dy, auto y) {
+      using V = decltype(dy);
+      return detail::simd::select(y > splat<V>(0), dy, splat<V>(0));
+    });
+  return mul(g, mask_of(out, [](auto v) { return v > 0; }));
+}
+
 // d relu(x) = g*[x>0]
 Tensor relu(const Tensor& x) {
   Tensor out = unary_simd(x, "relu", detail::simd::Relu{});
   return record({.name = "relu", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
-                  if (!is_grad_enabled())
-                    return {fused_backward(g, ctx.output(), "relu", [](auto dy, auto y) {
-                      using V = decltype(dy);
-                      return detail::simd::select(y > splat<V>(0), dy, splat<V>(0));
-                    })};
-                  return {mul(g, mask_of(ctx.output(), [](auto v) { return v > 0; }))};
+                  return {detail::relu_backward(g, ctx.output())};
                 });
 }
 

@@ -172,6 +172,10 @@ struct IndexType {
   using type = std::int64_t;
 };
 
+/// g where out (a relu's output) is positive, else 0: the relu's backward, shared with ops that
+/// fuse a relu. One pass when no graph is recorded; differentiable in g otherwise.
+Tensor relu_backward(const Tensor& g, const Tensor& out);
+
 /// binary_map whose generic f runs on SIMD batches too; the result has the operands' dtype.
 template <class F>
 Tensor binary_simd(const Tensor& a, const Tensor& b, std::string_view op, F f) {

@@ -16,8 +16,6 @@ namespace blas {
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
           const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc);
-/// Sets the number of threads BLAS uses.
-void set_num_threads(int n);
 }  // namespace blas
 
 }  // namespace tg
