@@ -15,3 +15,9 @@ find_path(TG_CBLAS_INCLUDE_DIR NAMES cblas.h PATH_SUFFIXES openblas-pthread open
 add_library(tg_blas INTERFACE)
 target_link_libraries(tg_blas INTERFACE ${TG_OPENBLAS_LIBRARY})
 target_include_directories(tg_blas INTERFACE ${TG_CBLAS_INCLUDE_DIR})
+
+# oneDNN (Debian's libdnnl-dev, the build PyTorch uses) for float32 convolutions with many input
+# channels (ops/conv_dnnl.cpp). Its CPU runtime is OpenMP; the OpenMP API is used only to keep
+# it on one thread per call (tapegrad splits the batch itself).
+find_package(dnnl CONFIG REQUIRED)
+find_package(OpenMP REQUIRED COMPONENTS CXX)

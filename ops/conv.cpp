@@ -1,7 +1,9 @@
 // conv2d and its two gradient ops. Each is im2col/col2im around one GEMM per group over a whole
 // chunk of the batch: the column matrix is [C_in*kH*kW, nb*H'*W'], so small images still make
 // one wide GEMM instead of many thin ones. Few input taps (a first layer) take a direct SIMD
-// kernel instead (forward and weight gradient). The three ops differentiate into each other
+// kernel instead (forward and weight gradient); other float32 convolutions go to oneDNN's
+// direct kernels (ops/conv_dnnl.cpp) when it has them, this file's path being the fallback and
+// the float64 one. The three ops differentiate into each other
 // (conv ↔ backward_input ↔ backward_weight), which makes conv2d twice differentiable; conv2d_relu
 // is conv2d with the activation fused in.
 #include "ops/conv.hpp"
@@ -15,6 +17,8 @@
 #include "autograd/function.hpp"
 #include "autograd/grad_mode.hpp"
 #include "autograd/parallel.hpp"
+#include "ops/conv_dnnl.hpp"
+#include "ops/conv_geometry.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/kernels.hpp"
 #include "ops/linalg.hpp"
@@ -26,23 +30,7 @@ namespace {
 
 using Index = std::int64_t;
 
-// Resolved sizes of one convolution.
-struct ConvGeometry {
-  std::size_t n, c_in, h, w;   // input
-  std::size_t c_out, kh, kw;   // weight
-  std::size_t oh, ow;          // output
-  std::size_t sh, sw, dh, dw;  // stride, dilation
-  std::size_t pad_top, pad_left, pad_bottom, pad_right;
-  std::size_t groups;
-  std::size_t cg_in() const { return c_in / groups; }
-  std::size_t cg_out() const { return c_out / groups; }
-  std::size_t patch() const { return cg_in() * kh * kw; }  // GEMM depth per group
-  std::size_t out_plane() const { return oh * ow; }
-  bool pointwise() const {  // col == x: 1x1 kernel, stride 1, no padding
-    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pad_top + pad_left + pad_bottom + pad_right == 0;
-  }
-  Shape output_shape() const { return {n, c_out, oh, ow}; }
-};
+using detail::ConvGeometry;
 
 // Padding of one axis: (before, after).
 std::pair<std::size_t, std::size_t> axis_padding(const Padding& p, Index explicit_size, Index in, Index k, Index stride,
@@ -435,6 +423,9 @@ xt::xarray<T> conv_forward(const T* x, const T* w, const T* bias, const ConvGeom
     conv_forward_direct(x, w, bias, g, relu, y);
     return out;
   }
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::dnnl_conv::forward(x, w, bias, g, relu, y)) return out;
+  }
   const std::size_t L = g.out_plane(), K = g.patch(), cgo = g.cg_out(), nb_max = chunk_size<T>(g);
   const bool direct = g.pointwise() && nb_max == 1;
   auto col = buffer<T>(direct ? 0 : g.c_in * g.kh * g.kw * nb_max * L);
@@ -470,8 +461,12 @@ xt::xarray<T> conv_forward(const T* x, const T* w, const T* bias, const ConvGeom
 // dx = col2im(W^T @ grad_out) per group.
 template <class T>
 xt::xarray<T> conv_backward_input(const T* gy, const T* w, const ConvGeometry& g) {
-  xt::xarray<T> out = xt::zeros<T>({g.n, g.c_in, g.h, g.w});
+  xt::xarray<T> out = xt::xarray<T>::from_shape({g.n, g.c_in, g.h, g.w});
   T* dx = out.data();
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::dnnl_conv::backward_data(gy, w, g, dx)) return out;
+  }
+  std::fill(dx, dx + out.size(), T(0));  // col2im accumulates
   const std::size_t L = g.out_plane(), K = g.patch(), cgo = g.cg_out(), nb_max = chunk_size<T>(g);
   const bool direct = g.pointwise() && nb_max == 1;
   auto col = buffer<T>(direct ? 0 : g.c_in * g.kh * g.kw * nb_max * L);
@@ -500,6 +495,9 @@ xt::xarray<T> conv_backward_weight(const T* gy, const T* x, const ConvGeometry& 
   if (direct_taps(g)) {
     conv_backward_weight_direct(gy, x, g, dw);
     return out;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::dnnl_conv::backward_weights(gy, x, g, dw)) return out;
   }
   const std::size_t L = g.out_plane(), K = g.patch(), cgo = g.cg_out(), nb_max = chunk_size<T>(g);
   const bool direct = g.pointwise() && nb_max == 1;

@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libxtensor-dev xtl-dev libxsimd-dev libfmt-dev doctest-dev libopenblas-dev
+  libxtensor-dev xtl-dev libxsimd-dev libfmt-dev doctest-dev libopenblas-dev libdnnl-dev
   zlib1g-dev libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev libssl-dev
   python3 python3-numpy
   dataset-fashion-mnist  # Fashion-MNIST's four files (31 MB), read from /usr/share/datasets/fashion-mnist

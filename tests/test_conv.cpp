@@ -295,3 +295,40 @@ TEST_CASE("conv2d gives the same numbers on one thread and on two") {
   for (std::size_t i = 0; i < 3; ++i)
     CHECK(xt::allclose(results[0][i].array<double>(), results[1][i].array<double>(), 1e-12, 1e-12));
 }
+
+// float32 convolutions that are not a first layer run on oneDNN (ops/conv_dnnl.cpp), with the
+// batch split into one chunk per thread; float64 always runs tapegrad's own im2col path, which
+// the gradient checks above verify. The two must agree on values and on all three gradients,
+// for every configuration, with and without the fused relu, on one thread and on two (batches
+// of 2 and 5 split evenly and unevenly).
+TEST_CASE("float32 conv2d (oneDNN) agrees with the float64 path: values and gradients") {
+  Generator gen(29);
+  std::vector<Case> all = cases();
+  all.push_back({"many channels, batch 5, padding 1", {5, 32, 9, 9}, {16, 32, 3, 3}, {.padding = 1}});
+  all.push_back({"many channels, stride 2, groups 4", {3, 16, 11, 10}, {8, 4, 3, 3}, {.stride = 2, .groups = 4}});
+  const int before = get_num_threads();
+  for (const Case& c : all) {
+    for (bool relu : {false, true}) {
+      for (int threads : {1, 2}) {
+        INFO(c.name, relu ? ", relu" : "", ", threads ", threads);
+        set_num_threads(threads);
+        Tensor x = random(c.x, gen), w = random(c.w, gen), b = random({c.w[0]}, gen);
+        TensorList results[2];
+        Tensor weights_of_output;
+        for (Dtype d : {float64, float32}) {
+          Tensor xd = x.to(d).detach().requires_grad_(), wd = w.to(d).detach().requires_grad_();
+          Tensor bd = c.bias ? b.to(d).detach().requires_grad_() : Tensor();
+          Tensor y = relu ? conv2d_relu(xd, wd, bd, c.options) : conv2d(xd, wd, bd, c.options);
+          if (!weights_of_output.defined()) weights_of_output = random(y.shape(), gen);
+          sum(mul(y, weights_of_output.to(d))).backward();
+          results[d == float32] = {y, xd.grad(), wd.grad(), c.bias ? bd.grad() : zeros({1}, d)};
+        }
+        for (std::size_t i = 0; i < 4; ++i) {
+          INFO("result ", i, " (output, dx, dw, db)");
+          CHECK(xt::allclose(results[1][i].to(float64).array<double>(), results[0][i].array<double>(), 1e-4, 1e-3));
+        }
+      }
+    }
+  }
+  set_num_threads(before);
+}
