@@ -24,13 +24,27 @@ Conv2d::Conv2d(std::size_t in_channels, std::size_t out_channels, Size2 kernel_s
   if (options.bias_regularizer && bias_.defined()) add_regularizer(bias_, *options.bias_regularizer);
 }
 
-Tensor Conv2d::forward(const Tensor& x) {
+namespace {
+tg::Conv2dOptions op_options(const Conv2dOptions& o) {
+  return {.stride = o.stride, .padding = o.padding, .dilation = o.dilation, .groups = o.groups};
+}
+}  // namespace
+
+void Conv2d::check_input(const Tensor& x) const {
   TG_CHECK(x.ndim() == 4 && x.shape(1) == in_channels_, "{}: expected input [N, {}, H, W], got {}", repr(),
            in_channels_, shape_str(x.shape()));
-  const tg::Conv2dOptions op{
-      .stride = options_.stride, .padding = options_.padding, .dilation = options_.dilation, .groups = options_.groups};
-  if (options_.activation == Activation::relu) return conv2d_relu(x, weight_, bias_, op);  // fused
-  return apply_activation(options_.activation, conv2d(x, weight_, bias_, op));
+}
+
+Tensor Conv2d::forward(const Tensor& x) {
+  check_input(x);
+  if (options_.activation == Activation::relu) return conv2d_relu(x, weight_, bias_, op_options(options_));  // fused
+  return apply_activation(options_.activation, conv2d(x, weight_, bias_, op_options(options_)));
+}
+
+Tensor Conv2d::forward_max_pool(const Tensor& x, const MaxPool2dOptions& pool) {
+  if (options_.activation != Activation::relu) return max_pool2d(forward(x), pool);
+  check_input(x);
+  return conv2d_relu_max_pool2d(x, weight_, bias_, op_options(options_), pool);
 }
 
 std::string Conv2d::extra_repr() const {

@@ -234,15 +234,8 @@ Tensor Model::prepare_input(const Tensor& x) const {
 
 Tensor Model::forward_for_loss(const Tensor& x) {
   if (last_ == LastLayer::whole) return module_->forward(x);
-  const auto& seq = static_cast<const Sequential&>(*module_);
-  Tensor h = x;
-  for (std::size_t i = 0; i + 1 < seq.size(); ++i) {
-    try {
-      h = seq[i]->forward(h);
-    } catch (const Error& e) {
-      detail::fail("Sequential layer {} ({}): {}", i, seq[i]->name(), e.what());
-    }
-  }
+  auto& seq = static_cast<Sequential&>(*module_);
+  Tensor h = seq.forward_first(x, seq.size() - 1);
   if (last_ == LastLayer::skip_softmax) return h;
   const auto& lin = static_cast<const Linear&>(*seq[seq.size() - 1]);
   TG_CHECK(h.ndim() == 2 && h.shape(1) == lin.in_features(),

@@ -13,6 +13,7 @@ class MaxPool2d : public Module {
   explicit MaxPool2d(Size2 kernel_size, std::optional<Size2> stride = std::nullopt, Size2 padding = 0);
   Tensor forward(const Tensor& x) override;
   std::string extra_repr() const override;
+  const MaxPool2dOptions& options() const { return options_; }
 
  private:
   MaxPool2dOptions options_;

@@ -2,6 +2,9 @@
 
 #include <string>
 
+#include "nn/conv.hpp"
+#include "nn/pooling.hpp"
+
 namespace tg::nn {
 
 Sequential::Sequential(std::initializer_list<AnyModule> layers) {
@@ -14,10 +17,23 @@ Sequential& Sequential::add(AnyModule layer) {
   return *this;
 }
 
-Tensor Sequential::forward(const Tensor& x) {
+Tensor Sequential::forward(const Tensor& x) { return forward_first(x, layers_.size()); }
+
+Tensor Sequential::forward_first(const Tensor& x, std::size_t count) {
+  TG_CHECK(count <= layers_.size(), "Sequential::forward_first: {} layers asked for, the model has {}", count,
+           layers_.size());
   Tensor y = x;
-  for (std::size_t i = 0; i < layers_.size(); ++i) {
+  for (std::size_t i = 0; i < count; ++i) {
     try {
+      // Conv2d then MaxPool2d (Keras's Conv2D → MaxPooling2D): one op, with the same values and
+      // gradients as the two layers, that need not write the full-size activation.
+      auto* conv = dynamic_cast<Conv2d*>(layers_[i].get());
+      auto* pool = i + 1 < count ? dynamic_cast<MaxPool2d*>(layers_[i + 1].get()) : nullptr;
+      if (conv && pool) {
+        y = conv->forward_max_pool(y, pool->options());
+        ++i;
+        continue;
+      }
       y = layers_[i]->forward(y);
     } catch (const Error& e) {
       throw Error(fmt::format("Sequential layer {}: {}", i, e.what()));

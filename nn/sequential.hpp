@@ -17,7 +17,12 @@ class Sequential : public Module {
   /// Appends a layer (by value or shared_ptr); returns *this for chaining.
   Sequential& add(AnyModule layer);
   /// x → layer_n(...layer_1(x)); an error inside a layer is prefixed with its index.
+  /// A Conv2d followed by a MaxPool2d runs as one op (tg::conv2d_relu_max_pool2d when the
+  /// activation is relu), with the same values and gradients as the two layers.
   Tensor forward(const Tensor& x) override;
+  /// The same over the first `count` layers only (Model uses it to take the last layer's
+  /// logits).
+  Tensor forward_first(const Tensor& x, std::size_t count);
 
   std::size_t size() const { return layers_.size(); }
   bool empty() const { return layers_.empty(); }

@@ -22,6 +22,7 @@
 #include "ops/elementwise.hpp"
 #include "ops/kernels.hpp"
 #include "ops/linalg.hpp"
+#include "ops/pool_kernels.hpp"
 #include "ops/shape.hpp"
 #include "ops/simd.hpp"
 
@@ -283,10 +284,13 @@ void direct_block(const T* planes, const std::size_t* offsets, std::size_t K, co
     columns(k, [](const T* p) { return V(*p); }, [](const V& v, T* p) { *p = v.get(0); });
 }
 
-template <class T>
-void conv_forward_direct(const T* x, const T* w, const T* bias, const ConvGeometry& g, bool relu, T* y) {
+// The direct forward over the batch (split across threads by sample): for each sample n and
+// each output channel c, emit(n, c, plane) gets the conv output plane (plus bias) on wide rows
+// of `wp` columns, while it is in cache.
+template <class T, class Emit>
+void for_each_direct_plane(const T* x, const T* w, const T* bias, const ConvGeometry& g, Emit emit) {
   constexpr std::size_t B = 4;
-  const std::size_t L = g.out_plane(), K = g.patch();
+  const std::size_t K = g.patch();
   parallel_for(g.n, 1, [&](std::size_t begin, std::size_t end) {
     PaddedSample<T> in(g);
     const std::size_t span = in.wide_length(g);
@@ -302,12 +306,18 @@ void conv_forward_direct(const T* x, const T* w, const T* bias, const ConvGeomet
         else
           for (std::size_t b = 0; b < block; ++b)
             direct_block<T, 1>(in.planes, offsets.data(), K, w, bias, co + b, span, wide.data() + b * span);
-        for (std::size_t b = 0; b < block; ++b) {
-          T* out = y + (n * g.c_out + co + b) * L;
-          for (std::size_t r = 0; r < g.oh; ++r) copy_row(wide.data() + b * span + r * in.wp, out + r * g.ow, g.ow, relu);
-        }
+        for (std::size_t b = 0; b < block; ++b) emit(n, co + b, static_cast<const T*>(wide.data() + b * span), in.wp);
       }
     }
+  });
+}
+
+template <class T>
+void conv_forward_direct(const T* x, const T* w, const T* bias, const ConvGeometry& g, bool relu, T* y) {
+  const std::size_t L = g.out_plane();
+  for_each_direct_plane(x, w, bias, g, [&](std::size_t n, std::size_t c, const T* plane, std::size_t wp) {
+    T* out = y + (n * g.c_out + c) * L;
+    for (std::size_t r = 0; r < g.oh; ++r) copy_row(plane + r * wp, out + r * g.ow, g.ow, relu);
   });
 }
 
@@ -374,21 +384,21 @@ void masked_plane(const T* __restrict g, const T* __restrict relu_out, std::size
   if (bias_grad) *bias_grad += sum;
 }
 
-// dW[co, t] = Σ_n ⟨gy[n, co] on wide rows (zeros in the extra columns), input at tap t⟩.
-// With relu_out (the output of a fused conv2d_relu), gy is masked on the fly; with db, the bias
-// gradient is summed in the same pass: one read of the gradient for all three.
-template <class T>
-void conv_backward_weight_direct(const T* gy, const T* x, const ConvGeometry& g, T* dw, const T* relu_out = nullptr,
-                                 T* db = nullptr) {
+// dW[co, t] = Σ_n ⟨gradient plane of (n, co) on wide rows, input at tap t⟩, and db[co] the sum
+// of those planes: fill(n, co, wide, wp, db_entry) writes the plane of (n, co) on wide rows of
+// `wp` columns (whose extra columns must stay zero) and adds its sum to *db_entry when that is
+// not null. Split over pairs of output channels: each thread owns its rows of dW and entries
+// of db, and loads each input sample once for all its channels.
+template <class T, class Fill>
+void direct_weight_grad(const T* x, const ConvGeometry& g, T* dw, T* db, Fill fill) {
   constexpr std::size_t B = 2;  // output channels per pass over the input
-  const std::size_t L = g.out_plane(), K = g.patch();
+  const std::size_t K = g.patch();
   std::fill(dw, dw + g.c_out * K, T(0));
   if (db) std::fill(db, db + g.c_out, T(0));
-  // Split over pairs of output channels: each thread owns its rows of dW and entries of db.
   parallel_for((g.c_out + B - 1) / B, 1, [&](std::size_t begin, std::size_t end) {
     PaddedSample<T> in(g);
     const std::size_t span = in.wide_length(g);
-    std::vector<T> wide(B * span, T(0)), masked(relu_out || db ? L : 0);
+    std::vector<T> wide(B * span, T(0));
     std::vector<std::size_t> offsets(K);
     for (std::size_t t = 0; t < K; ++t) offsets[t] = in.tap_offset(g, t);
     const T* grads[B];
@@ -397,21 +407,85 @@ void conv_backward_weight_direct(const T* gy, const T* x, const ConvGeometry& g,
       in.load(x, g, n);
       for (std::size_t co = begin * B; co < std::min(end * B, g.c_out); co += B) {
         const std::size_t block = std::min(B, g.c_out - co);
-        for (std::size_t b = 0; b < block; ++b) {
-          const std::size_t plane = (n * g.c_out + co + b) * L;
-          const T* grad = gy + plane;
-          if (!masked.empty()) {
-            masked_plane(grad, relu_out ? relu_out + plane : nullptr, L, masked.data(), db ? db + co + b : nullptr);
-            grad = masked.data();
-          }
-          for (std::size_t r = 0; r < g.oh; ++r) copy_row(grad + r * g.ow, wide.data() + b * span + r * in.wp, g.ow);
-        }
+        for (std::size_t b = 0; b < block; ++b) fill(n, co + b, wide.data() + b * span, in.wp, db ? db + co + b : nullptr);
         if (block == B)
           all_tap_dots<T, B>(grads, in.planes, offsets.data(), K, span, dw + co * K);
         else
           all_tap_dots<T, 1>(grads, in.planes, offsets.data(), K, span, dw + co * K);
       }
     }
+  });
+}
+
+// dW (and db) of conv2d from gy, on the direct path. With relu_out (the output of a fused
+// conv2d_relu), gy is masked on the fly: one read of the gradient for all three.
+template <class T>
+void conv_backward_weight_direct(const T* gy, const T* x, const ConvGeometry& g, T* dw, const T* relu_out = nullptr,
+                                 T* db = nullptr) {
+  const std::size_t L = g.out_plane();
+  direct_weight_grad(x, g, dw, db, [&](std::size_t n, std::size_t c, T* wide, std::size_t wp, T* db_entry) {
+    thread_local std::vector<T> masked;
+    const std::size_t plane = (n * g.c_out + c) * L;
+    const T* grad = gy + plane;
+    if (relu_out || db_entry) {
+      masked.resize(L);
+      masked_plane(grad, relu_out ? relu_out + plane : nullptr, L, masked.data(), db_entry);
+      grad = masked.data();
+    }
+    for (std::size_t r = 0; r < g.oh; ++r) copy_row(grad + r * g.ow, wide + r * wp, g.ow);
+  });
+}
+
+// max_pool2d(relu(conv2d(x))) with 2x2 windows at stride 2, on the direct path, one sample at a
+// time: each channel's activation plane is made and pooled while it is in L1, so the
+// activations never go to memory. values, indices [N, C_out, H'/2, W'/2]; indices are flat within
+// the conv output plane, as max_pool2d's.
+template <class T>
+void conv_relu_pool_forward_direct(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* values,
+                                   std::int64_t* indices) {
+  const std::size_t pooled = (g.oh / 2) * (g.ow / 2);
+  for_each_direct_plane(x, w, bias, g, [&](std::size_t n, std::size_t c, const T* plane, std::size_t wp) {
+    thread_local std::vector<T> activation;  // one relu'd conv output plane, compact
+    activation.resize(g.out_plane());
+    for (std::size_t r = 0; r < g.oh; ++r) copy_row(plane + r * wp, activation.data() + r * g.ow, g.ow, true);
+    const std::size_t at = (n * g.c_out + c) * pooled;
+    detail::max_pool_2x2_plane(activation.data(), g.ow, g.oh / 2, g.ow / 2, values + at, indices + at);
+  });
+}
+
+// One plane of the pooled gradient gp [ph, pw] put back where it came from: at each window's
+// argmax (`indices`, flat in the [2ph.., ow] conv output) of `plane`, a conv output plane on wide
+// rows of `wp` columns; 0 where the pooled value is not positive (relu's gradient). Returns
+// the sum (the bias gradient's share). A window
+// (pr, pc) starts at (2pr, 2pc), and its argmax is 0, 1, ow or ow+1 past that: no division.
+template <class T>
+T scatter_pooled(const T* __restrict gp, const T* __restrict values, const std::int64_t* __restrict indices,
+                 std::size_t ph, std::size_t pw, std::size_t ow, std::size_t wp, T* __restrict plane) {
+  T sum = T(0);
+  for (std::size_t pr = 0, k = 0; pr < ph; ++pr)
+    for (std::size_t pc = 0; pc < pw; ++pc, ++k) {
+      const std::size_t within = static_cast<std::size_t>(indices[k]) - (2 * pr * ow + 2 * pc);
+      const std::size_t spot = 2 * pr * wp + 2 * pc + (within >= ow ? wp + within - ow : within);
+      const T v = values[k] > T(0) ? gp[k] : T(0);
+      plane[spot] = v;
+      sum += v;
+    }
+  return sum;
+}
+
+// dW and db of max_pool2d(relu(conv2d(x))) on the direct path, from the pooled gradient gp:
+// per sample and output channel, the gradient goes back to the argmax (where the pooled value
+// is positive; elsewhere relu's gradient is 0) of a zeroed plane, whose tap dot products with
+// the input make dW. The [N, C_out, H', W'] gradient is never formed.
+template <class T>
+void conv_relu_pool_backward_params(const T* gp, const T* values, const std::int64_t* indices, const T* x,
+                                    const ConvGeometry& g, T* dw, T* db) {
+  const std::size_t pooled = (g.oh / 2) * (g.ow / 2);
+  direct_weight_grad(x, g, dw, db, [&](std::size_t n, std::size_t c, T* wide, std::size_t wp, T* db_entry) {
+    std::fill(wide, wide + (g.oh - 1) * wp + g.ow, T(0));
+    const std::size_t at = (n * g.c_out + c) * pooled;
+    const T sum = scatter_pooled(gp + at, values + at, indices + at, g.oh / 2, g.ow / 2, g.ow, wp, wide);
+    if (db_entry) *db_entry += sum;
   });
 }
 
@@ -609,6 +683,55 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, co
 }
 
 }  // namespace
+
+// d max_pool2d(relu(conv2d(x, w, b))): the pooled gradient, where the pooled value is positive,
+// scattered to the argmax, then conv2d's gradients (fused into one pass for a first layer)
+Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& conv,
+                              const MaxPool2dOptions& pool) {
+  constexpr const char* op = "conv2d_relu_max_pool2d";
+  const ConvGeometry geo = plan_conv(x.shape(), weight.shape(), conv, op);
+  const Size2 stride = pool.stride.value_or(pool.kernel);
+  const bool fused = direct_taps(geo) && pool.kernel.h == 2 && pool.kernel.w == 2 && stride.h == 2 && stride.w == 2 &&
+                     pool.padding.h == 0 && pool.padding.w == 0 && geo.oh >= 2 && geo.ow >= 2 &&
+                     is_floating(x.dtype()) && weight.dtype() == x.dtype() &&
+                     (!bias.defined() || bias.dtype() == x.dtype());
+  if (!fused) return max_pool2d(conv2d_relu(x, weight, bias, conv), pool);  // the two ops check their input
+  if (bias.defined())
+    TG_CHECK(bias.shape() == Shape{geo.c_out}, "{}: bias has shape {}, expected [{}] (C_out of weight {})", op,
+             shape_str(bias.shape()), geo.c_out, shape_str(weight.shape()));
+  const Shape pooled_shape{geo.n, geo.c_out, geo.oh / 2, geo.ow / 2};
+  xt::xarray<std::int64_t> index_array = xt::xarray<std::int64_t>::from_shape(pooled_shape);
+  Tensor out = detail::dispatch_float(x.dtype(), op, [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> values = xt::xarray<T>::from_shape(pooled_shape);
+    conv_relu_pool_forward_direct<T>(x.data<T>(), weight.data<T>(), bias.defined() ? bias.data<T>() : nullptr, geo,
+                                     values.data(), index_array.data());
+    return Tensor(std::move(values));
+  });
+  const Tensor indices(std::move(index_array));
+  return record(
+      {.name = op, .inputs = {x, weight, bias}, .saved = {x, weight}, .save_output = true}, out,
+      [xs = x.shape(), ws = weight.shape(), conv, geo, indices](const BackwardContext& ctx,
+                                                                const Tensor& grad) -> TensorList {
+        const Tensor& values = ctx.output();
+        if (!ctx.needs_grad(0) && !is_grad_enabled() && grad.dtype() == values.dtype()) {
+          return detail::dispatch_float(values.dtype(), op, [&](auto t) -> TensorList {
+            using T = decltype(t);
+            xt::xarray<T> dw = xt::xarray<T>::from_shape(ws);
+            xt::xarray<T> db = xt::xarray<T>::from_shape({ctx.needs_grad(2) ? geo.c_out : 0});
+            conv_relu_pool_backward_params(grad.data<T>(), values.data<T>(), indices.data<std::int64_t>(),
+                                           ctx.saved(0).data<T>(), geo, dw.data(),
+                                           ctx.needs_grad(2) ? db.data() : nullptr);
+            return {Tensor(), Tensor(std::move(dw)), ctx.needs_grad(2) ? Tensor(std::move(db)) : Tensor()};
+          });
+        }
+        const Tensor g =
+            detail::max_pool2d_backward(detail::relu_backward(grad, values), indices, geo.output_shape());
+        return {ctx.needs_grad(0) ? conv2d_backward_input(g, ctx.saved(1), xs, conv) : Tensor(),
+                ctx.needs_grad(1) ? conv2d_backward_weight(g, ctx.saved(0), ws, conv) : Tensor(),
+                ctx.needs_grad(2) ? channel_sum(g) : Tensor()};
+      });
+}
 
 // d conv2d(x, w, b) = conv2d_backward_input(g, w), conv2d_backward_weight(g, x), Σ_{n,h,w} g
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options) {

@@ -2,6 +2,7 @@
 // 2-D convolution (NCHW): im2col + one BLAS GEMM per group for a whole batch chunk, or a direct
 // SIMD kernel when the input has few taps (C_in*kH*kW <= 32 at unit stride).
 #include "autograd/tensor.hpp"
+#include "ops/pool.hpp"
 #include "ops/window.hpp"
 
 namespace tg {
@@ -25,6 +26,15 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, co
 /// activations each way. Same values and gradients as the two ops. Twice differentiable.
 Tensor conv2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias = {},
                    const Conv2dOptions& options = {});
+
+/// max_pool2d(conv2d_relu(x, weight, bias, conv), pool) as one op, the Conv2D(relu) →
+/// MaxPooling2D pair of most CNNs (nn::Sequential uses it for that pair): with 2x2 windows at
+/// stride 2 after a first layer (few input taps), each activation plane is pooled while it is
+/// in cache and the weight gradient is made from the pooled gradient, so the full-size
+/// activation and its gradient never go to memory. Other configurations run the two ops.
+/// Same values and gradients as the two ops. Twice differentiable.
+Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& conv,
+                              const MaxPool2dOptions& pool);
 
 /// The gradient of conv2d with respect to its input (a transposed convolution):
 /// grad_out [N,C_out,H',W'], weight [C_out,C_in/groups,kH,kW] → [N,C_in,H,W] where input_shape is

@@ -12,6 +12,7 @@
 #include "autograd/function.hpp"
 #include "autograd/parallel.hpp"
 #include "ops/elementwise.hpp"
+#include "ops/pool_kernels.hpp"
 #include "ops/shape.hpp"
 #include "ops/simd.hpp"
 
@@ -105,53 +106,70 @@ void compact_even(const T* __restrict best, const T* __restrict offset, std::int
     indices[q] = base + static_cast<std::int64_t>(2 * q) + static_cast<std::int64_t>(offset[2 * q]);
 }
 
+}  // namespace
+
+namespace detail {
+
 template <class T>
-void max_pool_2x2(const T* x, const PoolGeometry& g, T* values, std::int64_t* indices) {
+void max_pool_2x2_plane(const T* in, std::size_t width, std::size_t oh, std::size_t ow, T* values,
+                        std::int64_t* indices) {
   using V = xsimd::batch<T>;
   constexpr std::size_t S = V::size;
-  const std::size_t in_plane = g.in_plane(), out_plane = g.out_plane(), oh = g.oh, ow = g.ow, width = g.w;
-  for_planes(g, [=](std::size_t p) {
-    // Per input column j, the winner of the window that would start at j: value and offset
-    // (0, 1, W or W+1). Computed for every j with two shifted loads, kept for even j only:
-    // wider work, but no deinterleaving and no branch on the data.
-    // Per-thread buffers, reused across planes and calls (an allocation per plane was ~5% of a
-    // training step).
-    static thread_local std::vector<T> best, offset;
-    if (best.size() < 2 * ow + S) best.resize(2 * ow + S), offset.resize(2 * ow + S);
-    const T* in = x + p * in_plane;
-    const V one(T(1)), below(static_cast<T>(width)), below_right(static_cast<T>(width + 1)), zero(T(0));
-    for (std::size_t r = 0; r < oh; ++r) {
-      const T* top = in + 2 * r * width;
-      const T* bottom = top + width;
-      // The first maximum in row-major order (PyTorch's tie rule) is the left one of each
-      // row's pair on a tie, then the top row's on a tie. The last batch is shifted back to
-      // end at the row's end (recomputing a few columns) instead of a scalar tail.
-      const std::size_t span = 2 * ow;
-      for (std::size_t start = 0; start < span; start += S) {
-        const std::size_t j = span >= S + 1 ? std::min(start, span - S - 1) : start;
-        if (span < S + 1) {  // narrow rows: scalar
-          for (std::size_t k = 0; k < span; k += 2) {
-            const T a = top[k], b = top[k + 1], c = bottom[k], d = bottom[k + 1];
-            const bool right_top = beats(b, a), right_bottom = beats(d, c);
-            const T m_top = right_top ? b : a, m_bottom = right_bottom ? d : c;
-            const bool lower = beats(m_bottom, m_top);
-            best[k] = lower ? m_bottom : m_top;
-            offset[k] = lower ? T(right_bottom ? width + 1 : width) : T(right_top ? 1 : 0);
-          }
-          break;
+  // Per input column j, the winner of the window that would start at j: value and offset
+  // (0, 1, W or W+1). Computed for every j with two shifted loads, kept for even j only:
+  // wider work, but no deinterleaving and no branch on the data.
+  // Per-thread buffers, reused across planes and calls (an allocation per plane was ~5% of a
+  // training step).
+  static thread_local std::vector<T> best, offset;
+  if (best.size() < 2 * ow + S) best.resize(2 * ow + S), offset.resize(2 * ow + S);
+  const V one(T(1)), below(static_cast<T>(width)), below_right(static_cast<T>(width + 1)), zero(T(0));
+  for (std::size_t r = 0; r < oh; ++r) {
+    const T* top = in + 2 * r * width;
+    const T* bottom = top + width;
+    // The first maximum in row-major order (PyTorch's tie rule) is the left one of each
+    // row's pair on a tie, then the top row's on a tie. The last batch is shifted back to
+    // end at the row's end (recomputing a few columns) instead of a scalar tail.
+    const std::size_t span = 2 * ow;
+    for (std::size_t start = 0; start < span; start += S) {
+      const std::size_t j = span >= S + 1 ? std::min(start, span - S - 1) : start;
+      if (span < S + 1) {  // narrow rows: scalar
+        for (std::size_t k = 0; k < span; k += 2) {
+          const T a = top[k], b = top[k + 1], c = bottom[k], d = bottom[k + 1];
+          const bool right_top = beats(b, a), right_bottom = beats(d, c);
+          const T m_top = right_top ? b : a, m_bottom = right_bottom ? d : c;
+          const bool lower = beats(m_bottom, m_top);
+          best[k] = lower ? m_bottom : m_top;
+          offset[k] = lower ? T(right_bottom ? width + 1 : width) : T(right_top ? 1 : 0);
         }
-        const V a = V::load_unaligned(top + j), b = V::load_unaligned(top + j + 1);
-        const V c = V::load_unaligned(bottom + j), d = V::load_unaligned(bottom + j + 1);
-        const auto right_top = beats(b, a), right_bottom = beats(d, c);
-        const V m_top = xsimd::select(right_top, b, a), m_bottom = xsimd::select(right_bottom, d, c);
-        const auto lower = beats(m_bottom, m_top);
-        xsimd::select(lower, m_bottom, m_top).store_unaligned(best.data() + j);
-        xsimd::select(lower, xsimd::select(right_bottom, below_right, below), xsimd::select(right_top, one, zero))
-            .store_unaligned(offset.data() + j);
+        break;
       }
-      compact_even(best.data(), offset.data(), static_cast<std::int64_t>(2 * r * width), ow,
-                   values + p * out_plane + r * ow, indices + p * out_plane + r * ow);
+      const V a = V::load_unaligned(top + j), b = V::load_unaligned(top + j + 1);
+      const V c = V::load_unaligned(bottom + j), d = V::load_unaligned(bottom + j + 1);
+      const auto right_top = beats(b, a), right_bottom = beats(d, c);
+      const V m_top = xsimd::select(right_top, b, a), m_bottom = xsimd::select(right_bottom, d, c);
+      const auto lower = beats(m_bottom, m_top);
+      xsimd::select(lower, m_bottom, m_top).store_unaligned(best.data() + j);
+      xsimd::select(lower, xsimd::select(right_bottom, below_right, below), xsimd::select(right_top, one, zero))
+          .store_unaligned(offset.data() + j);
     }
+    compact_even(best.data(), offset.data(), static_cast<std::int64_t>(2 * r * width), ow, values + r * ow,
+                 indices + r * ow);
+  }
+}
+
+template void max_pool_2x2_plane<float>(const float*, std::size_t, std::size_t, std::size_t, float*, std::int64_t*);
+template void max_pool_2x2_plane<double>(const double*, std::size_t, std::size_t, std::size_t, double*,
+                                         std::int64_t*);
+
+}  // namespace detail
+
+namespace {
+
+template <class T>
+void max_pool_2x2(const T* x, const PoolGeometry& g, T* values, std::int64_t* indices) {
+  const std::size_t in_plane = g.in_plane(), out_plane = g.out_plane();
+  for_planes(g, [=](std::size_t p) {
+    detail::max_pool_2x2_plane(x + p * in_plane, g.w, g.oh, g.ow, values + p * out_plane, indices + p * out_plane);
   });
 }
 
@@ -375,6 +393,10 @@ Tensor global_avg_pool2d(const Tensor& x) {
                   const auto n = static_cast<std::int64_t>(xs[0]), c = static_cast<std::int64_t>(xs[1]);
                   return {broadcast_to(mul(reshape(g, {n, c, 1, 1}), 1.0 / static_cast<double>(plane)), xs)};
                 });
+}
+
+Tensor detail::max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& input_shape) {
+  return max_pool_scatter(g, indices, input_shape);
 }
 
 }  // namespace tg

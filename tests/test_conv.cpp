@@ -332,3 +332,96 @@ TEST_CASE("float32 conv2d (oneDNN) agrees with the float64 path: values and grad
   }
   set_num_threads(before);
 }
+
+// conv2d_relu_max_pool2d is max_pool2d(conv2d_relu(...)) as one op. The fused kernels apply to
+// 2x2 pooling at stride 2 after a direct-path conv; the weight and bias gradients take a pass of
+// their own when the input needs no gradient (a first layer). Each case below is compared with
+// the two ops (values and every gradient, float64 and float32), with the input needing a
+// gradient and not.
+TEST_CASE("conv2d_relu_max_pool2d equals max_pool2d(conv2d_relu()): values and gradients") {
+  Generator gen(31);
+  struct PoolCase {
+    const char* name;
+    Shape x, w;
+    Conv2dOptions conv;
+    MaxPool2dOptions pool;
+    bool bias = true;
+  };
+  const std::vector<PoolCase> all = {
+      {"MNIST's first layer", {3, 1, 28, 28}, {8, 1, 3, 3}, {}, {.kernel = 2}},
+      {"odd conv output (11x10), C_out 5, no bias", {2, 1, 13, 12}, {5, 1, 3, 3}, {}, {.kernel = 2}, false},
+      {"3 channels, padding 1, batch 1", {1, 3, 9, 14}, {6, 3, 3, 3}, {.padding = 1}, {.kernel = 2, .stride = 2}},
+      {"not fused: 3x3 pooling, stride 2", {2, 1, 12, 12}, {4, 1, 3, 3}, {}, {.kernel = 3, .stride = 2}},
+      {"not fused: many input channels", {2, 8, 9, 9}, {4, 8, 3, 3}, {}, {.kernel = 2}},
+  };
+  for (const PoolCase& c : all) {
+    for (Dtype d : {float64, float32}) {
+      for (bool input_grad : {false, true}) {
+        INFO(c.name, ", ", d, input_grad ? ", input needs a gradient" : ", input needs none");
+        Tensor x = randn(c.x, gen, d).requires_grad_(input_grad);
+        Tensor w = randn(c.w, gen, d).requires_grad_();
+        Tensor b = c.bias ? randn({c.w[0]}, gen, d).requires_grad_() : Tensor();
+        Tensor fused = conv2d_relu_max_pool2d(x, w, b, c.conv, c.pool);
+        Tensor plain = max_pool2d(conv2d_relu(x, w, b, c.conv), c.pool);
+        REQUIRE(fused.shape() == plain.shape());
+        CHECK(xt::allclose(fused.to(float64).array<double>(), plain.to(float64).array<double>(), 1e-6, 1e-6));
+        Tensor g = randn(fused.shape(), gen, d);
+        TensorList wrt = {w};
+        if (c.bias) wrt.push_back(b);
+        if (input_grad) wrt.push_back(x);
+        const TensorList gf = tg::grad({sum(mul(fused, g))}, wrt);
+        const TensorList gp = tg::grad({sum(mul(plain, g))}, wrt);
+        for (std::size_t i = 0; i < gf.size(); ++i) {
+          INFO("gradient ", i);
+          CHECK(xt::allclose(gf[i].to(float64).array<double>(), gp[i].to(float64).array<double>(), 1e-4, 1e-4));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("conv2d_relu_max_pool2d gradient checks, first and second order") {
+  Generator gen(37);
+  const Conv2dOptions conv{.padding = 1};
+  const MaxPool2dOptions pool{.kernel = 2};
+  Tensor x = random({2, 2, 7, 8}, gen).requires_grad_();
+  Tensor w = random({3, 2, 3, 3}, gen).requires_grad_(), b = random({3}, gen).requires_grad_();
+  // The first layer's case: the input is a constant, weight and bias take the fused pass.
+  const Tensor x_const = x.detach();
+  auto r = gradcheck([&](const TensorList& in) { return conv2d_relu_max_pool2d(x_const, in[0], in[1], conv, pool); },
+                     {w, b});
+  INFO(r.message);
+  CHECK(r);
+  auto op = [&](const TensorList& in) { return conv2d_relu_max_pool2d(in[0], in[1], in[2], conv, pool); };
+  auto r1 = gradcheck(op, {x, w, b});
+  INFO(r1.message);
+  CHECK(r1);
+  auto r2 = gradgradcheck([&](const TensorList& in) { return pow(op(in), 2.0); }, {x, w, b});
+  INFO(r2.message);
+  CHECK(r2);
+}
+
+TEST_CASE("Sequential runs Conv2d(relu) then MaxPool2d as one op with the layers' results") {
+  Generator gen(53);
+  nn::Sequential fused{nn::Conv2d(1, 6, 3, {.activation = nn::Activation::relu}), nn::MaxPool2d(2), nn::Flatten(),
+                       nn::Linear(6 * 6 * 6, 4)};
+  // The same layers with the relu as a module of its own: no pair to fuse.
+  nn::Sequential plain{nn::Conv2d(1, 6, 3), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(), nn::Linear(6 * 6 * 6, 4)};
+  {
+    NoGradGuard no_grad;
+    const auto fp = fused.parameters(), pp = plain.parameters();
+    REQUIRE(fp.size() == pp.size());
+    for (std::size_t i = 0; i < fp.size(); ++i) Tensor(pp[i]).copy_(fp[i]);  // handles share the parameter
+  }
+  Tensor x = randn({3, 1, 14, 14}, gen);
+  Tensor yf = fused(x), yp = plain(x);
+  CHECK(xt::allclose(yf.array<float>(), yp.array<float>(), 1e-5, 1e-5));
+  sum(mul(yf, yf)).backward();
+  sum(mul(yp, yp)).backward();
+  const auto fp = fused.parameters(), pp = plain.parameters();
+  for (std::size_t i = 0; i < fp.size(); ++i) {
+    INFO("parameter ", i);
+    CHECK(xt::allclose(fp[i].grad().array<float>(), pp[i].grad().array<float>(), 1e-4, 1e-4));
+  }
+  CHECK_THROWS_WITH_AS(fused(randn({3, 2, 14, 14}, gen)), doctest::Contains("Sequential layer 0: Conv2d(1, 6"), Error);
+}
