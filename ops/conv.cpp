@@ -438,54 +438,55 @@ void conv_backward_weight_direct(const T* gy, const T* x, const ConvGeometry& g,
 
 // max_pool2d(relu(conv2d(x))) with 2x2 windows at stride 2, on the direct path, one sample at a
 // time: each channel's activation plane is made and pooled while it is in L1, so the
-// activations never go to memory. values, indices [N, C_out, H'/2, W'/2]; indices are flat within
-// the conv output plane, as max_pool2d's.
+// activations never go to memory. The plane's even and odd rows go to two buffers of the
+// window columns, where window k is the pair 2k of each (max_pool_2x2_pairs). values and codes
+// (which of the window's four the maximum is) [N, C_out, H'/2, W'/2].
 template <class T>
-void conv_relu_pool_forward_direct(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* values,
-                                   std::int64_t* indices) {
-  const std::size_t pooled = (g.oh / 2) * (g.ow / 2);
+void conv_relu_pool_forward_direct(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* values, T* codes) {
+  const std::size_t ph = g.oh / 2, pw = g.ow / 2, pooled = ph * pw;
   for_each_direct_plane(x, w, bias, g, [&](std::size_t n, std::size_t c, const T* plane, std::size_t wp) {
-    thread_local std::vector<T> activation;  // one relu'd conv output plane, compact
-    activation.resize(g.out_plane());
-    for (std::size_t r = 0; r < g.oh; ++r) copy_row(plane + r * wp, activation.data() + r * g.ow, g.ow, true);
+    thread_local std::vector<T> pairs;  // top rows, then bottom rows
+    pairs.resize(4 * pooled);
+    for (std::size_t r = 0; r < 2 * ph; ++r)
+      copy_row(plane + r * wp, pairs.data() + (r % 2) * 2 * pooled + (r / 2) * 2 * pw, 2 * pw, true);
     const std::size_t at = (n * g.c_out + c) * pooled;
-    detail::max_pool_2x2_plane(activation.data(), g.ow, g.oh / 2, g.ow / 2, values + at, indices + at);
+    detail::max_pool_2x2_pairs(pairs.data(), pairs.data() + 2 * pooled, pooled, values + at, codes + at);
   });
 }
 
-// One plane of the pooled gradient gp [ph, pw] put back where it came from: at each window's
-// argmax (`indices`, flat in the [2ph.., ow] conv output) of `plane`, a conv output plane on wide
-// rows of `wp` columns; 0 where the pooled value is not positive (relu's gradient). Returns
-// the sum (the bias gradient's share). A window
-// (pr, pc) starts at (2pr, 2pc), and its argmax is 0, 1, ow or ow+1 past that: no division.
+// max_pool2d's int64 argmax indices (flat in the conv output plane) from the codes above.
 template <class T>
-T scatter_pooled(const T* __restrict gp, const T* __restrict values, const std::int64_t* __restrict indices,
-                 std::size_t ph, std::size_t pw, std::size_t ow, std::size_t wp, T* __restrict plane) {
-  T sum = T(0);
-  for (std::size_t pr = 0, k = 0; pr < ph; ++pr)
-    for (std::size_t pc = 0; pc < pw; ++pc, ++k) {
-      const std::size_t within = static_cast<std::size_t>(indices[k]) - (2 * pr * ow + 2 * pc);
-      const std::size_t spot = 2 * pr * wp + 2 * pc + (within >= ow ? wp + within - ow : within);
-      const T v = values[k] > T(0) ? gp[k] : T(0);
-      plane[spot] = v;
-      sum += v;
-    }
-  return sum;
+Tensor pool_indices(const T* codes, const ConvGeometry& g) {
+  const std::size_t ph = g.oh / 2, pw = g.ow / 2;
+  xt::xarray<std::int64_t> indices = xt::xarray<std::int64_t>::from_shape({g.n, g.c_out, ph, pw});
+  std::int64_t* out = indices.data();
+  for (std::size_t p = 0; p < g.n * g.c_out; ++p)
+    for (std::size_t pr = 0; pr < ph; ++pr)
+      for (std::size_t pc = 0; pc < pw; ++pc, ++out, ++codes) {
+        const auto code = static_cast<std::size_t>(*codes);
+        *out = static_cast<std::int64_t>((2 * pr + code / 2) * g.ow + 2 * pc + code % 2);
+      }
+  return Tensor(std::move(indices));
 }
 
 // dW and db of max_pool2d(relu(conv2d(x))) on the direct path, from the pooled gradient gp:
-// per sample and output channel, the gradient goes back to the argmax (where the pooled value
-// is positive; elsewhere relu's gradient is 0) of a zeroed plane, whose tap dot products with
-// the input make dW. The [N, C_out, H', W'] gradient is never formed.
+// per sample and output channel, the gradient (masked where the pooled value is not positive:
+// relu's gradient) goes back to the argmax of each window (max_unpool_2x2_pairs), and the rows
+// of that plane make dW by their tap dot products with the input. The full-size
+// [N, C_out, H', W'] gradient is never formed.
 template <class T>
-void conv_relu_pool_backward_params(const T* gp, const T* values, const std::int64_t* indices, const T* x,
-                                    const ConvGeometry& g, T* dw, T* db) {
-  const std::size_t pooled = (g.oh / 2) * (g.ow / 2);
+void conv_relu_pool_backward_params(const T* gp, const T* values, const T* codes, const T* x, const ConvGeometry& g,
+                                    T* dw, T* db) {
+  const std::size_t ph = g.oh / 2, pw = g.ow / 2, pooled = ph * pw;
   direct_weight_grad(x, g, dw, db, [&](std::size_t n, std::size_t c, T* wide, std::size_t wp, T* db_entry) {
-    std::fill(wide, wide + (g.oh - 1) * wp + g.ow, T(0));
+    thread_local std::vector<T> masked, pairs;
+    masked.resize(pooled), pairs.resize(4 * pooled);
     const std::size_t at = (n * g.c_out + c) * pooled;
-    const T sum = scatter_pooled(gp + at, values + at, indices + at, g.oh / 2, g.ow / 2, g.ow, wp, wide);
-    if (db_entry) *db_entry += sum;
+    masked_plane(gp + at, values + at, pooled, masked.data(), db_entry);
+    detail::max_unpool_2x2_pairs(masked.data(), codes + at, pooled, pairs.data(), pairs.data() + 2 * pooled);
+    // Rows and columns past the last whole window (odd H' or W') are never written: they stay 0.
+    for (std::size_t r = 0; r < 2 * ph; ++r)
+      copy_row(pairs.data() + (r % 2) * 2 * pooled + (r / 2) * 2 * pw, wide + r * wp, 2 * pw);
   });
 }
 
@@ -700,31 +701,34 @@ Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tenso
     TG_CHECK(bias.shape() == Shape{geo.c_out}, "{}: bias has shape {}, expected [{}] (C_out of weight {})", op,
              shape_str(bias.shape()), geo.c_out, shape_str(weight.shape()));
   const Shape pooled_shape{geo.n, geo.c_out, geo.oh / 2, geo.ow / 2};
-  xt::xarray<std::int64_t> index_array = xt::xarray<std::int64_t>::from_shape(pooled_shape);
+  Tensor codes;
   Tensor out = detail::dispatch_float(x.dtype(), op, [&](auto t) {
     using T = decltype(t);
-    xt::xarray<T> values = xt::xarray<T>::from_shape(pooled_shape);
+    xt::xarray<T> values = xt::xarray<T>::from_shape(pooled_shape), where = xt::xarray<T>::from_shape(pooled_shape);
     conv_relu_pool_forward_direct<T>(x.data<T>(), weight.data<T>(), bias.defined() ? bias.data<T>() : nullptr, geo,
-                                     values.data(), index_array.data());
+                                     values.data(), where.data());
+    codes = Tensor(std::move(where));
     return Tensor(std::move(values));
   });
-  const Tensor indices(std::move(index_array));
   return record(
       {.name = op, .inputs = {x, weight, bias}, .saved = {x, weight}, .save_output = true}, out,
-      [xs = x.shape(), ws = weight.shape(), conv, geo, indices](const BackwardContext& ctx,
-                                                                const Tensor& grad) -> TensorList {
+      [xs = x.shape(), ws = weight.shape(), conv, geo, codes](const BackwardContext& ctx,
+                                                              const Tensor& grad) -> TensorList {
         const Tensor& values = ctx.output();
         if (!ctx.needs_grad(0) && !is_grad_enabled() && grad.dtype() == values.dtype()) {
           return detail::dispatch_float(values.dtype(), op, [&](auto t) -> TensorList {
             using T = decltype(t);
             xt::xarray<T> dw = xt::xarray<T>::from_shape(ws);
             xt::xarray<T> db = xt::xarray<T>::from_shape({ctx.needs_grad(2) ? geo.c_out : 0});
-            conv_relu_pool_backward_params(grad.data<T>(), values.data<T>(), indices.data<std::int64_t>(),
-                                           ctx.saved(0).data<T>(), geo, dw.data(),
-                                           ctx.needs_grad(2) ? db.data() : nullptr);
+            conv_relu_pool_backward_params(grad.data<T>(), values.data<T>(), codes.data<T>(), ctx.saved(0).data<T>(),
+                                           geo, dw.data(), ctx.needs_grad(2) ? db.data() : nullptr);
             return {Tensor(), Tensor(std::move(dw)), ctx.needs_grad(2) ? Tensor(std::move(db)) : Tensor()};
           });
         }
+        const Tensor indices = detail::dispatch_float(codes.dtype(), op, [&](auto t) {
+          using T = decltype(t);
+          return pool_indices(codes.data<T>(), geo);
+        });
         const Tensor g =
             detail::max_pool2d_backward(detail::relu_backward(grad, values), indices, geo.output_shape());
         return {ctx.needs_grad(0) ? conv2d_backward_input(g, ctx.saved(1), xs, conv) : Tensor(),

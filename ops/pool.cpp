@@ -106,10 +106,7 @@ void compact_even(const T* __restrict best, const T* __restrict offset, std::int
     indices[q] = base + static_cast<std::int64_t>(2 * q) + static_cast<std::int64_t>(offset[2 * q]);
 }
 
-}  // namespace
-
-namespace detail {
-
+// One plane of max_pool_2x2: values and flat argmax indices (row * width + column).
 template <class T>
 void max_pool_2x2_plane(const T* in, std::size_t width, std::size_t oh, std::size_t ow, T* values,
                         std::int64_t* indices) {
@@ -157,9 +154,88 @@ void max_pool_2x2_plane(const T* in, std::size_t width, std::size_t oh, std::siz
   }
 }
 
-template void max_pool_2x2_plane<float>(const float*, std::size_t, std::size_t, std::size_t, float*, std::int64_t*);
-template void max_pool_2x2_plane<double>(const double*, std::size_t, std::size_t, std::size_t, double*,
-                                         std::int64_t*);
+}  // namespace
+
+namespace detail {
+
+// batch(at) on the SIMD batch of windows [at, at + S) over [0, count), the last batch shifted
+// back to end at count (its first windows done twice: each result depends on its window
+// alone); one(k) per window when count < S or T has no SIMD path.
+template <class T, class Batch, class One>
+void over_windows(std::size_t count, Batch batch, One one) {
+  if constexpr (simd::enabled<T>) {
+    constexpr std::size_t S = xsimd::batch<T>::size;
+    if (count >= S) {
+      std::size_t k = 0;
+      for (; k + S <= count; k += S) batch(k);
+      if (k < count) batch(count - S);
+      return;
+    }
+  }
+  for (std::size_t k = 0; k < count; ++k) one(k);
+}
+
+template <class T>
+void max_pool_2x2_pairs(const T* top, const T* bottom, std::size_t count, T* values, T* codes) {
+  over_windows<T>(
+      count,
+      [&](std::size_t at) {
+        if constexpr (simd::enabled<T>) {
+          using V = xsimd::batch<T>;
+          constexpr std::size_t S = V::size;
+          const auto [a, b] = simd::deinterleave(V::load_unaligned(top + 2 * at), V::load_unaligned(top + 2 * at + S));
+          const auto [c, d] =
+              simd::deinterleave(V::load_unaligned(bottom + 2 * at), V::load_unaligned(bottom + 2 * at + S));
+          const auto right_top = beats(b, a), right_bottom = beats(d, c);
+          const V m_top = xsimd::select(right_top, b, a), m_bottom = xsimd::select(right_bottom, d, c);
+          const auto lower = beats(m_bottom, m_top);
+          xsimd::select(lower, m_bottom, m_top).store_unaligned(values + at);
+          xsimd::select(lower, xsimd::select(right_bottom, V(T(3)), V(T(2))), xsimd::select(right_top, V(T(1)), V(T(0))))
+              .store_unaligned(codes + at);
+        }
+      },
+      [&](std::size_t k) {
+        const T a = top[2 * k], b = top[2 * k + 1], c = bottom[2 * k], d = bottom[2 * k + 1];
+        const bool right_top = beats(b, a), right_bottom = beats(d, c);
+        const T m_top = right_top ? b : a, m_bottom = right_bottom ? d : c;
+        const bool lower = beats(m_bottom, m_top);
+        values[k] = lower ? m_bottom : m_top;
+        codes[k] = lower ? T(right_bottom ? 3 : 2) : T(right_top ? 1 : 0);
+      });
+}
+
+template <class T>
+void max_unpool_2x2_pairs(const T* g, const T* codes, std::size_t count, T* top, T* bottom) {
+  over_windows<T>(
+      count,
+      [&](std::size_t at) {
+        if constexpr (simd::enabled<T>) {
+          using V = xsimd::batch<T>;
+          constexpr std::size_t S = V::size;
+          const V gv = V::load_unaligned(g + at), cv = V::load_unaligned(codes + at), zero(T(0));
+          auto at_code = [&](T code) { return xsimd::select(cv == V(code), gv, zero); };
+          const auto [top_lo, top_hi] = simd::interleave(at_code(0), at_code(1));
+          const auto [bottom_lo, bottom_hi] = simd::interleave(at_code(2), at_code(3));
+          top_lo.store_unaligned(top + 2 * at);
+          top_hi.store_unaligned(top + 2 * at + S);
+          bottom_lo.store_unaligned(bottom + 2 * at);
+          bottom_hi.store_unaligned(bottom + 2 * at + S);
+        }
+      },
+      [&](std::size_t k) {
+        const auto code = static_cast<int>(codes[k]);
+        top[2 * k] = code == 0 ? g[k] : T(0);
+        top[2 * k + 1] = code == 1 ? g[k] : T(0);
+        bottom[2 * k] = code == 2 ? g[k] : T(0);
+        bottom[2 * k + 1] = code == 3 ? g[k] : T(0);
+      });
+}
+
+template void max_pool_2x2_pairs<float>(const float*, const float*, std::size_t, float*, float*);
+template void max_pool_2x2_pairs<double>(const double*, const double*, std::size_t, double*, double*);
+template void max_unpool_2x2_pairs<float>(const float*, const float*, std::size_t, float*, float*);
+template void max_unpool_2x2_pairs<double>(const double*, const double*, std::size_t, double*, double*);
+
 
 }  // namespace detail
 
@@ -169,7 +245,7 @@ template <class T>
 void max_pool_2x2(const T* x, const PoolGeometry& g, T* values, std::int64_t* indices) {
   const std::size_t in_plane = g.in_plane(), out_plane = g.out_plane();
   for_planes(g, [=](std::size_t p) {
-    detail::max_pool_2x2_plane(x + p * in_plane, g.w, g.oh, g.ow, values + p * out_plane, indices + p * out_plane);
+    max_pool_2x2_plane(x + p * in_plane, g.w, g.oh, g.ow, values + p * out_plane, indices + p * out_plane);
   });
 }
 

@@ -8,12 +8,16 @@
 
 namespace tg::detail {
 
-/// One plane in [.., width] (row-major, 2*out_h rows read) → values and flat argmax indices
-/// (row * width + column) [out_h, out_w] of its 2x2 windows at stride 2, with max_pool2d's tie
-/// and NaN rules.
+/// 2x2 windows laid out as pairs: window k is (top[2k], top[2k+1]) over (bottom[2k],
+/// bottom[2k+1]). values[k] is its maximum and codes[k] where it is (0 top-left, 1 top-right,
+/// 2 bottom-left, 3 bottom-right), with max_pool2d's tie and NaN rules.
 template <class T>
-void max_pool_2x2_plane(const T* in, std::size_t width, std::size_t out_h, std::size_t out_w, T* values,
-                        std::int64_t* indices);
+void max_pool_2x2_pairs(const T* top, const T* bottom, std::size_t count, T* values, T* codes);
+
+/// The adjoint of max_pool_2x2_pairs: top and bottom (2*count each) get g[k] where codes[k]
+/// points and 0 in the window's other three places.
+template <class T>
+void max_unpool_2x2_pairs(const T* g, const T* codes, std::size_t count, T* top, T* bottom);
 
 /// The gradient of max pooling: g [N,C,H',W'] scattered to the int64 argmax `indices` (flat
 /// within each plane) of an input of input_shape [N,C,H,W]. Differentiable (its backward is the
