@@ -1,9 +1,15 @@
-// The one translation unit that talks to BLAS.
+// The one translation unit that runs GEMMs: float32 through oneDNN's sgemm (its JIT AVX-512
+// kernels measured 1.1-3x faster than OpenBLAS's here on every shape tapegrad makes, most on the
+// thin products of small dense layers: [32, 5408] x [5408, 10] 88 -> 50 us), float64 through
+// OpenBLAS's dgemm.
 #include <cblas.h>
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
 #include <atomic>
 
+#include "autograd/error.hpp"
 #include "autograd/parallel.hpp"
 #include "ops/linalg.hpp"
 
@@ -21,6 +27,16 @@ const bool single_threaded_blas = [] {
 
 void call(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
           std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
+  if (m > 0 && n > 0 && k > 0) {
+    omp_set_num_threads(1);  // one thread per call: tapegrad splits large products itself
+    const dnnl_status_t status =
+        dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', static_cast<dnnl_dim_t>(m), static_cast<dnnl_dim_t>(n),
+                   static_cast<dnnl_dim_t>(k), alpha, a, static_cast<dnnl_dim_t>(lda), b, static_cast<dnnl_dim_t>(ldb),
+                   beta, c, static_cast<dnnl_dim_t>(ldc));
+    TG_CHECK(status == dnnl_success, "matmul: oneDNN's sgemm failed (status {}) on [{}, {}] x [{}, {}]",
+             static_cast<int>(status), m, k, k, n);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
               static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
