@@ -1,6 +1,7 @@
 #include "nn/sequential.hpp"
 
 #include <string>
+#include <typeinfo>
 
 #include "nn/conv.hpp"
 #include "nn/pooling.hpp"
@@ -26,11 +27,11 @@ Tensor Sequential::forward_first(const Tensor& x, std::size_t count) {
   for (std::size_t i = 0; i < count; ++i) {
     try {
       // Conv2d then MaxPool2d (Keras's Conv2D → MaxPooling2D): one op, with the same values and
-      // gradients as the two layers, that need not write the full-size activation.
-      auto* conv = dynamic_cast<Conv2d*>(layers_[i].get());
-      auto* pool = i + 1 < count ? dynamic_cast<MaxPool2d*>(layers_[i + 1].get()) : nullptr;
-      if (conv && pool) {
-        y = conv->forward_max_pool(y, pool->options());
+      // gradients as the two layers, that need not write the full-size activation. Only the
+      // layers themselves: a subclass may override forward.
+      if (i + 1 < count && typeid(*layers_[i]) == typeid(Conv2d) && typeid(*layers_[i + 1]) == typeid(MaxPool2d)) {
+        const auto& pool = static_cast<const MaxPool2d&>(*layers_[i + 1]);
+        y = static_cast<Conv2d&>(*layers_[i]).forward_max_pool(y, pool.options());
         ++i;
         continue;
       }

@@ -3,9 +3,9 @@
 // one wide GEMM instead of many thin ones. Few input taps (a first layer) take a direct SIMD
 // kernel instead (forward and weight gradient); other float32 convolutions go to oneDNN's
 // direct kernels (ops/conv_dnnl.cpp) when it has them, this file's path being the fallback and
-// the float64 one. The three ops differentiate into each other
-// (conv ↔ backward_input ↔ backward_weight), which makes conv2d twice differentiable; conv2d_relu
-// is conv2d with the activation fused in.
+// the float64 one. The three ops differentiate into each other (conv ↔ backward_input ↔
+// backward_weight), which makes conv2d twice differentiable; conv2d_relu is conv2d with the
+// activation fused in, and conv2d_relu_max_pool2d that followed by a 2x2 max pooling.
 #include "ops/conv.hpp"
 
 #include <algorithm>

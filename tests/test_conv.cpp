@@ -425,3 +425,20 @@ TEST_CASE("Sequential runs Conv2d(relu) then MaxPool2d as one op with the layers
   }
   CHECK_THROWS_WITH_AS(fused(randn({3, 2, 14, 14}, gen)), doctest::Contains("Sequential layer 0: Conv2d(1, 6"), Error);
 }
+
+namespace {
+// A Conv2d whose forward a user changed: Sequential must not fuse it with the pooling after it.
+struct DoubledConv : nn::Conv2d {
+  using nn::Conv2d::Conv2d;
+  Tensor forward(const Tensor& x) override { return nn::Conv2d::forward(x) * 2.0; }
+};
+}  // namespace
+
+TEST_CASE("Sequential keeps a Conv2d subclass's own forward before a MaxPool2d") {
+  Generator gen(59);
+  nn::Sequential model{DoubledConv(1, 4, 3, {.activation = nn::Activation::relu}), nn::MaxPool2d(2)};
+  const auto conv = model.at<DoubledConv>(0);
+  Tensor x = randn({2, 1, 10, 10}, gen);
+  const Tensor expected = max_pool2d(conv2d_relu(x, conv->weight(), conv->bias()) * 2.0, {.kernel = 2});
+  CHECK(xt::allclose(model(x).array<float>(), expected.array<float>(), 1e-6, 1e-6));
+}
