@@ -140,9 +140,10 @@ Plan make_plan(Kind kind, const ConvGeometry& g, std::size_t n, bool bias, bool 
 
 // Plans are costly to make (oneDNN tries its implementations in turn) and a model makes the
 // same few convolutions every step, so they are kept, keyed by everything that shapes them.
-const Plan& find_plan(Kind kind, const ConvGeometry& g, std::size_t n, bool bias, bool relu) {
+// Shared, not referenced: another thread may start the cache over while a plan runs.
+std::shared_ptr<const Plan> find_plan(Kind kind, const ConvGeometry& g, std::size_t n, bool bias, bool relu) {
   static std::mutex mutex;
-  static std::map<std::vector<std::size_t>, std::unique_ptr<Plan>> plans;
+  static std::map<std::vector<std::size_t>, std::shared_ptr<const Plan>> plans;
   const std::vector<std::size_t> key{static_cast<std::size_t>(kind),
                                      n,
                                      g.c_in,
@@ -164,9 +165,9 @@ const Plan& find_plan(Kind kind, const ConvGeometry& g, std::size_t n, bool bias
                                      relu};
   std::lock_guard<std::mutex> lock(mutex);
   if (plans.size() > 256) plans.clear();  // a program sweeping shapes: start over, not grow without end
-  std::unique_ptr<Plan>& plan = plans[key];
-  if (!plan) plan = std::make_unique<Plan>(make_plan(kind, g, n, bias, relu));
-  return *plan;
+  std::shared_ptr<const Plan>& plan = plans[key];
+  if (!plan) plan = std::make_shared<const Plan>(make_plan(kind, g, n, bias, relu));
+  return plan;
 }
 
 // `user` (tapegrad's layout) as the layout `wanted`: the same memory when they agree, else a
@@ -185,7 +186,7 @@ bool over_batch(Kind kind, const ConvGeometry& g, bool bias, bool relu, Body bod
   if (g.n == 0) return false;
   const std::size_t chunks = std::min<std::size_t>(static_cast<std::size_t>(get_num_threads()), g.n);
   for (std::size_t nb : {g.n / chunks, (g.n + chunks - 1) / chunks})
-    if (!find_plan(kind, g, nb, bias, relu).supported) return false;
+    if (!find_plan(kind, g, nb, bias, relu)->supported) return false;
   std::exception_ptr failure;
   std::mutex failure_mutex;
   parallel_for(chunks, 1, [&](std::size_t begin, std::size_t end) {
@@ -193,7 +194,8 @@ bool over_batch(Kind kind, const ConvGeometry& g, bool bias, bool relu, Body bod
     for (std::size_t t = begin; t < end; ++t) {
       const std::size_t n0 = g.n * t / chunks, n1 = g.n * (t + 1) / chunks;
       try {
-        body(t, n0, n1, find_plan(kind, g, n1 - n0, bias, relu), make_descs(g, n1 - n0));
+        const std::shared_ptr<const Plan> plan = find_plan(kind, g, n1 - n0, bias, relu);
+        body(t, n0, n1, *plan, make_descs(g, n1 - n0));
       } catch (...) {
         std::lock_guard<std::mutex> lock(failure_mutex);
         failure = std::current_exception();
