@@ -179,8 +179,9 @@ memory as_layout(memory user, const memory::desc& wanted) {
   return m;
 }
 
-// Runs body(n0, n1) over the batch split into one chunk per thread, after checking that every
-// chunk size has a plan. Rethrows what a chunk threw.
+// Runs body(chunk, n0, n1, plan, descs) for samples [n0, n1) of each chunk of the batch, one
+// chunk per thread, after checking that every chunk size has a plan; false (nothing run) when
+// one has none. Rethrows what a chunk threw.
 template <class Body>
 bool over_batch(Kind kind, const ConvGeometry& g, bool bias, bool relu, Body body) {
   if (g.n == 0) return false;
@@ -210,7 +211,7 @@ bool over_batch(Kind kind, const ConvGeometry& g, bool bias, bool relu, Body bod
               g.c_out, g.cg_in(), g.kh, g.kw, e.what());
     }
   }
-  return chunks > 0;
+  return true;
 }
 
 // Runs the plan with its three operands and writes the result into `result_user`.
