@@ -14,6 +14,7 @@ import os
 import re
 import statistics
 import subprocess
+import tempfile
 
 import numpy as np
 import torch
@@ -80,9 +81,9 @@ def tapegrad_run(program, dataset, seed, data_dir):
     env = dict(os.environ)
     if dataset == "mnist":
         env["TG_MNIST_DIR"] = data_dir
-    out = subprocess.run([program, "--dataset", dataset, "--seed", str(seed), "--threads", "1", "--verbose", "0",
-                          "--out", f"/tmp/tapegrad-accuracy-{seed}"], env=env, capture_output=True, text=True,
-                         check=True).stdout
+    with tempfile.TemporaryDirectory() as out_dir:  # the run's history, plot and model are not kept
+        out = subprocess.run([program, "--dataset", dataset, "--seed", str(seed), "--threads", "1", "--verbose", "0",
+                              "--out", out_dir], env=env, capture_output=True, text=True, check=True).stdout
     return float(re.findall(r"Test accuracy: ([0-9.]+)", out)[-1])
 
 

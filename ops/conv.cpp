@@ -436,6 +436,10 @@ void conv_backward_weight_direct(const T* gy, const T* x, const ConvGeometry& g,
   });
 }
 
+// Where conv output row r (of the 2*ph that whole windows cover, pw windows wide) starts in
+// the pair layout of the fused pooling: even rows first, then odd rows, 2*pw columns each.
+std::size_t pair_row(std::size_t r, std::size_t ph, std::size_t pw) { return (r % 2 * ph + r / 2) * 2 * pw; }
+
 // max_pool2d(relu(conv2d(x))) with 2x2 windows at stride 2, on the direct path, one sample at a
 // time: each channel's activation plane is made and pooled while it is in L1, so the
 // activations never go to memory. The plane's even and odd rows go to two buffers of the
@@ -447,8 +451,7 @@ void conv_relu_pool_forward_direct(const T* x, const T* w, const T* bias, const 
   for_each_direct_plane(x, w, bias, g, [&](std::size_t n, std::size_t c, const T* plane, std::size_t wp) {
     thread_local std::vector<T> pairs;  // top rows, then bottom rows
     pairs.resize(4 * pooled);
-    for (std::size_t r = 0; r < 2 * ph; ++r)
-      copy_row(plane + r * wp, pairs.data() + (r % 2) * 2 * pooled + (r / 2) * 2 * pw, 2 * pw, true);
+    for (std::size_t r = 0; r < 2 * ph; ++r) copy_row(plane + r * wp, pairs.data() + pair_row(r, ph, pw), 2 * pw, true);
     const std::size_t at = (n * g.c_out + c) * pooled;
     detail::max_pool_2x2_pairs(pairs.data(), pairs.data() + 2 * pooled, pooled, values + at, codes + at);
   });
@@ -485,8 +488,7 @@ void conv_relu_pool_backward_params(const T* gp, const T* values, const T* codes
     masked_plane(gp + at, values + at, pooled, masked.data(), db_entry);
     detail::max_unpool_2x2_pairs(masked.data(), codes + at, pooled, pairs.data(), pairs.data() + 2 * pooled);
     // Rows and columns past the last whole window (odd H' or W') are never written: they stay 0.
-    for (std::size_t r = 0; r < 2 * ph; ++r)
-      copy_row(pairs.data() + (r % 2) * 2 * pooled + (r / 2) * 2 * pw, wide + r * wp, 2 * pw);
+    for (std::size_t r = 0; r < 2 * ph; ++r) copy_row(pairs.data() + pair_row(r, ph, pw), wide + r * wp, 2 * pw);
   });
 }
 
@@ -651,9 +653,10 @@ TensorList conv2d_relu_backward_params(const Tensor& grad, const Tensor& out, co
   });
 }
 
-Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options,
-                   bool relu) {
-  const char* op = relu ? "conv2d_relu" : "conv2d";
+// The geometry of conv op `op` on x, weight and bias (may be undefined), after checking their
+// dtypes and the bias's shape.
+ConvGeometry plan_checked(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options,
+                          std::string_view op) {
   const ConvGeometry geo = plan_conv(x.shape(), weight.shape(), options, op);
   check_dtypes(x, weight, op, "x", "weight");
   if (bias.defined()) {
@@ -661,6 +664,13 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, co
     TG_CHECK(bias.shape() == Shape{geo.c_out}, "{}: bias has shape {}, expected [{}] (C_out of weight {})", op,
              shape_str(bias.shape()), geo.c_out, shape_str(weight.shape()));
   }
+  return geo;
+}
+
+Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options,
+                   bool relu) {
+  const char* op = relu ? "conv2d_relu" : "conv2d";
+  const ConvGeometry geo = plan_checked(x, weight, bias, options, op);
   Tensor out = detail::dispatch_float(x.dtype(), op, [&](auto t) {
     using T = decltype(t);
     return Tensor(
@@ -690,16 +700,11 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, co
 Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& conv,
                               const MaxPool2dOptions& pool) {
   constexpr const char* op = "conv2d_relu_max_pool2d";
-  const ConvGeometry geo = plan_conv(x.shape(), weight.shape(), conv, op);
+  const ConvGeometry geo = plan_checked(x, weight, bias, conv, op);
   const Size2 stride = pool.stride.value_or(pool.kernel);
   const bool fused = direct_taps(geo) && pool.kernel.h == 2 && pool.kernel.w == 2 && stride.h == 2 && stride.w == 2 &&
-                     pool.padding.h == 0 && pool.padding.w == 0 && geo.oh >= 2 && geo.ow >= 2 &&
-                     is_floating(x.dtype()) && weight.dtype() == x.dtype() &&
-                     (!bias.defined() || bias.dtype() == x.dtype());
-  if (!fused) return max_pool2d(conv2d_relu(x, weight, bias, conv), pool);  // the two ops check their input
-  if (bias.defined())
-    TG_CHECK(bias.shape() == Shape{geo.c_out}, "{}: bias has shape {}, expected [{}] (C_out of weight {})", op,
-             shape_str(bias.shape()), geo.c_out, shape_str(weight.shape()));
+                     pool.padding.h == 0 && pool.padding.w == 0 && geo.oh >= 2 && geo.ow >= 2;
+  if (!fused) return max_pool2d(conv2d_relu(x, weight, bias, conv), pool);
   const Shape pooled_shape{geo.n, geo.c_out, geo.oh / 2, geo.ow / 2};
   Tensor codes;
   Tensor out = detail::dispatch_float(x.dtype(), op, [&](auto t) {

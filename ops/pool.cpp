@@ -158,17 +158,17 @@ void max_pool_2x2_plane(const T* in, std::size_t width, std::size_t oh, std::siz
 
 namespace detail {
 
-// batch(at) on the SIMD batch of windows [at, at + S) over [0, count), the last batch shifted
-// back to end at count (its first windows done twice: each result depends on its window
-// alone); one(k) per window when count < S or T has no SIMD path.
+// batch(V{}, at) on the SIMD batch (of type V) of windows [at, at + V::size) over [0, count),
+// the last batch shifted back to end at count (its first windows done twice: each result
+// depends on its window alone); one(k) per window when count < V::size or T has no SIMD path.
 template <class T, class Batch, class One>
 void over_windows(std::size_t count, Batch batch, One one) {
   if constexpr (simd::enabled<T>) {
-    constexpr std::size_t S = xsimd::batch<T>::size;
-    if (count >= S) {
+    using V = xsimd::batch<T>;
+    if (count >= V::size) {
       std::size_t k = 0;
-      for (; k + S <= count; k += S) batch(k);
-      if (k < count) batch(count - S);
+      for (; k + V::size <= count; k += V::size) batch(V{}, k);
+      if (k < count) batch(V{}, count - V::size);
       return;
     }
   }
@@ -179,20 +179,17 @@ template <class T>
 void max_pool_2x2_pairs(const T* top, const T* bottom, std::size_t count, T* values, T* codes) {
   over_windows<T>(
       count,
-      [&](std::size_t at) {
-        if constexpr (simd::enabled<T>) {
-          using V = xsimd::batch<T>;
-          constexpr std::size_t S = V::size;
-          const auto [a, b] = simd::deinterleave(V::load_unaligned(top + 2 * at), V::load_unaligned(top + 2 * at + S));
-          const auto [c, d] =
-              simd::deinterleave(V::load_unaligned(bottom + 2 * at), V::load_unaligned(bottom + 2 * at + S));
-          const auto right_top = beats(b, a), right_bottom = beats(d, c);
-          const V m_top = xsimd::select(right_top, b, a), m_bottom = xsimd::select(right_bottom, d, c);
-          const auto lower = beats(m_bottom, m_top);
-          xsimd::select(lower, m_bottom, m_top).store_unaligned(values + at);
-          xsimd::select(lower, xsimd::select(right_bottom, V(T(3)), V(T(2))), xsimd::select(right_top, V(T(1)), V(T(0))))
-              .store_unaligned(codes + at);
-        }
+      [&](auto simd_type, std::size_t at) {  // generic: compiled only where SIMD exists
+        using V = decltype(simd_type);
+        const auto [a, b] = simd::deinterleave(V::load_unaligned(top + 2 * at), V::load_unaligned(top + 2 * at + V::size));
+        const auto [c, d] =
+            simd::deinterleave(V::load_unaligned(bottom + 2 * at), V::load_unaligned(bottom + 2 * at + V::size));
+        const auto right_top = beats(b, a), right_bottom = beats(d, c);
+        const V m_top = xsimd::select(right_top, b, a), m_bottom = xsimd::select(right_bottom, d, c);
+        const auto lower = beats(m_bottom, m_top);
+        xsimd::select(lower, m_bottom, m_top).store_unaligned(values + at);
+        xsimd::select(lower, xsimd::select(right_bottom, V(T(3)), V(T(2))), xsimd::select(right_top, V(T(1)), V(T(0))))
+            .store_unaligned(codes + at);
       },
       [&](std::size_t k) {
         const T a = top[2 * k], b = top[2 * k + 1], c = bottom[2 * k], d = bottom[2 * k + 1];
@@ -208,19 +205,16 @@ template <class T>
 void max_unpool_2x2_pairs(const T* g, const T* codes, std::size_t count, T* top, T* bottom) {
   over_windows<T>(
       count,
-      [&](std::size_t at) {
-        if constexpr (simd::enabled<T>) {
-          using V = xsimd::batch<T>;
-          constexpr std::size_t S = V::size;
-          const V gv = V::load_unaligned(g + at), cv = V::load_unaligned(codes + at), zero(T(0));
-          auto at_code = [&](T code) { return xsimd::select(cv == V(code), gv, zero); };
-          const auto [top_lo, top_hi] = simd::interleave(at_code(0), at_code(1));
-          const auto [bottom_lo, bottom_hi] = simd::interleave(at_code(2), at_code(3));
-          top_lo.store_unaligned(top + 2 * at);
-          top_hi.store_unaligned(top + 2 * at + S);
-          bottom_lo.store_unaligned(bottom + 2 * at);
-          bottom_hi.store_unaligned(bottom + 2 * at + S);
-        }
+      [&](auto simd_type, std::size_t at) {
+        using V = decltype(simd_type);
+        const V gv = V::load_unaligned(g + at), cv = V::load_unaligned(codes + at), zero(T(0));
+        auto at_code = [&](T code) { return xsimd::select(cv == V(code), gv, zero); };
+        const auto [top_lo, top_hi] = simd::interleave(at_code(0), at_code(1));
+        const auto [bottom_lo, bottom_hi] = simd::interleave(at_code(2), at_code(3));
+        top_lo.store_unaligned(top + 2 * at);
+        top_hi.store_unaligned(top + 2 * at + V::size);
+        bottom_lo.store_unaligned(bottom + 2 * at);
+        bottom_hi.store_unaligned(bottom + 2 * at + V::size);
       },
       [&](std::size_t k) {
         const auto code = static_cast<int>(codes[k]);
