@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "autograd/dispatch.hpp"
@@ -32,6 +33,8 @@ namespace {
 using Index = std::int64_t;
 
 using detail::ConvGeometry;
+using detail::window_max_2x2;
+namespace simd = detail::simd;
 
 // Padding of one axis: (before, after).
 std::pair<std::size_t, std::size_t> axis_padding(const Padding& p, Index explicit_size, Index in, Index k, Index stride,
@@ -436,24 +439,126 @@ void conv_backward_weight_direct(const T* gy, const T* x, const ConvGeometry& g,
   });
 }
 
-// Where conv output row r (of the 2*ph that whole windows cover, pw windows wide) starts in
-// the pair layout of the fused pooling: even rows first, then odd rows, 2*pw columns each.
-std::size_t pair_row(std::size_t r, std::size_t ph, std::size_t pw) { return (r % 2 * ph + r / 2) * 2 * pw; }
+// The fused conv2d + relu + 2x2 max pooling (stride 2) below works one pooled row at a time,
+// with each of a window's four positions (d, s) (row d, column s of the window) held in its
+// own SIMD register across all taps: pooling is then a lane-wise max, and the activation plane
+// never exists. For that, output column 2c+s, which reads padded input column 2c+s+j*dw at
+// kernel column j, must read contiguously in c: the input is split by column parity, and
+// column m is entry m/2 of the even or the odd copy.
+#if defined(__AVX512F__)
+constexpr bool many_registers = true;  // 32 vector registers
+#else
+constexpr bool many_registers = false;  // 16
+#endif
 
-// max_pool2d(relu(conv2d(x))) with 2x2 windows at stride 2, on the direct path, one sample at a
-// time: each channel's activation plane is made and pooled while it is in L1, so the
-// activations never go to memory. The plane's even and odd rows go to two buffers of the
-// window columns, where window k is the pair 2k of each (max_pool_2x2_pairs). values and codes
-// (which of the window's four the maximum is) [N, C_out, H'/2, W'/2].
+// One sample's zero-padded input planes split by column parity: [parity][C_in][H_p][half],
+// half = ceil(W_p / 2), plus a zero tail of a SIMD batch so that a batch may run past the
+// last row (the lanes past a row's end are discarded).
+template <class T>
+struct ParitySample {
+  std::size_t hp, wp, half, parity_stride;
+  std::vector<T> planes;
+
+  explicit ParitySample(const ConvGeometry& g)
+      : hp(g.h + g.pad_top + g.pad_bottom),
+        wp(g.w + g.pad_left + g.pad_right),
+        half((wp + 1) / 2),
+        parity_stride(g.c_in * hp * half),
+        planes(2 * parity_stride + xsimd::batch<T>::size, T(0)) {}
+
+  // Writes sample n's values; the padding stays zero from the constructor.
+  void load(const T* x, const ConvGeometry& g, std::size_t n) {
+    const T* sample = x + n * g.c_in * g.h * g.w;
+    for (std::size_t ci = 0; ci < g.c_in; ++ci)
+      for (std::size_t r = 0; r < g.h; ++r) {
+        const T* src = sample + (ci * g.h + r) * g.w;
+        T* row = planes.data() + (ci * hp + r + g.pad_top) * half;
+        for (std::size_t q = 0; q < g.w; ++q) {
+          const std::size_t m = q + g.pad_left;
+          row[m % 2 * parity_stride + m / 2] = src[q];
+        }
+      }
+  }
+
+  // offsets[p * K + t]: where tap t (channel, kernel row, kernel column) of window position
+  // p = 2d + s reads, from the top-left of the window at pooled (0, 0).
+  std::vector<std::size_t> window_offsets(const ConvGeometry& g) const {
+    const std::size_t K = g.patch();
+    std::vector<std::size_t> offsets(4 * K);
+    for (std::size_t p = 0; p < 4; ++p)
+      for (std::size_t t = 0; t < K; ++t) {
+        const std::size_t ci = t / (g.kh * g.kw), i = t / g.kw % g.kh, j = t % g.kw;
+        const std::size_t row = p / 2 + i * g.dh, column = p % 2 + j * g.dw;
+        offsets[p * K + t] = column % 2 * parity_stride + (ci * hp + row) * half + column / 2;
+      }
+    return offsets;
+  }
+};
+
+// Where the pooled rows of one fused output plane are: ph x pw windows over `half`-wide rows.
+struct PooledPlane {
+  std::size_t ph, pw, half;
+  std::size_t input_at(std::size_t pr, std::size_t c) const { return 2 * pr * half + c; }
+};
+
+// Output channels [co, co+B) of one sample, pooled row pr, windows [c, c+count) (count at most
+// a batch): the conv sums of the four window positions (from the bias) over all K taps, then
+// relu, then each window's maximum and its code. Each input load feeds B multiply-adds and
+// each weight 4.
+template <class T, std::size_t B>
+void pooled_conv_block(const T* planes, const std::size_t* offsets, std::size_t K, const T* w, const T* bias,
+                       std::size_t co, std::size_t at, std::size_t count, std::size_t plane_size, T* values,
+                       T* codes) {
+  using V = xsimd::batch<T>;
+  V acc[4][B];
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t p = 0; p < 4; ++p) acc[p][b] = V(bias ? bias[co + b] : T(0));
+  for (std::size_t t = 0; t < K; ++t) {
+    V in[4];
+    for (std::size_t p = 0; p < 4; ++p) in[p] = V::load_unaligned(planes + offsets[p * K + t] + at);
+    for (std::size_t b = 0; b < B; ++b) {
+      const V weight(w[(co + b) * K + t]);
+      for (std::size_t p = 0; p < 4; ++p) acc[p][b] = xsimd::fma(weight, in[p], acc[p][b]);
+    }
+  }
+  const simd::Relu relu;
+  for (std::size_t b = 0; b < B; ++b) {
+    const auto [value, code] = window_max_2x2(relu(acc[0][b]), relu(acc[1][b]), relu(acc[2][b]), relu(acc[3][b]));
+    simd::store_first(value, values + b * plane_size, count);
+    simd::store_first(code, codes + b * plane_size, count);
+  }
+}
+
+// max_pool2d(relu(conv2d(x))) with 2x2 windows at stride 2 on the direct path, split over the
+// batch. values and codes (which of the window's four the maximum is) [N, C_out, H'/2, W'/2].
 template <class T>
 void conv_relu_pool_forward_direct(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* values, T* codes) {
-  const std::size_t ph = g.oh / 2, pw = g.ow / 2, pooled = ph * pw;
-  for_each_direct_plane(x, w, bias, g, [&](std::size_t n, std::size_t c, const T* plane, std::size_t wp) {
-    thread_local std::vector<T> pairs;  // top rows, then bottom rows
-    pairs.resize(4 * pooled);
-    for (std::size_t r = 0; r < 2 * ph; ++r) copy_row(plane + r * wp, pairs.data() + pair_row(r, ph, pw), 2 * pw, true);
-    const std::size_t at = (n * g.c_out + c) * pooled;
-    detail::max_pool_2x2_pairs(pairs.data(), pairs.data() + 2 * pooled, pooled, values + at, codes + at);
+  constexpr std::size_t B = many_registers ? 4 : 2;  // 4B accumulators
+  constexpr std::size_t S = xsimd::batch<T>::size;
+  const std::size_t K = g.patch();
+  parallel_for(g.n, 1, [&](std::size_t begin, std::size_t end) {
+    ParitySample<T> in(g);
+    const std::vector<std::size_t> offsets = in.window_offsets(g);
+    const PooledPlane plane{g.oh / 2, g.ow / 2, in.half};
+    const std::size_t plane_size = plane.ph * plane.pw;
+    for (std::size_t n = begin; n < end; ++n) {
+      in.load(x, g, n);
+      for (std::size_t co = 0; co < g.c_out; co += B) {
+        const std::size_t block = std::min(B, g.c_out - co);
+        for (std::size_t pr = 0; pr < plane.ph; ++pr)
+          for (std::size_t c = 0; c < plane.pw; c += S) {
+            const std::size_t count = std::min(S, plane.pw - c), out = ((n * g.c_out + co) * plane.ph + pr) * plane.pw + c;
+            const std::size_t at = plane.input_at(pr, c);
+            if (block == B)
+              pooled_conv_block<T, B>(in.planes.data(), offsets.data(), K, w, bias, co, at, count, plane_size,
+                                      values + out, codes + out);
+            else
+              for (std::size_t b = 0; b < block; ++b)
+                pooled_conv_block<T, 1>(in.planes.data(), offsets.data(), K, w, bias, co + b, at, count, plane_size,
+                                        values + out + b * plane_size, codes + out + b * plane_size);
+          }
+      }
+    }
   });
 }
 
@@ -472,23 +577,100 @@ Tensor pool_indices(const T* codes, const ConvGeometry& g) {
   return Tensor(std::move(indices));
 }
 
-// dW and db of max_pool2d(relu(conv2d(x))) on the direct path, from the pooled gradient gp:
-// per sample and output channel, the gradient (masked where the pooled value is not positive:
-// relu's gradient) goes back to the argmax of each window (max_unpool_2x2_pairs), and the rows
-// of that plane make dW by their tap dot products with the input. The full-size
-// [N, C_out, H', W'] gradient is never formed.
+// Adds to sums[b][t] (b < B, t < TB) the gradient of weight (co+b, t0+t) over one sample's
+// plane of output channel co+b: the pooled gradient gp (already masked by relu's gradient, and
+// by the window's code for each of its four positions) times the input each position read at
+// that tap, over every window. sums stay in registers across the whole plane.
+template <class T, std::size_t B, std::size_t TB>
+void pooled_weight_block(const T* planes, const std::size_t* offsets, std::size_t K, std::size_t t0,
+                         const PooledPlane& plane, const T* const* gp, const T* const* values, const T* const* codes,
+                         xsimd::batch<T>* sums, xsimd::batch<T>* bias_sums) {
+  using V = xsimd::batch<T>;
+  constexpr std::size_t S = V::size;
+  V acc[B][TB];
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t t = 0; t < TB; ++t) acc[b][t] = sums[b * K + t0 + t];
+  const V zero(T(0));
+  for (std::size_t pr = 0; pr < plane.ph; ++pr)
+    for (std::size_t c = 0; c < plane.pw; c += S) {
+      const std::size_t count = std::min(S, plane.pw - c), out = pr * plane.pw + c;
+      V grad[B][4];
+      for (std::size_t b = 0; b < B; ++b) {
+        // Lanes past count load as zero values: their gradient is masked to zero.
+        const V value = simd::load_first(values[b] + out, count);
+        const V g = xsimd::select(value > zero, simd::load_first(gp[b] + out, count), zero);
+        const V code = simd::load_first(codes[b] + out, count);
+        for (std::size_t p = 0; p < 4; ++p) grad[b][p] = xsimd::select(code == V(T(p)), g, zero);
+        if (bias_sums) bias_sums[b] += g;
+      }
+      const std::size_t at = plane.input_at(pr, c);
+      for (std::size_t t = 0; t < TB; ++t)
+        for (std::size_t p = 0; p < 4; ++p) {
+          const V in = V::load_unaligned(planes + offsets[p * K + t0 + t] + at);
+          for (std::size_t b = 0; b < B; ++b) acc[b][t] = xsimd::fma(grad[b][p], in, acc[b][t]);
+        }
+    }
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t t = 0; t < TB; ++t) sums[b * K + t0 + t] = acc[b][t];
+}
+
+// All K taps of output channels [co, co+B) over one sample, in blocks of taps whose sums fit in
+// registers.
+template <class T, std::size_t B>
+void pooled_weight_taps(const T* planes, const std::size_t* offsets, std::size_t K, const PooledPlane& plane,
+                        const T* const* gp, const T* const* values, const T* const* codes, xsimd::batch<T>* sums,
+                        xsimd::batch<T>* bias_sums) {
+  std::size_t t = 0;
+  auto run = [&]<std::size_t TB>(std::integral_constant<std::size_t, TB>) {
+    pooled_weight_block<T, B, TB>(planes, offsets, K, t, plane, gp, values, codes, sums, t == 0 ? bias_sums : nullptr);
+    t += TB;
+  };
+  while (K - t >= 9) run(std::integral_constant<std::size_t, 9>{});
+  while (K - t >= 3) run(std::integral_constant<std::size_t, 3>{});
+  while (K - t >= 1) run(std::integral_constant<std::size_t, 1>{});
+}
+
+// dW and db of max_pool2d(relu(conv2d(x))) on the direct path, from the pooled gradient gp: each
+// window's gradient (zero where the pooled value is not positive: relu's gradient) belongs to
+// the position its code names, and meets the input that position read at each tap. Split over
+// blocks of output channels: each thread owns its rows of dW and entries of db (the same sums
+// on any thread count) and reads every sample's input.
 template <class T>
 void conv_relu_pool_backward_params(const T* gp, const T* values, const T* codes, const T* x, const ConvGeometry& g,
                                     T* dw, T* db) {
-  const std::size_t ph = g.oh / 2, pw = g.ow / 2, pooled = ph * pw;
-  direct_weight_grad(x, g, dw, db, [&](std::size_t n, std::size_t c, T* wide, std::size_t wp, T* db_entry) {
-    thread_local std::vector<T> masked, pairs;
-    masked.resize(pooled), pairs.resize(4 * pooled);
-    const std::size_t at = (n * g.c_out + c) * pooled;
-    masked_plane(gp + at, values + at, pooled, masked.data(), db_entry);
-    detail::max_unpool_2x2_pairs(masked.data(), codes + at, pooled, pairs.data(), pairs.data() + 2 * pooled);
-    // Rows and columns past the last whole window (odd H' or W') are never written: they stay 0.
-    for (std::size_t r = 0; r < 2 * ph; ++r) copy_row(pairs.data() + pair_row(r, ph, pw), wide + r * wp, 2 * pw);
+  using V = xsimd::batch<T>;
+  constexpr std::size_t B = many_registers ? 2 : 1;  // B * 9 sums and 4B gradients in registers
+  const std::size_t K = g.patch();
+  parallel_for((g.c_out + B - 1) / B, 1, [&](std::size_t begin, std::size_t end) {
+    ParitySample<T> in(g);
+    const std::vector<std::size_t> offsets = in.window_offsets(g);
+    const PooledPlane plane{g.oh / 2, g.ow / 2, in.half};
+    const std::size_t plane_size = plane.ph * plane.pw;
+    const std::size_t c_begin = begin * B, c_end = std::min(end * B, g.c_out);
+    std::vector<V> sums((c_end - c_begin) * K, V(T(0))), bias_sums(c_end - c_begin, V(T(0)));
+    for (std::size_t n = 0; n < g.n; ++n) {
+      in.load(x, g, n);
+      for (std::size_t co = c_begin; co < c_end; co += B) {
+        const std::size_t block = std::min(B, c_end - co);
+        const T *grads[B], *vals[B], *where[B];
+        for (std::size_t b = 0; b < block; ++b) {
+          const std::size_t at = (n * g.c_out + co + b) * plane_size;
+          grads[b] = gp + at, vals[b] = values + at, where[b] = codes + at;
+        }
+        V* channel_sums = sums.data() + (co - c_begin) * K;
+        V* channel_bias = db ? bias_sums.data() + (co - c_begin) : nullptr;
+        if (block == B)
+          pooled_weight_taps<T, B>(in.planes.data(), offsets.data(), K, plane, grads, vals, where, channel_sums,
+                                   channel_bias);
+        else
+          for (std::size_t b = 0; b < block; ++b)
+            pooled_weight_taps<T, 1>(in.planes.data(), offsets.data(), K, plane, grads + b, vals + b, where + b,
+                                     channel_sums + b * K, channel_bias ? channel_bias + b : nullptr);
+      }
+    }
+    for (std::size_t i = 0; i < sums.size(); ++i) dw[c_begin * K + i] = xsimd::hadd(sums[i]);
+    if (db)
+      for (std::size_t i = 0; i < bias_sums.size(); ++i) db[c_begin + i] = xsimd::hadd(bias_sums[i]);
   });
 }
 

@@ -19,6 +19,8 @@
 namespace tg {
 namespace {
 
+using detail::window_max_2x2;
+
 // Resolved sizes of one pooling.
 struct PoolGeometry {
   std::size_t n, c, h, w;  // input
@@ -83,19 +85,6 @@ std::size_t first_nan(const T* in, const PoolGeometry& g, std::size_t r0, std::s
   return r0 * g.w + c0;
 }
 
-// The 2x2, stride 2, unpadded case (most CNNs' pooling) without per-window bookkeeping: the
-// generic loop below spends most of its time on window clipping and branches.
-// `candidate` replaces `current` as the first maximum in scan order: strictly greater, or the
-// first NaN (NaN propagates, as in PyTorch).
-template <class T>
-[[gnu::always_inline]] inline auto beats(const xsimd::batch<T>& candidate, const xsimd::batch<T>& current) {
-  return (candidate > current) | (xsimd::isnan(candidate) & !xsimd::isnan(current));
-}
-template <class T>
-[[gnu::always_inline]] inline bool beats(T candidate, T current) {
-  return candidate > current || (std::isnan(candidate) && !std::isnan(current));
-}
-
 // values[q] = best[2q], indices[q] = base + 2q + offset[2q]: the even columns of a row. A
 // function of its own (not inside the pooling lambda) so that GCC sees the bounds and vectorizes.
 template <class T>
@@ -106,6 +95,8 @@ void compact_even(const T* __restrict best, const T* __restrict offset, std::int
     indices[q] = base + static_cast<std::int64_t>(2 * q) + static_cast<std::int64_t>(offset[2 * q]);
 }
 
+// The 2x2, stride 2, unpadded case (most CNNs' pooling) without per-window bookkeeping: the
+// generic loop below spends most of its time on window clipping and branches.
 // One plane of max_pool_2x2: values and flat argmax indices (row * width + column).
 template <class T>
 void max_pool_2x2_plane(const T* in, std::size_t width, std::size_t oh, std::size_t ow, T* values,
@@ -119,121 +110,34 @@ void max_pool_2x2_plane(const T* in, std::size_t width, std::size_t oh, std::siz
   // training step).
   static thread_local std::vector<T> best, offset;
   if (best.size() < 2 * ow + S) best.resize(2 * ow + S), offset.resize(2 * ow + S);
-  const V one(T(1)), below(static_cast<T>(width)), below_right(static_cast<T>(width + 1)), zero(T(0));
+  // A window's code (0-3) becomes its offset from the top-left corner: 0, 1, W or W+1.
+  const T below_shift = static_cast<T>(width) - T(2);
   for (std::size_t r = 0; r < oh; ++r) {
     const T* top = in + 2 * r * width;
     const T* bottom = top + width;
-    // The first maximum in row-major order (PyTorch's tie rule) is the left one of each
-    // row's pair on a tie, then the top row's on a tie. The last batch is shifted back to
-    // end at the row's end (recomputing a few columns) instead of a scalar tail.
+    // The last batch is shifted back to end at the row's end (recomputing a few columns)
+    // instead of a scalar tail.
     const std::size_t span = 2 * ow;
     for (std::size_t start = 0; start < span; start += S) {
       const std::size_t j = span >= S + 1 ? std::min(start, span - S - 1) : start;
       if (span < S + 1) {  // narrow rows: scalar
         for (std::size_t k = 0; k < span; k += 2) {
-          const T a = top[k], b = top[k + 1], c = bottom[k], d = bottom[k + 1];
-          const bool right_top = beats(b, a), right_bottom = beats(d, c);
-          const T m_top = right_top ? b : a, m_bottom = right_bottom ? d : c;
-          const bool lower = beats(m_bottom, m_top);
-          best[k] = lower ? m_bottom : m_top;
-          offset[k] = lower ? T(right_bottom ? width + 1 : width) : T(right_top ? 1 : 0);
+          const auto [value, code] = window_max_2x2(top[k], top[k + 1], bottom[k], bottom[k + 1]);
+          best[k] = value;
+          offset[k] = code >= T(2) ? code + below_shift : code;
         }
         break;
       }
-      const V a = V::load_unaligned(top + j), b = V::load_unaligned(top + j + 1);
-      const V c = V::load_unaligned(bottom + j), d = V::load_unaligned(bottom + j + 1);
-      const auto right_top = beats(b, a), right_bottom = beats(d, c);
-      const V m_top = xsimd::select(right_top, b, a), m_bottom = xsimd::select(right_bottom, d, c);
-      const auto lower = beats(m_bottom, m_top);
-      xsimd::select(lower, m_bottom, m_top).store_unaligned(best.data() + j);
-      xsimd::select(lower, xsimd::select(right_bottom, below_right, below), xsimd::select(right_top, one, zero))
-          .store_unaligned(offset.data() + j);
+      const auto [value, code] = window_max_2x2(V::load_unaligned(top + j), V::load_unaligned(top + j + 1),
+                                                V::load_unaligned(bottom + j), V::load_unaligned(bottom + j + 1));
+      value.store_unaligned(best.data() + j);
+      xsimd::select(code >= V(T(2)), code + V(below_shift), code).store_unaligned(offset.data() + j);
     }
     compact_even(best.data(), offset.data(), static_cast<std::int64_t>(2 * r * width), ow, values + r * ow,
                  indices + r * ow);
   }
 }
 
-}  // namespace
-
-namespace detail {
-
-// batch(V{}, at) on the SIMD batch (of type V) of windows [at, at + V::size) over [0, count),
-// the last batch shifted back to end at count (its first windows done twice: each result
-// depends on its window alone); one(k) per window when count < V::size or T has no SIMD path.
-template <class T, class Batch, class One>
-void over_windows(std::size_t count, Batch batch, One one) {
-  if constexpr (simd::enabled<T>) {
-    using V = xsimd::batch<T>;
-    if (count >= V::size) {
-      std::size_t k = 0;
-      for (; k + V::size <= count; k += V::size) batch(V{}, k);
-      if (k < count) batch(V{}, count - V::size);
-      return;
-    }
-  }
-  for (std::size_t k = 0; k < count; ++k) one(k);
-}
-
-template <class T>
-void max_pool_2x2_pairs(const T* top, const T* bottom, std::size_t count, T* values, T* codes) {
-  over_windows<T>(
-      count,
-      [&](auto simd_type, std::size_t at) {  // generic: compiled only where SIMD exists
-        using V = decltype(simd_type);
-        const auto [a, b] = simd::deinterleave(V::load_unaligned(top + 2 * at), V::load_unaligned(top + 2 * at + V::size));
-        const auto [c, d] =
-            simd::deinterleave(V::load_unaligned(bottom + 2 * at), V::load_unaligned(bottom + 2 * at + V::size));
-        const auto right_top = beats(b, a), right_bottom = beats(d, c);
-        const V m_top = xsimd::select(right_top, b, a), m_bottom = xsimd::select(right_bottom, d, c);
-        const auto lower = beats(m_bottom, m_top);
-        xsimd::select(lower, m_bottom, m_top).store_unaligned(values + at);
-        xsimd::select(lower, xsimd::select(right_bottom, V(T(3)), V(T(2))), xsimd::select(right_top, V(T(1)), V(T(0))))
-            .store_unaligned(codes + at);
-      },
-      [&](std::size_t k) {
-        const T a = top[2 * k], b = top[2 * k + 1], c = bottom[2 * k], d = bottom[2 * k + 1];
-        const bool right_top = beats(b, a), right_bottom = beats(d, c);
-        const T m_top = right_top ? b : a, m_bottom = right_bottom ? d : c;
-        const bool lower = beats(m_bottom, m_top);
-        values[k] = lower ? m_bottom : m_top;
-        codes[k] = lower ? T(right_bottom ? 3 : 2) : T(right_top ? 1 : 0);
-      });
-}
-
-template <class T>
-void max_unpool_2x2_pairs(const T* g, const T* codes, std::size_t count, T* top, T* bottom) {
-  over_windows<T>(
-      count,
-      [&](auto simd_type, std::size_t at) {
-        using V = decltype(simd_type);
-        const V gv = V::load_unaligned(g + at), cv = V::load_unaligned(codes + at), zero(T(0));
-        auto at_code = [&](T code) { return xsimd::select(cv == V(code), gv, zero); };
-        const auto [top_lo, top_hi] = simd::interleave(at_code(0), at_code(1));
-        const auto [bottom_lo, bottom_hi] = simd::interleave(at_code(2), at_code(3));
-        top_lo.store_unaligned(top + 2 * at);
-        top_hi.store_unaligned(top + 2 * at + V::size);
-        bottom_lo.store_unaligned(bottom + 2 * at);
-        bottom_hi.store_unaligned(bottom + 2 * at + V::size);
-      },
-      [&](std::size_t k) {
-        const auto code = static_cast<int>(codes[k]);
-        top[2 * k] = code == 0 ? g[k] : T(0);
-        top[2 * k + 1] = code == 1 ? g[k] : T(0);
-        bottom[2 * k] = code == 2 ? g[k] : T(0);
-        bottom[2 * k + 1] = code == 3 ? g[k] : T(0);
-      });
-}
-
-template void max_pool_2x2_pairs<float>(const float*, const float*, std::size_t, float*, float*);
-template void max_pool_2x2_pairs<double>(const double*, const double*, std::size_t, double*, double*);
-template void max_unpool_2x2_pairs<float>(const float*, const float*, std::size_t, float*, float*);
-template void max_unpool_2x2_pairs<double>(const double*, const double*, std::size_t, double*, double*);
-
-
-}  // namespace detail
-
-namespace {
 
 template <class T>
 void max_pool_2x2(const T* x, const PoolGeometry& g, T* values, std::int64_t* indices) {

@@ -3,21 +3,52 @@
 // with max_pool2d itself. Internal: not part of the public headers.
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "autograd/tensor.hpp"
+#include "ops/simd.hpp"
 
 namespace tg::detail {
 
-/// 2x2 windows laid out as pairs: window k is (top[2k], top[2k+1]) over (bottom[2k],
-/// bottom[2k+1]). values[k] is its maximum and codes[k] where it is (0 top-left, 1 top-right,
-/// 2 bottom-left, 3 bottom-right), with max_pool2d's tie and NaN rules.
+/// `candidate` replaces `current` as the first maximum in scan order: strictly greater, or the
+/// first NaN (NaN propagates, as in PyTorch). Lane by lane on SIMD batches.
+template <class T, class A>
+[[gnu::always_inline]] inline auto beats(const xsimd::batch<T, A>& candidate, const xsimd::batch<T, A>& current) {
+  return (candidate > current) | (xsimd::isnan(candidate) & !xsimd::isnan(current));
+}
 template <class T>
-void max_pool_2x2_pairs(const T* top, const T* bottom, std::size_t count, T* values, T* codes);
+  requires std::is_floating_point_v<T>
+[[gnu::always_inline]] inline bool beats(T candidate, T current) {
+  return candidate > current || (std::isnan(candidate) && !std::isnan(current));
+}
 
-/// The adjoint of max_pool_2x2_pairs: top and bottom (2*count each) get g[k] where codes[k]
-/// points and 0 in the window's other three places.
+/// The maximum of the 2x2 window (a b over c d), lane by lane, and where it is: code 0, 1, 2 or
+/// 3 in that order, with max_pool2d's tie and NaN rules (the first maximum in scan order).
+template <class V>
+struct WindowMax {
+  V value, code;
+};
+template <class T, class A>
+[[gnu::always_inline]] inline WindowMax<xsimd::batch<T, A>> window_max_2x2(const xsimd::batch<T, A>& a,
+                                                                          const xsimd::batch<T, A>& b,
+                                                                          const xsimd::batch<T, A>& c,
+                                                                          const xsimd::batch<T, A>& d) {
+  using V = xsimd::batch<T, A>;
+  const auto right_top = beats(b, a), right_bottom = beats(d, c);
+  const V m_top = xsimd::select(right_top, b, a), m_bottom = xsimd::select(right_bottom, d, c);
+  const auto lower = beats(m_bottom, m_top);
+  return {xsimd::select(lower, m_bottom, m_top),
+          xsimd::select(lower, xsimd::select(right_bottom, V(T(3)), V(T(2))),
+                        xsimd::select(right_top, V(T(1)), V(T(0))))};
+}
 template <class T>
-void max_unpool_2x2_pairs(const T* g, const T* codes, std::size_t count, T* top, T* bottom);
+  requires std::is_floating_point_v<T>
+[[gnu::always_inline]] inline WindowMax<T> window_max_2x2(T a, T b, T c, T d) {
+  const bool right_top = beats(b, a), right_bottom = beats(d, c);
+  const T m_top = right_top ? b : a, m_bottom = right_bottom ? d : c;
+  const bool lower = beats(m_bottom, m_top);
+  return {lower ? m_bottom : m_top, lower ? T(right_bottom ? 3 : 2) : T(right_top ? 1 : 0)};
+}
 
 /// The gradient of max pooling: g [N,C,H',W'] scattered to the int64 argmax `indices` (flat
 /// within each plane) of an input of input_shape [N,C,H,W]. Differentiable (its backward is the

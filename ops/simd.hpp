@@ -5,6 +5,7 @@
 // without a SIMD path (int64, or no SIMD at all) run the scalar functor on every element.
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 // GCC 12 flags the _mm512_undefined_* idiom inside its own intrinsics headers as (maybe-)
@@ -170,53 +171,42 @@ struct Relu {
 };
 
 #if !defined(XSIMD_NO_SUPPORTED_ARCHITECTURE)
-namespace lanes {
-// Swizzle and select patterns for deinterleave (n lanes, h = n/2).
-struct EvensThenOdds {  // [0, 2, .., n-2, 1, 3, .., n-1]
-  static constexpr unsigned get(unsigned i, unsigned n) { return i < n / 2 ? 2 * i : 2 * (i - n / 2) + 1; }
-};
-struct OddsThenEvens {  // [1, 3, .., n-1, 0, 2, .., n-2]
-  static constexpr unsigned get(unsigned i, unsigned n) { return i < n / 2 ? 2 * i + 1 : 2 * (i - n / 2); }
-};
-struct SwapHalves {
-  static constexpr unsigned get(unsigned i, unsigned n) { return (i + n / 2) % n; }
-};
-struct Interleave {  // [0, h, 1, h+1, ..]: the two halves of a register interleaved
-  static constexpr unsigned get(unsigned i, unsigned n) { return i % 2 == 0 ? i / 2 : n / 2 + i / 2; }
-};
-struct LowHalf {
-  static constexpr bool get(unsigned i, unsigned n) { return i < n / 2; }
-};
-}  // namespace lanes
-
-/// The 2n values a then b split into their even and their odd positions: {a0 a2 .. b0 b2 ..,
-/// a1 a3 .. b1 b3 ..}. The inverse of xsimd's zip_lo/zip_hi.
-template <class T, class A>
-std::pair<xsimd::batch<T, A>, xsimd::batch<T, A>> deinterleave(const xsimd::batch<T, A>& a,
-                                                                const xsimd::batch<T, A>& b) {
-  using V = xsimd::batch<T, A>;
-  using I = xsimd::batch<xsimd::as_unsigned_integer_t<T>, A>;
-  const V a_split = xsimd::swizzle(a, xsimd::make_batch_constant<I, lanes::EvensThenOdds>());
-  const V b_split = xsimd::swizzle(b, xsimd::make_batch_constant<I, lanes::OddsThenEvens>());
-  constexpr auto low = xsimd::make_batch_bool_constant<V, lanes::LowHalf>();
-  const V odds_swapped = xsimd::select(low, b_split, a_split);  // b's odds, then a's
-  return {xsimd::select(low, a_split, b_split),
-          xsimd::swizzle(odds_swapped, xsimd::make_batch_constant<I, lanes::SwapHalves>())};
+/// The first n (at most a batch) values at p, zeros after them; reads nothing past p + n
+/// (a masked load on AVX-512, otherwise a copy through the stack).
+template <class T>
+xsimd::batch<T> load_first(const T* p, std::size_t n) {
+  using V = xsimd::batch<T>;
+#if defined(__AVX512F__)
+  if constexpr (sizeof(V) == 64) {
+    const auto mask = static_cast<std::uint32_t>((std::uint64_t{1} << n) - 1);
+    if constexpr (std::is_same_v<T, float>)
+      return V(_mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), p));
+    else
+      return V(_mm512_maskz_loadu_pd(static_cast<__mmask8>(mask), p));
+  }
+#endif
+  alignas(sizeof(V)) T lanes[V::size] = {};
+  for (std::size_t i = 0; i < n; ++i) lanes[i] = p[i];
+  return V::load_aligned(lanes);
 }
 
-/// The inverse of deinterleave: {e0 o0 e1 o1 .. (the first n values), the next n}. (xsimd 8's
-/// zip_lo/zip_hi interleave within 128-bit lanes on AVX-512, which is not this.)
-template <class T, class A>
-std::pair<xsimd::batch<T, A>, xsimd::batch<T, A>> interleave(const xsimd::batch<T, A>& evens,
-                                                              const xsimd::batch<T, A>& odds) {
-  using V = xsimd::batch<T, A>;
-  using I = xsimd::batch<xsimd::as_unsigned_integer_t<T>, A>;
-  constexpr auto low = xsimd::make_batch_bool_constant<V, lanes::LowHalf>();
-  constexpr auto swap = xsimd::make_batch_constant<I, lanes::SwapHalves>();
-  constexpr auto mix = xsimd::make_batch_constant<I, lanes::Interleave>();
-  const V low_halves = xsimd::select(low, evens, xsimd::swizzle(odds, swap));   // e0.. then o0..
-  const V high_halves = xsimd::select(low, xsimd::swizzle(evens, swap), odds);  // e_h.. then o_h..
-  return {xsimd::swizzle(low_halves, mix), xsimd::swizzle(high_halves, mix)};
+/// Stores the first n (at most a batch) lanes of v at p; writes nothing past p + n.
+template <class T>
+void store_first(const xsimd::batch<T>& v, T* p, std::size_t n) {
+  using V = xsimd::batch<T>;
+#if defined(__AVX512F__)
+  if constexpr (sizeof(V) == 64) {
+    const auto mask = static_cast<std::uint32_t>((std::uint64_t{1} << n) - 1);
+    if constexpr (std::is_same_v<T, float>)
+      _mm512_mask_storeu_ps(p, static_cast<__mmask16>(mask), v);
+    else
+      _mm512_mask_storeu_pd(p, static_cast<__mmask8>(mask), v);
+    return;
+  }
+#endif
+  alignas(sizeof(V)) T lanes[V::size];
+  v.store_aligned(lanes);
+  for (std::size_t i = 0; i < n; ++i) p[i] = lanes[i];
 }
 #endif
 

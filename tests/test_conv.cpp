@@ -310,7 +310,8 @@ TEST_CASE("float32 conv2d (oneDNN) agrees with the float64 path: values and grad
   for (const Case& c : all) {
     for (bool relu : {false, true}) {
       for (int threads : {1, 2}) {
-        INFO(c.name, relu ? ", relu" : "", ", threads ", threads);
+        const std::string label = std::string(c.name) + (relu ? ", relu" : "") + ", threads " + std::to_string(threads);
+        INFO(label);
         set_num_threads(threads);
         Tensor x = random(c.x, gen), w = random(c.w, gen), b = random({c.w[0]}, gen);
         TensorList results[2];
@@ -346,9 +347,14 @@ TEST_CASE("conv2d_relu_max_pool2d equals max_pool2d(conv2d_relu()): values and g
     Conv2dOptions conv;
     MaxPool2dOptions pool;
     bool bias = true;
+    bool zero_weight = false;  // every conv output is its bias: each window is a four-way tie
   };
   const std::vector<PoolCase> all = {
       {"MNIST's first layer", {3, 1, 28, 28}, {8, 1, 3, 3}, {}, {.kernel = 2}},
+      {"20 windows a row (a batch and a part), 5x5 kernel (25 taps)", {2, 1, 44, 45}, {6, 1, 5, 5}, {}, {.kernel = 2}},
+      {"2x4 kernel, padding same (1 left, 2 right), dilation 2 down", {3, 1, 10, 17}, {4, 1, 2, 4},
+       {.padding = "same", .dilation = {2, 1}}, {.kernel = 2}},
+      {"ties in every window", {2, 1, 12, 12}, {5, 1, 3, 3}, {}, {.kernel = 2}, true, true},
       {"odd conv output (11x10), C_out 5, no bias", {2, 1, 13, 12}, {5, 1, 3, 3}, {}, {.kernel = 2}, false},
       {"3 channels, padding 1, batch 1", {1, 3, 9, 14}, {6, 3, 3, 3}, {.padding = 1}, {.kernel = 2, .stride = 2}},
       {"not fused: 3x3 pooling, stride 2", {2, 1, 12, 12}, {4, 1, 3, 3}, {}, {.kernel = 3, .stride = 2}},
@@ -357,9 +363,10 @@ TEST_CASE("conv2d_relu_max_pool2d equals max_pool2d(conv2d_relu()): values and g
   for (const PoolCase& c : all) {
     for (Dtype d : {float64, float32}) {
       for (bool input_grad : {false, true}) {
-        INFO(c.name, ", ", d, input_grad ? ", input needs a gradient" : ", input needs none");
+        const std::string label = std::string(c.name) + (d == float64 ? ", float64" : ", float32") + (input_grad ? ", input needs a gradient" : ", input needs none");
+        INFO(label);
         Tensor x = randn(c.x, gen, d).requires_grad_(input_grad);
-        Tensor w = randn(c.w, gen, d).requires_grad_();
+        Tensor w = (c.zero_weight ? zeros(c.w, d) : randn(c.w, gen, d)).requires_grad_();
         Tensor b = c.bias ? randn({c.w[0]}, gen, d).requires_grad_() : Tensor();
         Tensor fused = conv2d_relu_max_pool2d(x, w, b, c.conv, c.pool);
         Tensor plain = max_pool2d(conv2d_relu(x, w, b, c.conv), c.pool);
