@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <array>
 #include <cstdlib>
 #include <optional>
 
@@ -84,13 +83,10 @@ struct Candidate {
   std::string origin;
 };
 
-const std::array<float, 256>& pixel_scale() {
-  static const std::array<float, 256> table = [] {
-    std::array<float, 256> t{};
-    for (int v = 0; v < 256; ++v) t[static_cast<std::size_t>(v)] = static_cast<float>(v) / 255.0f;
-    return t;
-  }();
-  return table;
+// Pixels as floats in [0, 1]: v / 255, written as a loop over whole images so that it runs
+// in SIMD (a lookup table made it a scalar gather, ~1 us an image).
+void scale_pixels(const std::uint8_t* __restrict src, std::size_t count, float* __restrict dst) {
+  for (std::size_t p = 0; p < count; ++p) dst[p] = static_cast<float>(src[p]) / 255.0f;
 }
 
 }  // namespace
@@ -198,13 +194,20 @@ Batch MNIST::get_batch(std::span<const std::size_t> indices) const {
   const std::size_t n = size(), pixels = rows * cols;
   auto x = xt::xarray<float>::from_shape({indices.size(), std::size_t{1}, rows, cols});
   auto y = xt::xarray<std::int64_t>::from_shape({indices.size()});
-  const auto& scale = pixel_scale();
   float* dst = x.data();
+  // Shuffled images are far apart in memory: fetching the images two ahead while this one is
+  // converted hides most of the wait for them (the conversion stalled on its loads).
+  auto prefetch = [&](std::size_t b) {
+    if (b < indices.size() && indices[b] < n)
+      for (std::size_t line = 0; line < pixels; line += 64)
+        __builtin_prefetch(data_->pixels.data() + indices[b] * pixels + line);
+  };
   for (std::size_t b = 0; b < indices.size(); ++b) {
     const std::size_t i = indices[b];
     TG_CHECK(i < n, "MNIST::get_batch: index {} out of range for {} examples", i, n);
     const std::uint8_t* src = data_->pixels.data() + i * pixels;
-    for (std::size_t p = 0; p < pixels; ++p) dst[b * pixels + p] = scale[src[p]];
+    prefetch(b + 2);
+    scale_pixels(src, pixels, dst + b * pixels);
     y(b) = data_->labels[i];
   }
   return {Tensor(std::move(x)), Tensor(std::move(y))};

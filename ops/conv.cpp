@@ -33,7 +33,6 @@ namespace {
 using Index = std::int64_t;
 
 using detail::ConvGeometry;
-using detail::window_max_2x2;
 namespace simd = detail::simd;
 
 // Padding of one axis: (before, after).
@@ -521,9 +520,10 @@ void pooled_conv_block(const T* planes, const std::size_t* offsets, std::size_t 
       for (std::size_t p = 0; p < 4; ++p) acc[p][b] = xsimd::fma(weight, in[p], acc[p][b]);
     }
   }
-  const simd::Relu relu;
+  const simd::Relu relu;  // which also makes NaN 0: the window's maximum needs no NaN rule
   for (std::size_t b = 0; b < B; ++b) {
-    const auto [value, code] = window_max_2x2(relu(acc[0][b]), relu(acc[1][b]), relu(acc[2][b]), relu(acc[3][b]));
+    const auto [value, code] =
+        detail::window_max_2x2_ordered(relu(acc[0][b]), relu(acc[1][b]), relu(acc[2][b]), relu(acc[3][b]));
     simd::store_first(value, values + b * plane_size, count);
     simd::store_first(code, codes + b * plane_size, count);
   }
@@ -604,7 +604,10 @@ void pooled_weight_block(const T* planes, const std::size_t* offsets, std::size_
         if (bias_sums) bias_sums[b] += g;
       }
       const std::size_t at = plane.input_at(pr, c);
+      // Unrolled whole, or the sums would live in memory (GCC leaves a loop of TB*4 alone).
+#pragma GCC unroll 9
       for (std::size_t t = 0; t < TB; ++t)
+#pragma GCC unroll 4
         for (std::size_t p = 0; p < 4; ++p) {
           const V in = V::load_unaligned(planes + offsets[p * K + t0 + t] + at);
           for (std::size_t b = 0; b < B; ++b) acc[b][t] = xsimd::fma(grad[b][p], in, acc[b][t]);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "autograd/dispatch.hpp"
+#include "autograd/parallel.hpp"
 
 namespace tg::optim {
 namespace {
@@ -117,10 +118,17 @@ void Adam::update(const ParamGroup& group, Tensor& param, const Tensor& grad, Pa
                         .lr_t = T(group.lr * std::sqrt(bc2) / bc1),
                         .bc2_sqrt = T(std::sqrt(bc2)),
                         .step_size = T(group.lr / bc1)};
-    if (keras)
-      adam_dispatch<T, true>(l2, options_.amsgrad, n, c, p, g, m, v, vmax);
-    else
-      adam_dispatch<T, false>(l2, options_.amsgrad, n, c, p, g, m, v, vmax);
+    // Split across the threads for large tensors: the square root and the division make the
+    // loop compute-bound (a 54k-element dense layer took ~35 us a step on one thread).
+    parallel_for(n, 16384, [&](std::size_t begin, std::size_t end) {
+      T* vmax_part = vmax ? vmax + begin : nullptr;
+      if (keras)
+        adam_dispatch<T, true>(l2, options_.amsgrad, end - begin, c, p + begin, g + begin, m + begin, v + begin,
+                               vmax_part);
+      else
+        adam_dispatch<T, false>(l2, options_.amsgrad, end - begin, c, p + begin, g + begin, m + begin, v + begin,
+                                vmax_part);
+    });
   });
 }
 

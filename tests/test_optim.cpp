@@ -90,6 +90,30 @@ TEST_CASE("Adam with Keras's formula: eps 1e-7, bias correction folded into the 
        {0.8111349201103177, -1.8486719358777421}});
 }
 
+TEST_CASE("Adam on a tensor large enough to be split across threads steps as on one thread") {
+  // Each thread takes a range of the elements; an offset wrong in any buffer shows here.
+  Generator gen(7);
+  const Tensor init = randn({40001}, gen, float64);
+  const TensorList grads = {randn({40001}, gen, float64), randn({40001}, gen, float64), randn({40001}, gen, float64)};
+  const int before = get_num_threads();
+  for (const auto formula : {optim::AdamOptions::Formula::pytorch, optim::AdamOptions::Formula::keras}) {
+    std::vector<Tensor> results;
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      Tensor p = init.clone().requires_grad_();
+      optim::Adam opt({p}, {.lr = 0.1, .weight_decay = 0.01, .amsgrad = true, .formula = formula});
+      for (const Tensor& g : grads) {
+        p.set_grad(g);
+        opt.step();
+      }
+      results.push_back(p.detach());
+    }
+    CHECK(xt::all(xt::equal(results[0].array<double>(), results[1].array<double>())));
+    CHECK_FALSE(xt::all(xt::equal(results[0].array<double>(), init.array<double>())));
+  }
+  set_num_threads(before);
+}
+
 TEST_CASE("AdamW decays the weights apart from the gradient") {
   // p ← p·(1 - lr·wd), then the Adam step on the raw gradient
   check_steps([](TensorList ps) { return optim::AdamW(ps, {.lr = 0.1, .weight_decay = 0.1}); },
