@@ -468,14 +468,14 @@ struct ParitySample {
   // Writes sample n's values; the padding stays zero from the constructor.
   void load(const T* x, const ConvGeometry& g, std::size_t n) {
     const T* sample = x + n * g.c_in * g.h * g.w;
+    const std::size_t first_even = g.pad_left % 2;  // the first column q with q + pad_left even
     for (std::size_t ci = 0; ci < g.c_in; ++ci)
       for (std::size_t r = 0; r < g.h; ++r) {
         const T* src = sample + (ci * g.h + r) * g.w;
-        T* row = planes.data() + (ci * hp + r + g.pad_top) * half;
-        for (std::size_t q = 0; q < g.w; ++q) {
-          const std::size_t m = q + g.pad_left;
-          row[m % 2 * parity_stride + m / 2] = src[q];
-        }
+        T* even = planes.data() + (ci * hp + r + g.pad_top) * half;
+        T* odd = even + parity_stride;
+        for (std::size_t q = first_even; q < g.w; q += 2) even[(q + g.pad_left) / 2] = src[q];
+        for (std::size_t q = 1 - first_even; q < g.w; q += 2) odd[(q + g.pad_left) / 2] = src[q];
       }
   }
 
@@ -498,67 +498,106 @@ struct ParitySample {
 struct PooledPlane {
   std::size_t ph, pw, half;
   std::size_t input_at(std::size_t pr, std::size_t c) const { return 2 * pr * half + c; }
+  std::size_t size() const { return ph * pw; }
 };
 
-// Output channels [co, co+B) of one sample, pooled row pr, windows [c, c+count) (count at most
-// a batch): the conv sums of the four window positions (from the bias) over all K taps, then
-// relu, then each window's maximum and its code. Each input load feeds B multiply-adds and
-// each weight 4.
-template <class T, std::size_t B>
-void pooled_conv_block(const T* planes, const std::size_t* offsets, std::size_t K, const T* w, const T* bias,
-                       std::size_t co, std::size_t at, std::size_t count, std::size_t plane_size, T* values,
-                       T* codes) {
+// Where tap t of window position p reads, relative to the window's own place in the parity
+// planes: from a table, for any geometry the direct path takes...
+struct TapTable {
+  static constexpr std::size_t max_size = 32;  // direct_taps' limit
+  const std::size_t* offsets;
+  std::size_t K;
+  std::size_t size() const { return K; }
+  std::size_t operator()(std::size_t p, std::size_t t) const { return offsets[p * K + t]; }
+};
+
+// ... or, for one input channel and a KH x KW kernel without dilation (most first layers),
+// known when compiling: the kernels then unroll whole, and the four positions' loads of the
+// same input become one, (KH+1)(KW+1) loads instead of 4*KH*KW.
+template <std::size_t KH, std::size_t KW>
+struct FixedTaps {
+  static constexpr std::size_t max_size = KH * KW;
+  std::size_t half, parity_stride;
+  static constexpr std::size_t size() { return KH * KW; }
+  std::size_t operator()(std::size_t p, std::size_t t) const {
+    const std::size_t row = p / 2 + t / KW, column = p % 2 + t % KW;
+    return column % 2 * parity_stride + row * half + column / 2;
+  }
+  static bool applies(const ConvGeometry& g) {
+    return g.c_in == 1 && g.kh == KH && g.kw == KW && g.dh == 1 && g.dw == 1;
+  }
+};
+
+// Calls f(taps, B) with the fastest tap policy for g and the channel block B that keeps that
+// kernel's sums in registers (B a std::integral_constant).
+template <std::size_t FixedB, std::size_t TableB, class T, class F>
+void with_taps(const ConvGeometry& g, const ParitySample<T>& in, const std::vector<std::size_t>& table, F f) {
+  if (FixedTaps<3, 3>::applies(g))
+    f(FixedTaps<3, 3>{in.half, in.parity_stride}, std::integral_constant<std::size_t, FixedB>{});
+  else
+    f(TapTable{table.data(), g.patch()}, std::integral_constant<std::size_t, TableB>{});
+}
+
+// Output channels [co, co+B) of one sample: for each pooled row and batch of windows, the
+// conv sums of the four window positions (from the bias) over all taps, then relu, then each
+// window's maximum and its code. Each input load feeds 4B multiply-adds; the weights are
+// broadcast once for the whole plane.
+template <class T, std::size_t B, class Taps>
+void pooled_conv_channels(const T* planes, const Taps& taps, const T* w, const T* bias, std::size_t co,
+                          const PooledPlane& plane, T* values, T* codes) {
   using V = xsimd::batch<T>;
-  V acc[4][B];
+  constexpr std::size_t S = V::size;
+  const std::size_t K = taps.size();
+  V weights[B][Taps::max_size];
   for (std::size_t b = 0; b < B; ++b)
-    for (std::size_t p = 0; p < 4; ++p) acc[p][b] = V(bias ? bias[co + b] : T(0));
-  for (std::size_t t = 0; t < K; ++t) {
-    V in[4];
-    for (std::size_t p = 0; p < 4; ++p) in[p] = V::load_unaligned(planes + offsets[p * K + t] + at);
-    for (std::size_t b = 0; b < B; ++b) {
-      const V weight(w[(co + b) * K + t]);
-      for (std::size_t p = 0; p < 4; ++p) acc[p][b] = xsimd::fma(weight, in[p], acc[p][b]);
-    }
-  }
+    for (std::size_t t = 0; t < K; ++t) weights[b][t] = V(w[(co + b) * K + t]);
   const simd::Relu relu;  // which also makes NaN 0: the window's maximum needs no NaN rule
-  for (std::size_t b = 0; b < B; ++b) {
-    const auto [value, code] =
-        detail::window_max_2x2_ordered(relu(acc[0][b]), relu(acc[1][b]), relu(acc[2][b]), relu(acc[3][b]));
-    simd::store_first(value, values + b * plane_size, count);
-    simd::store_first(code, codes + b * plane_size, count);
-  }
+  for (std::size_t pr = 0; pr < plane.ph; ++pr)
+    for (std::size_t c = 0; c < plane.pw; c += S) {
+      const std::size_t count = std::min(S, plane.pw - c), at = plane.input_at(pr, c), out = pr * plane.pw + c;
+      V acc[4][B];
+      for (std::size_t b = 0; b < B; ++b)
+        for (std::size_t p = 0; p < 4; ++p) acc[p][b] = V(bias ? bias[co + b] : T(0));
+#pragma GCC unroll 9
+      for (std::size_t t = 0; t < K; ++t) {
+        V in[4];
+        for (std::size_t p = 0; p < 4; ++p) in[p] = V::load_unaligned(planes + taps(p, t) + at);
+        for (std::size_t b = 0; b < B; ++b)
+          for (std::size_t p = 0; p < 4; ++p) acc[p][b] = xsimd::fma(weights[b][t], in[p], acc[p][b]);
+      }
+      for (std::size_t b = 0; b < B; ++b) {
+        const auto [value, code] =
+            detail::window_max_2x2_ordered(relu(acc[0][b]), relu(acc[1][b]), relu(acc[2][b]), relu(acc[3][b]));
+        simd::store_first(value, values + b * plane.size() + out, count);
+        simd::store_first(code, codes + b * plane.size() + out, count);
+      }
+    }
 }
 
 // max_pool2d(relu(conv2d(x))) with 2x2 windows at stride 2 on the direct path, split over the
 // batch. values and codes (which of the window's four the maximum is) [N, C_out, H'/2, W'/2].
 template <class T>
 void conv_relu_pool_forward_direct(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* values, T* codes) {
-  constexpr std::size_t B = many_registers ? 4 : 2;  // 4B accumulators
-  constexpr std::size_t S = xsimd::batch<T>::size;
-  const std::size_t K = g.patch();
   parallel_for(g.n, 1, [&](std::size_t begin, std::size_t end) {
     ParitySample<T> in(g);
-    const std::vector<std::size_t> offsets = in.window_offsets(g);
+    const std::vector<std::size_t> table = in.window_offsets(g);
     const PooledPlane plane{g.oh / 2, g.ow / 2, in.half};
-    const std::size_t plane_size = plane.ph * plane.pw;
-    for (std::size_t n = begin; n < end; ++n) {
-      in.load(x, g, n);
-      for (std::size_t co = 0; co < g.c_out; co += B) {
-        const std::size_t block = std::min(B, g.c_out - co);
-        for (std::size_t pr = 0; pr < plane.ph; ++pr)
-          for (std::size_t c = 0; c < plane.pw; c += S) {
-            const std::size_t count = std::min(S, plane.pw - c), out = ((n * g.c_out + co) * plane.ph + pr) * plane.pw + c;
-            const std::size_t at = plane.input_at(pr, c);
-            if (block == B)
-              pooled_conv_block<T, B>(in.planes.data(), offsets.data(), K, w, bias, co, at, count, plane_size,
-                                      values + out, codes + out);
-            else
-              for (std::size_t b = 0; b < block; ++b)
-                pooled_conv_block<T, 1>(in.planes.data(), offsets.data(), K, w, bias, co + b, at, count, plane_size,
-                                        values + out + b * plane_size, codes + out + b * plane_size);
-          }
+    // Sums in registers: 4B, plus B*9 weights for the fixed 3x3 kernel (32 registers on AVX-512).
+    with_taps<many_registers ? 2 : 1, many_registers ? 4 : 2>(g, in, table, [&](const auto& taps, auto block_size) {
+      constexpr std::size_t B = decltype(block_size)::value;
+      for (std::size_t n = begin; n < end; ++n) {
+        in.load(x, g, n);
+        for (std::size_t co = 0; co < g.c_out; co += B) {
+          const std::size_t out = (n * g.c_out + co) * plane.size();
+          if (co + B <= g.c_out)
+            pooled_conv_channels<T, B>(in.planes.data(), taps, w, bias, co, plane, values + out, codes + out);
+          else
+            for (std::size_t b = 0; co + b < g.c_out; ++b)
+              pooled_conv_channels<T, 1>(in.planes.data(), taps, w, bias, co + b, plane,
+                                         values + out + b * plane.size(), codes + out + b * plane.size());
+        }
       }
-    }
+    });
   });
 }
 
@@ -578,15 +617,16 @@ Tensor pool_indices(const T* codes, const ConvGeometry& g) {
 }
 
 // Adds to sums[b][t] (b < B, t < TB) the gradient of weight (co+b, t0+t) over one sample's
-// plane of output channel co+b: the pooled gradient gp (already masked by relu's gradient, and
-// by the window's code for each of its four positions) times the input each position read at
-// that tap, over every window. sums stay in registers across the whole plane.
-template <class T, std::size_t B, std::size_t TB>
-void pooled_weight_block(const T* planes, const std::size_t* offsets, std::size_t K, std::size_t t0,
-                         const PooledPlane& plane, const T* const* gp, const T* const* values, const T* const* codes,
-                         xsimd::batch<T>* sums, xsimd::batch<T>* bias_sums) {
+// plane of output channel co+b: the pooled gradient gp (masked by relu's gradient, and by the
+// window's code for each of its four positions) times the input each position read at that
+// tap, over every window. The sums stay in registers across the whole plane.
+template <class T, std::size_t B, std::size_t TB, class Taps>
+void pooled_weight_block(const T* planes, const Taps& taps, std::size_t t0, const PooledPlane& plane,
+                         const T* const* gp, const T* const* values, const T* const* codes, xsimd::batch<T>* sums,
+                         xsimd::batch<T>* bias_sums) {
   using V = xsimd::batch<T>;
   constexpr std::size_t S = V::size;
+  const std::size_t K = taps.size();
   V acc[B][TB];
   for (std::size_t b = 0; b < B; ++b)
     for (std::size_t t = 0; t < TB; ++t) acc[b][t] = sums[b * K + t0 + t];
@@ -609,7 +649,7 @@ void pooled_weight_block(const T* planes, const std::size_t* offsets, std::size_
       for (std::size_t t = 0; t < TB; ++t)
 #pragma GCC unroll 4
         for (std::size_t p = 0; p < 4; ++p) {
-          const V in = V::load_unaligned(planes + offsets[p * K + t0 + t] + at);
+          const V in = V::load_unaligned(planes + taps(p, t0 + t) + at);
           for (std::size_t b = 0; b < B; ++b) acc[b][t] = xsimd::fma(grad[b][p], in, acc[b][t]);
         }
     }
@@ -617,15 +657,16 @@ void pooled_weight_block(const T* planes, const std::size_t* offsets, std::size_
     for (std::size_t t = 0; t < TB; ++t) sums[b * K + t0 + t] = acc[b][t];
 }
 
-// All K taps of output channels [co, co+B) over one sample, in blocks of taps whose sums fit in
+// All taps of output channels [co, co+B) over one sample, in blocks of taps whose sums fit in
 // registers.
-template <class T, std::size_t B>
-void pooled_weight_taps(const T* planes, const std::size_t* offsets, std::size_t K, const PooledPlane& plane,
-                        const T* const* gp, const T* const* values, const T* const* codes, xsimd::batch<T>* sums,
+template <class T, std::size_t B, class Taps>
+void pooled_weight_taps(const T* planes, const Taps& taps, const PooledPlane& plane, const T* const* gp,
+                        const T* const* values, const T* const* codes, xsimd::batch<T>* sums,
                         xsimd::batch<T>* bias_sums) {
+  const std::size_t K = taps.size();
   std::size_t t = 0;
   auto run = [&]<std::size_t TB>(std::integral_constant<std::size_t, TB>) {
-    pooled_weight_block<T, B, TB>(planes, offsets, K, t, plane, gp, values, codes, sums, t == 0 ? bias_sums : nullptr);
+    pooled_weight_block<T, B, TB>(planes, taps, t, plane, gp, values, codes, sums, t == 0 ? bias_sums : nullptr);
     t += TB;
   };
   while (K - t >= 9) run(std::integral_constant<std::size_t, 9>{});
@@ -642,35 +683,39 @@ template <class T>
 void conv_relu_pool_backward_params(const T* gp, const T* values, const T* codes, const T* x, const ConvGeometry& g,
                                     T* dw, T* db) {
   using V = xsimd::batch<T>;
-  constexpr std::size_t B = many_registers ? 2 : 1;  // B * 9 sums and 4B gradients in registers
+  // Channels per pass over the input (B): B * 9 sums and 4B gradients in registers. With the
+  // fixed 3x3 kernel one channel: its loads are few already, and two spilled their sums. The
+  // threads take units of two channels.
+  constexpr std::size_t unit = 2, table_b = many_registers ? 2 : 1;
   const std::size_t K = g.patch();
-  parallel_for((g.c_out + B - 1) / B, 1, [&](std::size_t begin, std::size_t end) {
+  parallel_for((g.c_out + unit - 1) / unit, 1, [&](std::size_t begin, std::size_t end) {
     ParitySample<T> in(g);
-    const std::vector<std::size_t> offsets = in.window_offsets(g);
+    const std::vector<std::size_t> table = in.window_offsets(g);
     const PooledPlane plane{g.oh / 2, g.ow / 2, in.half};
-    const std::size_t plane_size = plane.ph * plane.pw;
-    const std::size_t c_begin = begin * B, c_end = std::min(end * B, g.c_out);
+    const std::size_t c_begin = begin * unit, c_end = std::min(end * unit, g.c_out);
     std::vector<V> sums((c_end - c_begin) * K, V(T(0))), bias_sums(c_end - c_begin, V(T(0)));
-    for (std::size_t n = 0; n < g.n; ++n) {
-      in.load(x, g, n);
-      for (std::size_t co = c_begin; co < c_end; co += B) {
-        const std::size_t block = std::min(B, c_end - co);
-        const T *grads[B], *vals[B], *where[B];
-        for (std::size_t b = 0; b < block; ++b) {
-          const std::size_t at = (n * g.c_out + co + b) * plane_size;
-          grads[b] = gp + at, vals[b] = values + at, where[b] = codes + at;
+    with_taps<1, table_b>(g, in, table, [&](const auto& taps, auto block_size) {
+      constexpr std::size_t B = decltype(block_size)::value;
+      for (std::size_t n = 0; n < g.n; ++n) {
+        in.load(x, g, n);
+        for (std::size_t co = c_begin; co < c_end; co += B) {
+          const std::size_t block = std::min(B, c_end - co);
+          const T *grads[B], *vals[B], *where[B];
+          for (std::size_t b = 0; b < block; ++b) {
+            const std::size_t at = (n * g.c_out + co + b) * plane.size();
+            grads[b] = gp + at, vals[b] = values + at, where[b] = codes + at;
+          }
+          V* channel_sums = sums.data() + (co - c_begin) * K;
+          V* channel_bias = db ? bias_sums.data() + (co - c_begin) : nullptr;
+          if (block == B)
+            pooled_weight_taps<T, B>(in.planes.data(), taps, plane, grads, vals, where, channel_sums, channel_bias);
+          else
+            for (std::size_t b = 0; b < block; ++b)
+              pooled_weight_taps<T, 1>(in.planes.data(), taps, plane, grads + b, vals + b, where + b,
+                                       channel_sums + b * K, channel_bias ? channel_bias + b : nullptr);
         }
-        V* channel_sums = sums.data() + (co - c_begin) * K;
-        V* channel_bias = db ? bias_sums.data() + (co - c_begin) : nullptr;
-        if (block == B)
-          pooled_weight_taps<T, B>(in.planes.data(), offsets.data(), K, plane, grads, vals, where, channel_sums,
-                                   channel_bias);
-        else
-          for (std::size_t b = 0; b < block; ++b)
-            pooled_weight_taps<T, 1>(in.planes.data(), offsets.data(), K, plane, grads + b, vals + b, where + b,
-                                     channel_sums + b * K, channel_bias ? channel_bias + b : nullptr);
       }
-    }
+    });
     for (std::size_t i = 0; i < sums.size(); ++i) dw[c_begin * K + i] = xsimd::hadd(sums[i]);
     if (db)
       for (std::size_t i = 0; i < bias_sums.size(); ++i) db[c_begin + i] = xsimd::hadd(bias_sums[i]);
