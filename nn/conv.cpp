@@ -1,6 +1,7 @@
 #include "nn/conv.hpp"
 
 #include "nn/init.hpp"
+#include "ops/shape.hpp"
 
 namespace tg::nn {
 
@@ -41,10 +42,13 @@ Tensor Conv2d::forward(const Tensor& x) {
   return apply_activation(options_.activation, conv2d(x, weight_, bias_, op_options(options_)));
 }
 
-Tensor Conv2d::forward_max_pool(const Tensor& x, const MaxPool2dOptions& pool) {
-  if (options_.activation != Activation::relu) return max_pool2d(forward(x), pool);
+Tensor Conv2d::forward_max_pool(const Tensor& x, const MaxPool2dOptions& pool, bool flatten) {
+  if (options_.activation != Activation::relu) {
+    const Tensor y = max_pool2d(forward(x), pool);
+    return flatten ? tg::flatten(y, 1, 3) : y;
+  }
   check_input(x);
-  return conv2d_relu_max_pool2d(x, weight_, bias_, op_options(options_), pool);
+  return conv2d_relu_max_pool2d(x, weight_, bias_, op_options(options_), pool, flatten);
 }
 
 std::string Conv2d::extra_repr() const {

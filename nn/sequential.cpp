@@ -4,6 +4,7 @@
 #include <typeinfo>
 
 #include "nn/conv.hpp"
+#include "nn/flatten.hpp"
 #include "nn/pooling.hpp"
 
 namespace tg::nn {
@@ -29,10 +30,14 @@ Tensor Sequential::forward_first(const Tensor& x, std::size_t count) {
       // Conv2d then MaxPool2d (Keras's Conv2D → MaxPooling2D): one op, with the same values and
       // gradients as the two layers, that need not write the full-size activation. Only the
       // layers themselves: a subclass may override forward.
+      // A Flatten after them joins too: the op writes [N, features] directly, saving a copy of
+      // the activation each way.
       if (i + 1 < count && typeid(*layers_[i]) == typeid(Conv2d) && typeid(*layers_[i + 1]) == typeid(MaxPool2d)) {
         const auto& pool = static_cast<const MaxPool2d&>(*layers_[i + 1]);
-        y = static_cast<Conv2d&>(*layers_[i]).forward_max_pool(y, pool.options());
-        ++i;
+        const bool flatten = i + 2 < count && typeid(*layers_[i + 2]) == typeid(Flatten) &&
+                             static_cast<const Flatten&>(*layers_[i + 2]).flattens_features_of_4d();
+        y = static_cast<Conv2d&>(*layers_[i]).forward_max_pool(y, pool.options(), flatten);
+        i += flatten ? 2 : 1;
         continue;
       }
       y = layers_[i]->forward(y);

@@ -53,7 +53,7 @@ template <class T>
 void split_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
                 std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
   (void)single_threaded_blas;
-  constexpr std::size_t min_work = std::size_t{1} << 20;  // multiply-adds per thread
+  constexpr std::size_t min_work = std::size_t{1} << 19;  // multiply-adds per thread
   const std::size_t work = m * n * std::max<std::size_t>(k, 1);
   const bool by_rows = m >= n;
   const std::size_t side = by_rows ? m : n;

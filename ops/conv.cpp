@@ -928,18 +928,23 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, co
 // d max_pool2d(relu(conv2d(x, w, b))): the pooled gradient, where the pooled value is positive,
 // scattered to the argmax, then conv2d's gradients (fused into one pass for a first layer)
 Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& conv,
-                              const MaxPool2dOptions& pool) {
+                              const MaxPool2dOptions& pool, bool flatten) {
   constexpr const char* op = "conv2d_relu_max_pool2d";
   const ConvGeometry geo = plan_checked(x, weight, bias, conv, op);
   const Size2 stride = pool.stride.value_or(pool.kernel);
   const bool fused = direct_taps(geo) && pool.kernel.h == 2 && pool.kernel.w == 2 && stride.h == 2 && stride.w == 2 &&
                      pool.padding.h == 0 && pool.padding.w == 0 && geo.oh >= 2 && geo.ow >= 2;
-  if (!fused) return max_pool2d(conv2d_relu(x, weight, bias, conv), pool);
+  if (!fused) {
+    const Tensor y = max_pool2d(conv2d_relu(x, weight, bias, conv), pool);
+    return flatten ? tg::flatten(y, 1, 3) : y;
+  }
   const Shape pooled_shape{geo.n, geo.c_out, geo.oh / 2, geo.ow / 2};
+  // The kernels see flat arrays: a flattened result is the same values under another shape.
+  const Shape out_shape = flatten ? Shape{geo.n, geo.c_out * (geo.oh / 2) * (geo.ow / 2)} : pooled_shape;
   Tensor codes;
   Tensor out = detail::dispatch_float(x.dtype(), op, [&](auto t) {
     using T = decltype(t);
-    xt::xarray<T> values = xt::xarray<T>::from_shape(pooled_shape), where = xt::xarray<T>::from_shape(pooled_shape);
+    xt::xarray<T> values = xt::xarray<T>::from_shape(out_shape), where = xt::xarray<T>::from_shape(out_shape);
     conv_relu_pool_forward_direct<T>(x.data<T>(), weight.data<T>(), bias.defined() ? bias.data<T>() : nullptr, geo,
                                      values.data(), where.data());
     codes = Tensor(std::move(where));
@@ -947,8 +952,8 @@ Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tenso
   });
   return record(
       {.name = op, .inputs = {x, weight, bias}, .saved = {x, weight}, .save_output = true}, out,
-      [xs = x.shape(), ws = weight.shape(), conv, geo, codes](const BackwardContext& ctx,
-                                                              const Tensor& grad) -> TensorList {
+      [xs = x.shape(), ws = weight.shape(), conv, geo, codes, flatten](const BackwardContext& ctx,
+                                                                       const Tensor& grad) -> TensorList {
         const Tensor& values = ctx.output();
         if (!ctx.needs_grad(0) && !is_grad_enabled() && grad.dtype() == values.dtype()) {
           return detail::dispatch_float(values.dtype(), op, [&](auto t) -> TensorList {
@@ -964,8 +969,13 @@ Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tenso
           using T = decltype(t);
           return pool_indices(codes.data<T>(), geo);
         });
-        const Tensor g =
-            detail::max_pool2d_backward(detail::relu_backward(grad, values), indices, geo.output_shape());
+        const Tensor masked = detail::relu_backward(grad, values);
+        const std::vector<std::int64_t> pooled_dims = {static_cast<std::int64_t>(geo.n),
+                                                       static_cast<std::int64_t>(geo.c_out),
+                                                       static_cast<std::int64_t>(geo.oh / 2),
+                                                       static_cast<std::int64_t>(geo.ow / 2)};
+        const Tensor g = detail::max_pool2d_backward(flatten ? reshape(masked, pooled_dims) : masked, indices,
+                                                     geo.output_shape());
         return {ctx.needs_grad(0) ? conv2d_backward_input(g, ctx.saved(1), xs, conv) : Tensor(),
                 ctx.needs_grad(1) ? conv2d_backward_weight(g, ctx.saved(0), ws, conv) : Tensor(),
                 ctx.needs_grad(2) ? channel_sum(g) : Tensor()};

@@ -33,9 +33,11 @@ Tensor conv2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias = {
 /// stride 2 after a first layer (few input taps), each activation plane is pooled while it is
 /// in cache and the weight gradient is made from the pooled gradient, so the full-size
 /// activation and its gradient never go to memory. Other configurations run the two ops.
-/// Same values and gradients as the two ops. Twice differentiable.
+/// Same values and gradients as the two ops. Twice differentiable. With flatten, the result is
+/// [N, C_out*H'*W'], as flatten(…, 1) would make it, without its copy (nn::Sequential uses that
+/// when a Flatten follows).
 Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& conv,
-                              const MaxPool2dOptions& pool);
+                              const MaxPool2dOptions& pool, bool flatten = false);
 
 /// The gradient of conv2d with respect to its input (a transposed convolution):
 /// grad_out [N,C_out,H',W'], weight [C_out,C_in/groups,kH,kW] → [N,C_in,H,W] where input_shape is

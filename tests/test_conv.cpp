@@ -362,14 +362,17 @@ TEST_CASE("conv2d_relu_max_pool2d equals max_pool2d(conv2d_relu()): values and g
   };
   for (const PoolCase& c : all) {
     for (Dtype d : {float64, float32}) {
-      for (bool input_grad : {false, true}) {
-        const std::string label = std::string(c.name) + (d == float64 ? ", float64" : ", float32") + (input_grad ? ", input needs a gradient" : ", input needs none");
+      for (const auto& [input_grad, flat] : {std::pair{false, false}, {true, false}, {false, true}, {true, true}}) {
+        const std::string label = std::string(c.name) + (d == float64 ? ", float64" : ", float32") +
+                                  (input_grad ? ", input needs a gradient" : ", input needs none") +
+                                  (flat ? ", flattened" : "");
         INFO(label);
         Tensor x = randn(c.x, gen, d).requires_grad_(input_grad);
         Tensor w = (c.zero_weight ? zeros(c.w, d) : randn(c.w, gen, d)).requires_grad_();
         Tensor b = c.bias ? randn({c.w[0]}, gen, d).requires_grad_() : Tensor();
-        Tensor fused = conv2d_relu_max_pool2d(x, w, b, c.conv, c.pool);
+        Tensor fused = conv2d_relu_max_pool2d(x, w, b, c.conv, c.pool, flat);
         Tensor plain = max_pool2d(conv2d_relu(x, w, b, c.conv), c.pool);
+        if (flat) plain = flatten(plain, 1, 3);
         REQUIRE(fused.shape() == plain.shape());
         CHECK(xt::allclose(fused.to(float64).array<double>(), plain.to(float64).array<double>(), 1e-6, 1e-6));
         Tensor g = randn(fused.shape(), gen, d);
@@ -399,13 +402,17 @@ TEST_CASE("conv2d_relu_max_pool2d gradient checks, first and second order") {
                      {w, b});
   INFO(r.message);
   CHECK(r);
-  auto op = [&](const TensorList& in) { return conv2d_relu_max_pool2d(in[0], in[1], in[2], conv, pool); };
-  auto r1 = gradcheck(op, {x, w, b});
-  INFO(r1.message);
-  CHECK(r1);
-  auto r2 = gradgradcheck([&](const TensorList& in) { return pow(op(in), 2.0); }, {x, w, b});
-  INFO(r2.message);
-  CHECK(r2);
+  for (bool flat : {false, true}) {
+    const std::string label = flat ? "flattened" : "not flattened";
+    INFO(label);
+    auto op = [&](const TensorList& in) { return conv2d_relu_max_pool2d(in[0], in[1], in[2], conv, pool, flat); };
+    auto r1 = gradcheck(op, {x, w, b});
+    INFO(r1.message);
+    CHECK(r1);
+    auto r2 = gradgradcheck([&](const TensorList& in) { return pow(op(in), 2.0); }, {x, w, b});
+    INFO(r2.message);
+    CHECK(r2);
+  }
 }
 
 TEST_CASE("Sequential runs Conv2d(relu) then MaxPool2d as one op with the layers' results") {
@@ -431,6 +438,12 @@ TEST_CASE("Sequential runs Conv2d(relu) then MaxPool2d as one op with the layers
     CHECK(xt::allclose(fp[i].grad().array<float>(), pp[i].grad().array<float>(), 1e-4, 1e-4));
   }
   CHECK_THROWS_WITH_AS(fused(randn({3, 2, 14, 14}, gen)), doctest::Contains("Sequential layer 0: Conv2d(1, 6"), Error);
+  // A Flatten that keeps the channels apart is a layer of its own, not part of the fused op.
+  nn::Sequential partial{nn::Conv2d(1, 6, 3, {.activation = nn::Activation::relu}), nn::MaxPool2d(2), nn::Flatten(2)};
+  CHECK(partial(x).shape() == Shape{3, 6, 36});
+  nn::Sequential to_the_end{nn::Conv2d(1, 6, 3, {.activation = nn::Activation::relu}), nn::MaxPool2d(2),
+                            nn::Flatten(1, 3)};
+  CHECK(to_the_end(x).shape() == Shape{3, 216});
 }
 
 namespace {
