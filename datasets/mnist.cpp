@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <optional>
 
+#include "autograd/parallel.hpp"
 #include "datasets/idx.hpp"
 
 namespace tg::datasets {
@@ -195,21 +196,25 @@ Batch MNIST::get_batch(std::span<const std::size_t> indices) const {
   auto x = xt::xarray<float>::from_shape({indices.size(), std::size_t{1}, rows, cols});
   auto y = xt::xarray<std::int64_t>::from_shape({indices.size()});
   float* dst = x.data();
-  // Shuffled images are far apart in memory: fetching the images two ahead while this one is
-  // converted hides most of the wait for them (the conversion stalled on its loads).
-  auto prefetch = [&](std::size_t b) {
-    if (b < indices.size() && indices[b] < n)
-      for (std::size_t line = 0; line < pixels; line += 64)
-        __builtin_prefetch(data_->pixels.data() + indices[b] * pixels + line);
-  };
   for (std::size_t b = 0; b < indices.size(); ++b) {
-    const std::size_t i = indices[b];
-    TG_CHECK(i < n, "MNIST::get_batch: index {} out of range for {} examples", i, n);
-    const std::uint8_t* src = data_->pixels.data() + i * pixels;
-    prefetch(b + 2);
-    scale_pixels(src, pixels, dst + b * pixels);
-    y(b) = data_->labels[i];
+    TG_CHECK(indices[b] < n, "MNIST::get_batch: index {} out of range for {} examples", indices[b], n);
+    y(b) = data_->labels[indices[b]];
   }
+  // Shuffled images are far apart in memory: fetching the images two ahead while this one is
+  // converted hides most of the wait for them (the conversion stalled on its loads). Split
+  // across the threads: a batch of 128 took ~0.1 ms, serial in a training step.
+  parallel_for(indices.size(), 16, [&](std::size_t begin, std::size_t end) {
+    auto prefetch = [&](std::size_t b) {
+      if (b < end)
+        for (std::size_t line = 0; line < pixels; line += 64)
+          __builtin_prefetch(data_->pixels.data() + indices[b] * pixels + line);
+    };
+    prefetch(begin + 1);
+    for (std::size_t b = begin; b < end; ++b) {
+      prefetch(b + 2);
+      scale_pixels(data_->pixels.data() + indices[b] * pixels, pixels, dst + b * pixels);
+    }
+  });
   return {Tensor(std::move(x)), Tensor(std::move(y))};
 }
 

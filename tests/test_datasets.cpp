@@ -290,6 +290,23 @@ TEST_CASE("MNIST reads a split, scales per batch and checks the files") {
   CHECK(train.labels().shape() == tg::Shape{25});
   CHECK(train.labels().data<std::int64_t>()[13] == 3);
   CHECK_THROWS_WITH_AS(train.images(20, 26), doctest::Contains("outside the 25 images"), tg::Error);
+  // A batch large enough to be split across the threads: every pixel is its byte / 255, and an
+  // index out of range is caught before any work starts.
+  const int threads_before = tg::get_num_threads();
+  tg::set_num_threads(2);
+  std::vector<std::size_t> many(40);
+  for (std::size_t i = 0; i < many.size(); ++i) many[i] = (i * 7) % 25;
+  const Batch big = train.get_batch(many);
+  bool all_match = true;
+  for (std::size_t i = 0; i < many.size(); ++i) {
+    for (std::size_t p = 0; p < 784; ++p)
+      all_match &= big.x.data<float>()[i * 784 + p] == static_cast<float>(train.pixels()[many[i] * 784 + p]) / 255.0f;
+    all_match &= big.y.data<std::int64_t>()[i] == train.raw_labels()[many[i]];
+  }
+  CHECK(all_match);
+  many[37] = 25;
+  CHECK_THROWS_WITH_AS(train.get_batch(many), doctest::Contains("index 25 out of range for 25 examples"), tg::Error);
+  tg::set_num_threads(threads_before);
 
   auto load_error = [&](const Bytes& images, const Bytes& labels) {
     TempDir d;
