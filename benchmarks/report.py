@@ -38,6 +38,12 @@ def main(path):
             cells = [f"{r[i]['peak_rss_mib']:.0f} MiB" if i in r else "" for i in impls]
             print(f"| peak RSS of the benchmark process | {threads} | {' | '.join(cells)} |" + " |" * len(refs))
             continue
+        if workload.endswith("_speedup"):
+            t = r["tapegrad"]
+            print(f"| {workload}: 1 thread {fmt_time(t['one_thread_seconds'])}, {threads} threads "
+                  f"{fmt_time(t['seconds'])}, alternating in one process | {threads} | **{t['speedup']:.2f}x** |"
+                  + " |" * (len(impls) - 1 + len(refs)))
+            continue
         def cell(i):
             if i not in r:
                 return ""

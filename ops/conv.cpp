@@ -465,17 +465,30 @@ struct ParitySample {
         parity_stride(g.c_in * hp * half),
         planes(2 * parity_stride + xsimd::batch<T>::size, T(0)) {}
 
-  // Writes sample n's values; the padding stays zero from the constructor.
+  // Writes sample n's values; the padding stays zero from the constructor. Per row, two
+  // batches at a time split into their even and odd positions (a scalar scatter took ~3% of a
+  // training step).
   void load(const T* x, const ConvGeometry& g, std::size_t n) {
+    using V = xsimd::batch<T>;
+    constexpr std::size_t S = V::size;
     const T* sample = x + n * g.c_in * g.h * g.w;
-    const std::size_t first_even = g.pad_left % 2;  // the first column q with q + pad_left even
+    // Row entry q lands in padded column q + pad_left: the even q go to the copy of that
+    // parity, the odd q to the other.
+    const std::size_t first_parity = g.pad_left % 2;
     for (std::size_t ci = 0; ci < g.c_in; ++ci)
       for (std::size_t r = 0; r < g.h; ++r) {
         const T* src = sample + (ci * g.h + r) * g.w;
-        T* even = planes.data() + (ci * hp + r + g.pad_top) * half;
-        T* odd = even + parity_stride;
-        for (std::size_t q = first_even; q < g.w; q += 2) even[(q + g.pad_left) / 2] = src[q];
-        for (std::size_t q = 1 - first_even; q < g.w; q += 2) odd[(q + g.pad_left) / 2] = src[q];
+        T* row = planes.data() + (ci * hp + r + g.pad_top) * half;
+        T* first = row + first_parity * parity_stride;
+        T* second = row + (1 - first_parity) * parity_stride;
+        for (std::size_t q = 0; q < g.w; q += 2 * S) {
+          const std::size_t len = std::min(2 * S, g.w - q);
+          const std::size_t low = std::min(S, len);
+          const auto [evens, odds] =
+              simd::deinterleave(simd::load_first(src + q, low), simd::load_first(src + q + low, len - low));
+          simd::store_first(evens, first + (q + g.pad_left) / 2, (len + 1) / 2);
+          simd::store_first(odds, second + (q + 1 + g.pad_left) / 2, len / 2);
+        }
       }
   }
 

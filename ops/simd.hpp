@@ -171,6 +171,37 @@ struct Relu {
 };
 
 #if !defined(XSIMD_NO_SUPPORTED_ARCHITECTURE)
+namespace lanes {
+// Swizzle and select patterns for deinterleave (n lanes, h = n/2).
+struct EvensThenOdds {  // [0, 2, .., n-2, 1, 3, .., n-1]
+  static constexpr unsigned get(unsigned i, unsigned n) { return i < n / 2 ? 2 * i : 2 * (i - n / 2) + 1; }
+};
+struct OddsThenEvens {  // [1, 3, .., n-1, 0, 2, .., n-2]
+  static constexpr unsigned get(unsigned i, unsigned n) { return i < n / 2 ? 2 * i + 1 : 2 * (i - n / 2); }
+};
+struct SwapHalves {
+  static constexpr unsigned get(unsigned i, unsigned n) { return (i + n / 2) % n; }
+};
+struct LowHalf {
+  static constexpr bool get(unsigned i, unsigned n) { return i < n / 2; }
+};
+}  // namespace lanes
+
+/// The 2n values a then b split into their even and their odd positions: {a0 a2 .. b0 b2 ..,
+/// a1 a3 .. b1 b3 ..}.
+template <class T, class A>
+std::pair<xsimd::batch<T, A>, xsimd::batch<T, A>> deinterleave(const xsimd::batch<T, A>& a,
+                                                                const xsimd::batch<T, A>& b) {
+  using V = xsimd::batch<T, A>;
+  using I = xsimd::batch<xsimd::as_unsigned_integer_t<T>, A>;
+  const V a_split = xsimd::swizzle(a, xsimd::make_batch_constant<I, lanes::EvensThenOdds>());
+  const V b_split = xsimd::swizzle(b, xsimd::make_batch_constant<I, lanes::OddsThenEvens>());
+  constexpr auto low = xsimd::make_batch_bool_constant<V, lanes::LowHalf>();
+  const V odds_swapped = xsimd::select(low, b_split, a_split);  // b's odds, then a's
+  return {xsimd::select(low, a_split, b_split),
+          xsimd::swizzle(odds_swapped, xsimd::make_batch_constant<I, lanes::SwapHalves>())};
+}
+
 /// The first n (at most a batch) values at p, zeros after them; reads nothing past p + n
 /// (a masked load on AVX-512, otherwise a copy through the stack).
 template <class T>
