@@ -507,6 +507,10 @@ struct ParitySample {
   }
 };
 
+// The code of a window whose maximum after relu is 0, and so its gradient: all four were 0 or
+// less. (Its argmax is the first position, code 0.) The backward then needs no other mask.
+constexpr float zero_window = 4;
+
 // Where the pooled rows of one fused output plane are: ph x pw windows over `half`-wide rows.
 struct PooledPlane {
   std::size_t ph, pw, half;
@@ -582,7 +586,7 @@ void pooled_conv_channels(const T* planes, const Taps& taps, const T* w, const T
         const auto [value, code] =
             detail::window_max_2x2_ordered(relu(acc[0][b]), relu(acc[1][b]), relu(acc[2][b]), relu(acc[3][b]));
         simd::store_first(value, values + b * plane.size() + out, count);
-        simd::store_first(code, codes + b * plane.size() + out, count);
+        simd::store_first(xsimd::select(value > V(T(0)), code, V(T(zero_window))), codes + b * plane.size() + out, count);
       }
     }
 }
@@ -623,7 +627,7 @@ Tensor pool_indices(const T* codes, const ConvGeometry& g) {
   for (std::size_t p = 0; p < g.n * g.c_out; ++p)
     for (std::size_t pr = 0; pr < ph; ++pr)
       for (std::size_t pc = 0; pc < pw; ++pc, ++out, ++codes) {
-        const auto code = static_cast<std::size_t>(*codes);
+        const std::size_t code = *codes == T(zero_window) ? 0 : static_cast<std::size_t>(*codes);
         *out = static_cast<std::int64_t>((2 * pr + code / 2) * g.ow + 2 * pc + code % 2);
       }
   return Tensor(std::move(indices));
@@ -635,7 +639,7 @@ Tensor pool_indices(const T* codes, const ConvGeometry& g) {
 // tap, over every window. The sums stay in registers across the whole plane.
 template <class T, std::size_t B, std::size_t TB, class Taps>
 void pooled_weight_block(const T* planes, const Taps& taps, std::size_t t0, const PooledPlane& plane,
-                         const T* const* gp, const T* const* values, const T* const* codes, xsimd::batch<T>* sums,
+                         const T* const* gp, const T* const* codes, xsimd::batch<T>* sums,
                          xsimd::batch<T>* bias_sums) {
   using V = xsimd::batch<T>;
   constexpr std::size_t S = V::size;
@@ -649,10 +653,9 @@ void pooled_weight_block(const T* planes, const Taps& taps, std::size_t t0, cons
       const std::size_t count = std::min(S, plane.pw - c), out = pr * plane.pw + c;
       V grad[B][4];
       for (std::size_t b = 0; b < B; ++b) {
-        // Lanes past count load as zero values: their gradient is masked to zero.
-        const V value = simd::load_first(values[b] + out, count);
-        const V g = xsimd::select(value > zero, simd::load_first(gp[b] + out, count), zero);
+        // Lanes past count load a zero gradient.
         const V code = simd::load_first(codes[b] + out, count);
+        const V g = xsimd::select(code != V(T(zero_window)), simd::load_first(gp[b] + out, count), zero);
         for (std::size_t p = 0; p < 4; ++p) grad[b][p] = xsimd::select(code == V(T(p)), g, zero);
         if (bias_sums) bias_sums[b] += g;
       }
@@ -674,12 +677,11 @@ void pooled_weight_block(const T* planes, const Taps& taps, std::size_t t0, cons
 // registers.
 template <class T, std::size_t B, class Taps>
 void pooled_weight_taps(const T* planes, const Taps& taps, const PooledPlane& plane, const T* const* gp,
-                        const T* const* values, const T* const* codes, xsimd::batch<T>* sums,
-                        xsimd::batch<T>* bias_sums) {
+                        const T* const* codes, xsimd::batch<T>* sums, xsimd::batch<T>* bias_sums) {
   const std::size_t K = taps.size();
   std::size_t t = 0;
   auto run = [&]<std::size_t TB>(std::integral_constant<std::size_t, TB>) {
-    pooled_weight_block<T, B, TB>(planes, taps, t, plane, gp, values, codes, sums, t == 0 ? bias_sums : nullptr);
+    pooled_weight_block<T, B, TB>(planes, taps, t, plane, gp, codes, sums, t == 0 ? bias_sums : nullptr);
     t += TB;
   };
   while (K - t >= 9) run(std::integral_constant<std::size_t, 9>{});
@@ -693,8 +695,7 @@ void pooled_weight_taps(const T* planes, const Taps& taps, const PooledPlane& pl
 // blocks of output channels: each thread owns its rows of dW and entries of db (the same sums
 // on any thread count) and reads every sample's input.
 template <class T>
-void conv_relu_pool_backward_params(const T* gp, const T* values, const T* codes, const T* x, const ConvGeometry& g,
-                                    T* dw, T* db) {
+void conv_relu_pool_backward_params(const T* gp, const T* codes, const T* x, const ConvGeometry& g, T* dw, T* db) {
   using V = xsimd::batch<T>;
   // Channels per pass over the input (B): B * 9 sums and 4B gradients in registers. With the
   // fixed 3x3 kernel one channel: its loads are few already, and two spilled their sums. The
@@ -713,18 +714,18 @@ void conv_relu_pool_backward_params(const T* gp, const T* values, const T* codes
         in.load(x, g, n);
         for (std::size_t co = c_begin; co < c_end; co += B) {
           const std::size_t block = std::min(B, c_end - co);
-          const T *grads[B], *vals[B], *where[B];
+          const T *grads[B], *where[B];
           for (std::size_t b = 0; b < block; ++b) {
             const std::size_t at = (n * g.c_out + co + b) * plane.size();
-            grads[b] = gp + at, vals[b] = values + at, where[b] = codes + at;
+            grads[b] = gp + at, where[b] = codes + at;
           }
           V* channel_sums = sums.data() + (co - c_begin) * K;
           V* channel_bias = db ? bias_sums.data() + (co - c_begin) : nullptr;
           if (block == B)
-            pooled_weight_taps<T, B>(in.planes.data(), taps, plane, grads, vals, where, channel_sums, channel_bias);
+            pooled_weight_taps<T, B>(in.planes.data(), taps, plane, grads, where, channel_sums, channel_bias);
           else
             for (std::size_t b = 0; b < block; ++b)
-              pooled_weight_taps<T, 1>(in.planes.data(), taps, plane, grads + b, vals + b, where + b,
+              pooled_weight_taps<T, 1>(in.planes.data(), taps, plane, grads + b, where + b,
                                        channel_sums + b * K, channel_bias ? channel_bias + b : nullptr);
         }
       }
@@ -973,8 +974,8 @@ Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tenso
             using T = decltype(t);
             xt::xarray<T> dw = xt::xarray<T>::from_shape(ws);
             xt::xarray<T> db = xt::xarray<T>::from_shape({ctx.needs_grad(2) ? geo.c_out : 0});
-            conv_relu_pool_backward_params(grad.data<T>(), values.data<T>(), codes.data<T>(), ctx.saved(0).data<T>(),
-                                           geo, dw.data(), ctx.needs_grad(2) ? db.data() : nullptr);
+            conv_relu_pool_backward_params(grad.data<T>(), codes.data<T>(), ctx.saved(0).data<T>(), geo, dw.data(),
+                                           ctx.needs_grad(2) ? db.data() : nullptr);
             return {Tensor(), Tensor(std::move(dw)), ctx.needs_grad(2) ? Tensor(std::move(db)) : Tensor()};
           });
         }
