@@ -12,6 +12,9 @@
 #include "autograd/parallel.hpp"
 #include "ops/linalg.hpp"
 
+// OpenBLAS's own (exported, undocumented in cblas.h) call that stops its worker threads.
+extern "C" int blas_thread_shutdown_(void) __attribute__((weak));
+
 namespace tg::blas {
 namespace {
 
@@ -21,6 +24,11 @@ namespace {
 // threads a step was slower than with 1.
 const bool single_threaded_blas = [] {
   openblas_set_num_threads(1);
+  // OpenBLAS's pthread build starts its workers when it loads, and they spin for ~0.1 s before
+  // sleeping: on 2 cores that halves tapegrad's second thread for that long (a short program
+  // saw no gain from 2 threads). Stopping them (as OpenBLAS does itself around fork) is safe:
+  // a later threaded call starts them again. Weak, for builds without a thread server.
+  if (blas_thread_shutdown_) blas_thread_shutdown_();
   return true;
 }();
 
