@@ -586,13 +586,15 @@ void pooled_conv_channels(const T* planes, const Taps& taps, const T* w, const T
         const auto [value, code] =
             detail::window_max_2x2_ordered(relu(acc[0][b]), relu(acc[1][b]), relu(acc[2][b]), relu(acc[3][b]));
         simd::store_first(value, values + b * plane.size() + out, count);
-        simd::store_first(xsimd::select(value > V(T(0)), code, V(T(zero_window))), codes + b * plane.size() + out, count);
+        const V stored_code = xsimd::select(value > V(T(0)), code, V(T(zero_window)));
+        simd::store_first(stored_code, codes + b * plane.size() + out, count);
       }
     }
 }
 
 // max_pool2d(relu(conv2d(x))) with 2x2 windows at stride 2 on the direct path, split over the
-// batch. values and codes (which of the window's four the maximum is) [N, C_out, H'/2, W'/2].
+// batch. values and codes [N, C_out, H'/2, W'/2]: which of the window's four the maximum is, or
+// zero_window.
 template <class T>
 void conv_relu_pool_forward_direct(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* values, T* codes) {
   parallel_for(g.n, 1, [&](std::size_t begin, std::size_t end) {
@@ -634,8 +636,8 @@ Tensor pool_indices(const T* codes, const ConvGeometry& g) {
 }
 
 // Adds to sums[b][t] (b < B, t < TB) the gradient of weight (co+b, t0+t) over one sample's
-// plane of output channel co+b: the pooled gradient gp (masked by relu's gradient, and by the
-// window's code for each of its four positions) times the input each position read at that
+// plane of output channel co+b: the pooled gradient gp (masked by relu's gradient, zero_window,
+// and by the window's code for each of its four positions) times the input each position read at that
 // tap, over every window. The sums stay in registers across the whole plane.
 template <class T, std::size_t B, std::size_t TB, class Taps>
 void pooled_weight_block(const T* planes, const Taps& taps, std::size_t t0, const PooledPlane& plane,
@@ -690,10 +692,10 @@ void pooled_weight_taps(const T* planes, const Taps& taps, const PooledPlane& pl
 }
 
 // dW and db of max_pool2d(relu(conv2d(x))) on the direct path, from the pooled gradient gp: each
-// window's gradient (zero where the pooled value is not positive: relu's gradient) belongs to
-// the position its code names, and meets the input that position read at each tap. Split over
-// blocks of output channels: each thread owns its rows of dW and entries of db (the same sums
-// on any thread count) and reads every sample's input.
+// window's gradient (zero for a zero_window: relu's gradient) belongs to the position its code
+// names, and meets the input that position read at each tap. Split over blocks of output
+// channels: each thread owns its rows of dW and entries of db (the same sums on any thread
+// count) and reads every sample's input.
 template <class T>
 void conv_relu_pool_backward_params(const T* gp, const T* codes, const T* x, const ConvGeometry& g, T* dw, T* db) {
   using V = xsimd::batch<T>;
