@@ -50,10 +50,15 @@ class Pool {
  public:
   ~Pool() { resize(0); }
 
-  // Runs fn(t, count) for t in [0, count) with count = workers + 1, the caller taking t = 0.
-  void run(int count, const std::function<void(std::size_t, std::size_t)>& chunk) {
-    std::lock_guard<std::mutex> serial(run_mutex_);  // one parallel loop at a time
-    if (static_cast<int>(workers_.size()) != count - 1) resize(count - 1);
+  // Runs chunk(t, count) for t in [0, count), the caller taking t = 0 and workers 1.. the rest,
+  // with `size` threads in the pool (workers past count sit this loop out: a loop on fewer
+  // threads must not join and start workers). False, without running anything, when another
+  // thread's loop holds the pool (a DataLoader's producer, say): the caller then runs alone
+  // instead of waiting.
+  bool run(int count, int size, const std::function<void(std::size_t, std::size_t)>& chunk) {
+    std::unique_lock<std::mutex> serial(run_mutex_, std::try_to_lock);  // one parallel loop at a time
+    if (!serial.owns_lock()) return false;
+    if (static_cast<int>(workers_.size()) != size - 1) resize(static_cast<std::size_t>(size - 1));
     {
       std::lock_guard<std::mutex> lock(mutex_);
       job_ = &chunk;
@@ -69,6 +74,7 @@ class Pool {
       std::unique_lock<std::mutex> lock(mutex_);
       done_.wait(lock, [&] { return pending_.load() == 0; });
     }
+    return true;
   }
 
  private:
@@ -102,6 +108,7 @@ class Pool {
         job = job_;
         count = count_;
       }
+      if (index >= count) continue;
       (*job)(index, count);
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -136,7 +143,8 @@ void set_num_threads(int n) {
 int get_num_threads() { return resolved_threads(); }
 
 void parallel_for(std::size_t n, std::size_t grain, const std::function<void(std::size_t, std::size_t)>& fn) {
-  const int threads = std::min<int>(resolved_threads(), static_cast<int>(n / std::max<std::size_t>(grain, 1)));
+  const int pool_size = resolved_threads();
+  const int threads = std::min<int>(pool_size, static_cast<int>(n / std::max<std::size_t>(grain, 1)));
   if (threads <= 1 || inside_parallel) {
     if (n > 0) fn(0, n);
     return;
@@ -146,7 +154,7 @@ void parallel_for(std::size_t n, std::size_t grain, const std::function<void(std
     if (begin < end) fn(begin, end);
   };
   inside_parallel = true;
-  pool().run(threads, chunk);
+  if (!pool().run(threads, pool_size, chunk)) fn(0, n);
   inside_parallel = false;
 }
 

@@ -27,7 +27,8 @@ const bool single_threaded_blas = [] {
   // OpenBLAS's pthread build starts its workers when it loads, and they spin for ~0.1 s before
   // sleeping: on 2 cores that halves tapegrad's second thread for that long (a short program
   // saw no gain from 2 threads). Stopping them (as OpenBLAS does itself around fork) is safe:
-  // a later threaded call starts them again. Weak, for builds without a thread server.
+  // a later threaded call starts them again. Weak, for builds without a thread server. (It
+  // assumes no other thread is inside a threaded OpenBLAS call while tapegrad loads.)
   if (blas_thread_shutdown_) blas_thread_shutdown_();
   return true;
 }();

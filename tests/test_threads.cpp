@@ -2,8 +2,14 @@
 // tapegrad's pool before this runs.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <iterator>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "tapegrad.hpp"
 
@@ -19,4 +25,57 @@ TEST_CASE("loading tapegrad leaves no BLAS worker threads spinning") {
   CHECK(tg::matmul(a, a).array<double>()(0, 0) == 64.0);
   CHECK(std::distance(std::filesystem::directory_iterator("/proc/self/task"), std::filesystem::directory_iterator{}) ==
         1);
+}
+
+namespace {
+std::ptrdiff_t process_threads() {
+  return std::distance(std::filesystem::directory_iterator("/proc/self/task"), std::filesystem::directory_iterator{});
+}
+}  // namespace
+
+TEST_CASE("a parallel loop on fewer threads keeps the pool's workers, and covers its range once") {
+  const int before = tg::get_num_threads();
+  tg::set_num_threads(4);
+  for (const std::size_t n : {400, 2, 3, 400}) {
+    INFO("n = ", n);
+    std::vector<std::atomic<int>> hits(n);
+    tg::parallel_for(n, 1, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) ++hits[i];
+    });
+    bool once = true;
+    for (const auto& h : hits) once &= h.load() == 1;
+    CHECK(once);
+    // Four threads in all (this one and three workers), whatever the loop used: joining and
+    // starting workers whenever a loop used fewer was a cost on every such loop.
+    CHECK(process_threads() == 4);
+  }
+  tg::set_num_threads(before);
+}
+
+TEST_CASE("a parallel loop from another thread while the pool is busy runs there instead of waiting") {
+  const int before = tg::get_num_threads();
+  tg::set_num_threads(2);
+  std::mutex m;
+  std::condition_variable cv;
+  bool other_done = false;
+  std::atomic<std::size_t> other_sum{0};
+  std::thread other;  // joined after the loop: were it blocked on the pool, joining inside would hang
+  tg::parallel_for(2, 1, [&](std::size_t begin, std::size_t) {
+    if (begin != 0) return;
+    // While this loop holds the pool, another thread runs a loop of its own (as a DataLoader's
+    // producer does); waiting for the pool there would block it until this loop ends.
+    other = std::thread([&] {
+      tg::parallel_for(100, 1, [&](std::size_t b, std::size_t e) {
+        for (std::size_t i = b; i < e; ++i) other_sum += i;
+      });
+      std::lock_guard<std::mutex> lock(m);
+      other_done = true;
+      cv.notify_one();
+    });
+    std::unique_lock<std::mutex> lock(m);
+    CHECK(cv.wait_for(lock, std::chrono::seconds(5), [&] { return other_done; }));
+  });
+  other.join();
+  CHECK(other_sum.load() == 4950);
+  tg::set_num_threads(before);
 }
