@@ -548,11 +548,13 @@ struct FixedTaps {
 // Calls f(taps, B) with the fastest tap policy for g and the channel block B that keeps that
 // kernel's sums in registers (B a std::integral_constant).
 template <std::size_t FixedB, std::size_t TableB, class T, class F>
-void with_taps(const ConvGeometry& g, const ParitySample<T>& in, const std::vector<std::size_t>& table, F f) {
-  if (FixedTaps<3, 3>::applies(g))
+void with_taps(const ConvGeometry& g, const ParitySample<T>& in, F f) {
+  if (FixedTaps<3, 3>::applies(g)) {
     f(FixedTaps<3, 3>{in.half, in.parity_stride}, std::integral_constant<std::size_t, FixedB>{});
-  else
+  } else {
+    const std::vector<std::size_t> table = in.window_offsets(g);
     f(TapTable{table.data(), g.patch()}, std::integral_constant<std::size_t, TableB>{});
+  }
 }
 
 // Output channels [co, co+B) of one sample: for each pooled row and batch of windows, the
@@ -599,10 +601,9 @@ template <class T>
 void conv_relu_pool_forward_direct(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* values, T* codes) {
   parallel_for(g.n, 1, [&](std::size_t begin, std::size_t end) {
     ParitySample<T> in(g);
-    const std::vector<std::size_t> table = in.window_offsets(g);
     const PooledPlane plane{g.oh / 2, g.ow / 2, in.half};
     // Sums in registers: 4B, plus B*9 weights for the fixed 3x3 kernel (32 registers on AVX-512).
-    with_taps<many_registers ? 2 : 1, many_registers ? 4 : 2>(g, in, table, [&](const auto& taps, auto block_size) {
+    with_taps<many_registers ? 2 : 1, many_registers ? 4 : 2>(g, in, [&](const auto& taps, auto block_size) {
       constexpr std::size_t B = decltype(block_size)::value;
       for (std::size_t n = begin; n < end; ++n) {
         in.load(x, g, n);
@@ -706,11 +707,10 @@ void conv_relu_pool_backward_params(const T* gp, const T* codes, const T* x, con
   const std::size_t K = g.patch();
   parallel_for((g.c_out + unit - 1) / unit, 1, [&](std::size_t begin, std::size_t end) {
     ParitySample<T> in(g);
-    const std::vector<std::size_t> table = in.window_offsets(g);
     const PooledPlane plane{g.oh / 2, g.ow / 2, in.half};
     const std::size_t c_begin = begin * unit, c_end = std::min(end * unit, g.c_out);
     std::vector<V> sums((c_end - c_begin) * K, V(T(0))), bias_sums(c_end - c_begin, V(T(0)));
-    with_taps<1, table_b>(g, in, table, [&](const auto& taps, auto block_size) {
+    with_taps<1, table_b>(g, in, [&](const auto& taps, auto block_size) {
       constexpr std::size_t B = decltype(block_size)::value;
       for (std::size_t n = 0; n < g.n; ++n) {
         in.load(x, g, n);

@@ -22,45 +22,41 @@ template <class T>
   return candidate > current || (std::isnan(candidate) && !std::isnan(current));
 }
 
-/// The maximum of the 2x2 window (a b over c d), lane by lane, and where it is: code 0, 1, 2 or
-/// 3 in that order, with max_pool2d's tie and NaN rules (the first maximum in scan order).
+/// `if_else(mask, a, b)`: a where mask holds, else b; for SIMD masks lane by lane.
+template <class T, class A>
+[[gnu::always_inline]] inline xsimd::batch<T, A> if_else(const xsimd::batch_bool<T, A>& mask,
+                                                         const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b) {
+  return xsimd::select(mask, a, b);
+}
+template <class T>
+[[gnu::always_inline]] inline T if_else(bool mask, T a, T b) {
+  return mask ? a : b;
+}
+
+/// The maximum of the 2x2 window (a b over c d) and where it is: code 0, 1, 2 or 3 in that
+/// order, with max_pool2d's tie and NaN rules (the first maximum in scan order). V is a float
+/// type or a SIMD batch of one (then lane by lane).
 template <class V>
 struct WindowMax {
   V value, code;
 };
-template <class T, class A>
-[[gnu::always_inline]] inline WindowMax<xsimd::batch<T, A>> window_max_2x2(const xsimd::batch<T, A>& a,
-                                                                          const xsimd::batch<T, A>& b,
-                                                                          const xsimd::batch<T, A>& c,
-                                                                          const xsimd::batch<T, A>& d) {
-  using V = xsimd::batch<T, A>;
+template <class V>
+[[gnu::always_inline]] inline WindowMax<V> window_max_2x2(const V& a, const V& b, const V& c, const V& d) {
   const auto right_top = beats(b, a), right_bottom = beats(d, c);
-  const V m_top = xsimd::select(right_top, b, a), m_bottom = xsimd::select(right_bottom, d, c);
+  const V m_top = if_else(right_top, b, a), m_bottom = if_else(right_bottom, d, c);
   const auto lower = beats(m_bottom, m_top);
-  return {xsimd::select(lower, m_bottom, m_top),
-          xsimd::select(lower, xsimd::select(right_bottom, V(T(3)), V(T(2))),
-                        xsimd::select(right_top, V(T(1)), V(T(0))))};
+  return {if_else(lower, m_bottom, m_top),
+          if_else(lower, if_else(right_bottom, V(3), V(2)), if_else(right_top, V(1), V(0)))};
 }
-/// window_max_2x2 for windows known to hold no NaN (after a relu, say): fewer instructions.
-template <class T, class A>
-[[gnu::always_inline]] inline WindowMax<xsimd::batch<T, A>> window_max_2x2_ordered(const xsimd::batch<T, A>& a,
-                                                                                  const xsimd::batch<T, A>& b,
-                                                                                  const xsimd::batch<T, A>& c,
-                                                                                  const xsimd::batch<T, A>& d) {
-  using V = xsimd::batch<T, A>;
+
+/// window_max_2x2 on SIMD batches known to hold no NaN (after a relu, say): fewer instructions.
+template <class V>
+[[gnu::always_inline]] inline WindowMax<V> window_max_2x2_ordered(const V& a, const V& b, const V& c, const V& d) {
   const V value = xsimd::max(xsimd::max(a, b), xsimd::max(c, d));
   // The first position holding the maximum, scanning backwards so that earlier ones win.
-  V code = xsimd::select(c == value, V(T(2)), V(T(3)));
-  code = xsimd::select(b == value, V(T(1)), code);
-  return {value, xsimd::select(a == value, V(T(0)), code)};
-}
-template <class T>
-  requires std::is_floating_point_v<T>
-[[gnu::always_inline]] inline WindowMax<T> window_max_2x2(T a, T b, T c, T d) {
-  const bool right_top = beats(b, a), right_bottom = beats(d, c);
-  const T m_top = right_top ? b : a, m_bottom = right_bottom ? d : c;
-  const bool lower = beats(m_bottom, m_top);
-  return {lower ? m_bottom : m_top, lower ? T(right_bottom ? 3 : 2) : T(right_top ? 1 : 0)};
+  V code = xsimd::select(c == value, V(2), V(3));
+  code = xsimd::select(b == value, V(1), code);
+  return {value, xsimd::select(a == value, V(0), code)};
 }
 
 /// The gradient of max pooling: g [N,C,H',W'] scattered to the int64 argmax `indices` (flat
