@@ -5,7 +5,7 @@
 #include "autograd/generator.hpp"
 #include "autograd/grad_mode.hpp"
 #include "autograd/gradcheck.hpp"
-#include "autograd/parallel.hpp"
+#include "autograd/runtime.hpp"
 #include "autograd/tensor.hpp"
 #include "datasets/data_loader.hpp"
 #include "datasets/download.hpp"

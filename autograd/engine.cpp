@@ -10,7 +10,7 @@
 #include "autograd/grad_mode.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/reduce.hpp"
-#include "ops/simd.hpp"
+#include "kernels/elementwise.hpp"
 
 namespace tg {
 namespace {
@@ -147,7 +147,7 @@ void add_into(Tensor& sum, const Tensor& g) {
     detail::dispatch_float(sum.dtype(), "accumulate", [&](auto t) {
       using T = decltype(t);
       T* acc = std::get<xt::xarray<T>>(sum.impl()->storage->array).data();
-      detail::simd::map2(acc, g.data<T>(), acc, g.numel(), [](auto u, auto v) { return u + v; });
+      kernels::accumulate(acc, g.data<T>(), g.numel());
     });
     return;
   }

@@ -1,7 +1,5 @@
 #include "autograd/tensor.hpp"
 
-#include <malloc.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <ostream>
@@ -19,23 +17,6 @@
 
 namespace tg {
 namespace {
-
-// Every op allocates its result, and tensors of a few MB are the common case. glibc serves
-// blocks above 128 KiB with a fresh mmap, so each op pays page faults to touch its output
-// and a munmap to free it: measured, that made a training step 10x slower (worse under a
-// hypervisor). Serving every block from the heap (no mmap at all: the threshold alone stops at
-// 32 MiB, and a batch of 1000 MNIST activations is 86 MB), and not trimming it eagerly, lets the
-// next step reuse the same memory: inference over the test set in batches of 1000 went from
-// 8.2 s to 0.37 s. Peak RSS does not grow: freed blocks are reused, not kept in addition.
-// MALLOC_MMAP_MAX_ / MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment still win.
-#if defined(__GLIBC__)
-const bool malloc_tuned = [] {
-  if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  if (!std::getenv("MALLOC_MMAP_MAX_")) mallopt(M_MMAP_MAX, 0);
-  if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  return true;
-}();
-#endif
 
 template <class A>
 std::shared_ptr<TensorImpl> make_impl(A&& array) {

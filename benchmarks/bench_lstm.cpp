@@ -46,6 +46,7 @@ double train_epoch(const tg::datasets::MNIST& train, std::size_t batch, std::siz
 int main(int argc, char** argv) {
   const auto [threads, quick, only, data] = bench::parse_args(argc, argv, "tapegrad LSTM benchmark");
   tg::set_num_threads(threads);
+  tg::tune_malloc_for_training();  // as the example programs do
 
   if (!data.empty() && bench::selected(only, "train_lstm_b32_epoch")) {
     const tg::datasets::MNIST train(tg::datasets::Split::train, {.root = data, .download = false, .quiet = true});

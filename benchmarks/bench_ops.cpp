@@ -7,6 +7,7 @@
 int main(int argc, char** argv) {
   const auto [threads, quick, only, data] = bench::parse_args(argc, argv, "tapegrad per-op benchmarks");
   tg::set_num_threads(threads);
+  tg::tune_malloc_for_training();  // as the example programs do
   const int reps = quick ? 3 : 5;
   auto selected = [&](const std::string& workload) { return bench::selected(only, workload); };
   const std::string impl = "tapegrad";

@@ -58,6 +58,7 @@ double train_epoch(nn::Sequential model, const datasets::MNIST& train, std::size
 double peak_sgemm_flops(int reps) {
   const int n = 2048;
   std::vector<float> a(std::size_t(n) * n, 1.0f), b(a), c(a);
+  const int blas_threads = openblas_get_num_threads();
   openblas_set_num_threads(get_num_threads());  // OpenBLAS's own threading at its best
   const double t = bench::best_of(
       [&] {
@@ -65,7 +66,7 @@ double peak_sgemm_flops(int reps) {
                     n);
       },
       reps, 1);
-  openblas_set_num_threads(1);  // as tapegrad keeps it
+  openblas_set_num_threads(blas_threads);
   return 2.0 * n * n * double(n) / t;
 }
 
@@ -83,6 +84,7 @@ double tutorial_flops_per_image() {
 int main(int argc, char** argv) {
   const auto [threads, quick, only, data] = bench::parse_args(argc, argv, "tapegrad training benchmarks");
   tg::set_num_threads(threads);
+  tg::tune_malloc_for_training();  // as the example programs do
   tg::manual_seed(0);
   auto selected = [&](const std::string& workload) { return bench::selected(only, workload); };
   const std::string impl = "tapegrad";

@@ -1,23 +1,41 @@
-# Every dependency comes from Debian's packages (scripts/install-deps.sh).
-find_package(Threads REQUIRED)
-find_package(xtl REQUIRED)
-find_package(xtensor REQUIRED)
-find_package(xsimd REQUIRED)  # SIMD kernels (ops/simd.hpp), private to the library
-find_package(fmt REQUIRED)
-find_package(ZLIB REQUIRED)
-find_package(CURL REQUIRED)
-find_package(OpenSSL REQUIRED COMPONENTS Crypto)
-find_package(nlohmann_json REQUIRED)
+# Every dependency comes from Debian's packages, which scripts/install-deps.sh installs. A missing
+# one stops the configuration with the name of the package to install.
 
-# OpenBLAS through its CMake config when present, else the plain library and cblas.h.
-find_library(TG_OPENBLAS_LIBRARY NAMES openblas REQUIRED)
-find_path(TG_CBLAS_INCLUDE_DIR NAMES cblas.h PATH_SUFFIXES openblas-pthread openblas REQUIRED)
+# find_package(name ARGN) that, when the package is missing, names the Debian package providing it.
+macro(tg_require name debian_package)
+  find_package(${name} ${ARGN} QUIET)
+  if(NOT ${name}_FOUND)
+    message(FATAL_ERROR "tapegrad needs ${name}, which was not found: install Debian's package ${debian_package} "
+                        "(apt-get install ${debian_package}), or run scripts/install-deps.sh for all of them.")
+  endif()
+endmacro()
+
+tg_require(Threads libc6-dev)
+tg_require(xtl xtl-dev)
+tg_require(xtensor libxtensor-dev)
+tg_require(xsimd libxsimd-dev)  # SIMD kernels (kernels/simd.hpp), private to the library
+tg_require(fmt libfmt-dev)
+tg_require(ZLIB zlib1g-dev)
+tg_require(CURL libcurl4-openssl-dev)
+tg_require(OpenSSL libssl-dev COMPONENTS Crypto)
+tg_require(nlohmann_json nlohmann-json3-dev)
+
+# OpenBLAS: the plain library and cblas.h (float64 products, kernels/blas.cpp).
+find_library(TG_OPENBLAS_LIBRARY NAMES openblas)
+find_path(TG_CBLAS_INCLUDE_DIR NAMES cblas.h PATH_SUFFIXES openblas-pthread openblas)
+if(NOT TG_OPENBLAS_LIBRARY OR NOT TG_CBLAS_INCLUDE_DIR)
+  message(FATAL_ERROR "tapegrad needs OpenBLAS (libopenblas.so and cblas.h), which was not found: install Debian's "
+                      "package libopenblas-dev, or run scripts/install-deps.sh for all of them.")
+endif()
 add_library(tg_blas INTERFACE)
 target_link_libraries(tg_blas INTERFACE ${TG_OPENBLAS_LIBRARY})
 target_include_directories(tg_blas INTERFACE ${TG_CBLAS_INCLUDE_DIR})
 
-# oneDNN (Debian's libdnnl-dev, the build PyTorch uses) for float32 convolutions with many input
-# channels (ops/conv_dnnl.cpp). Its CPU runtime is OpenMP; the OpenMP API is used only to keep
-# it on one thread per call (tapegrad splits the batch itself).
-find_package(dnnl CONFIG REQUIRED)
-find_package(OpenMP REQUIRED COMPONENTS CXX)
+# oneDNN (Debian's libdnnl-dev, the build PyTorch uses) for float32 GEMMs and convolutions with
+# many input channels. Its CMake package requires OpenCL's (a GPU runtime tapegrad does not use),
+# whose headers and library come from a package that libdnnl-dev only recommends.
+tg_require(OpenCL ocl-icd-opencl-dev)
+tg_require(dnnl libdnnl-dev CONFIG)
+# oneDNN's CPU runtime is OpenMP: its API is used only to run oneDNN on one thread per call
+# (kernels/omp_guard.hpp). libgomp comes with the compiler.
+tg_require(OpenMP "g++ (libgomp)" COMPONENTS CXX)

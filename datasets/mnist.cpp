@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <optional>
 
-#include "autograd/parallel.hpp"
+#include "autograd/runtime.hpp"
 #include "datasets/idx.hpp"
 
 namespace tg::datasets {

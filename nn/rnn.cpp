@@ -3,14 +3,12 @@
 #include <cmath>
 #include <functional>
 
-#include "autograd/function.hpp"
 #include "autograd/grad_mode.hpp"
 #include "nn/init.hpp"
 #include "ops/elementwise.hpp"
-#include "ops/kernels.hpp"
 #include "ops/linalg.hpp"
+#include "ops/rnn.hpp"
 #include "ops/shape.hpp"
-#include "ops/simd.hpp"
 
 namespace tg::nn {
 namespace {
@@ -39,186 +37,6 @@ void orthogonal_(Tensor w, Generator& gen) {
   NoGradGuard no_grad;
   w.copy_(Tensor(std::move(a)));
 }
-
-// The LSTM cell as three fused ops (activations, cell state, hidden state) over the gate
-// pre-activations [N, 4H] in PyTorch's order i, f, g, o: per step they replace four slices and
-// nine elementwise ops, each of which allocated and, in backward, zero-filled a [N, 4H] gradient.
-// Their plain backward runs one loop per op; when the backward itself is recorded
-// (create_graph) it is written with differentiable ops instead, so gradients of gradients work.
-namespace lstm {
-
-namespace simd = detail::simd;
-
-// act = [σ(i), σ(f), tanh(g), σ(o)]
-// d act = g·a(1-a) on the sigmoid blocks, g·(1-a²) on the tanh block
-Tensor activations(const Tensor& gates, std::size_t hs) {
-  const std::size_t n = gates.shape(0), w = 4 * hs;
-  Tensor out = detail::dispatch_float(gates.dtype(), "LSTM", [&](auto t) {
-    using T = decltype(t);
-    xt::xarray<T> a = xt::xarray<T>::from_shape({n, w});
-    const T* x = gates.data<T>();
-    T* y = a.data();
-    for (std::size_t r = 0; r < n; ++r, x += w, y += w) {
-      simd::map1(x, y, 2 * hs, simd::Sigmoid{}, simd::Sigmoid{});
-      simd::map1(x + 2 * hs, y + 2 * hs, hs, simd::Tanh{}, simd::Tanh{});
-      simd::map1(x + 3 * hs, y + 3 * hs, hs, simd::Sigmoid{}, simd::Sigmoid{});
-    }
-    return Tensor(std::move(a));
-  });
-  return record({.name = "lstm_activations", .inputs = {gates}, .save_output = true}, out,
-                [hs, n, w](const BackwardContext& ctx, const Tensor& g) -> TensorList {
-                  const Tensor a = ctx.output();
-                  if (is_grad_enabled()) {
-                    // The derivative of each block picked by a constant 0/1 mask of the tanh block.
-                    xt::xarray<double> m = xt::zeros<double>({w});
-                    std::fill_n(m.data() + 2 * hs, hs, 1.0);
-                    const Tensor tanh_block = Tensor(std::move(m)).to(a.dtype());
-                    return {g * (a * (1.0 - a) * (1.0 - tanh_block) + (1.0 - a * a) * tanh_block)};
-                  }
-                  return {detail::dispatch_float(g.dtype(), "LSTM", [&](auto t) {
-                    using T = decltype(t);
-                    xt::xarray<T> d = xt::xarray<T>::from_shape({n, w});
-                    const auto dsig = [](auto dy, auto y) { return dy * (y * (simd::splat<decltype(y)>(1) - y)); };
-                    const auto dtanh = [](auto dy, auto y) { return dy * (simd::splat<decltype(y)>(1) - y * y); };
-                    const T* pg = g.data<T>();
-                    const T* pa = a.data<T>();
-                    T* pd = d.data();
-                    for (std::size_t r = 0; r < n; ++r, pg += w, pa += w, pd += w) {
-                      simd::map2(pg, pa, pd, 2 * hs, dsig);
-                      simd::map2(pg + 2 * hs, pa + 2 * hs, pd + 2 * hs, hs, dtanh);
-                      simd::map2(pg + 3 * hs, pa + 3 * hs, pd + 3 * hs, hs, dsig);
-                    }
-                    return Tensor(std::move(d));
-                  })};
-                });
-}
-
-// c = σf·c_prev + σi·tanh g (an undefined c_prev is a zero state)
-// d act = [dc·tanh g, dc·c_prev, dc·σi, 0], d c_prev = dc·σf
-Tensor cell_state(const Tensor& act, const Tensor& c_prev, std::size_t hs) {
-  const std::size_t n = act.shape(0), w = 4 * hs;
-  const bool has_prev = c_prev.defined();
-  Tensor out = detail::dispatch_float(act.dtype(), "LSTM", [&](auto t) {
-    using T = decltype(t);
-    xt::xarray<T> c = xt::xarray<T>::from_shape({n, hs});
-    const T* a = act.data<T>();
-    const T* cp = has_prev ? c_prev.data<T>() : nullptr;
-    T* pc = c.data();
-    for (std::size_t r = 0; r < n; ++r, a += w, pc += hs) {
-      const T *i = a, *f = a + hs, *gg = a + 2 * hs;
-      if (has_prev) {
-        for (std::size_t j = 0; j < hs; ++j) pc[j] = f[j] * cp[j] + i[j] * gg[j];
-        cp += hs;
-      } else {
-        for (std::size_t j = 0; j < hs; ++j) pc[j] = i[j] * gg[j];
-      }
-    }
-    return Tensor(std::move(c));
-  });
-  TensorList saved{act};
-  if (has_prev) saved.push_back(c_prev);
-  return record({.name = "lstm_cell_state", .inputs = {act, c_prev}, .saved = std::move(saved)}, out,
-                [hs, n, w, has_prev](const BackwardContext& ctx, const Tensor& dc) -> TensorList {
-                  const Tensor& a = ctx.saved(0);
-                  const Tensor cp = has_prev ? ctx.saved(1) : Tensor();
-                  if (is_grad_enabled()) {
-                    const auto block = [&](std::size_t k) { return slice(a, 1, i64(k * hs), i64((k + 1) * hs)); };
-                    const Tensor zero = zeros_like(dc);
-                    return {ctx.needs_grad(0)
-                                ? concat({dc * block(2), has_prev ? dc * cp : zero, dc * block(0), zero}, 1)
-                                : Tensor(),
-                            ctx.needs_grad(1) ? dc * block(1) : Tensor()};
-                  }
-                  return detail::dispatch_float(dc.dtype(), "LSTM", [&](auto t) -> TensorList {
-                    using T = decltype(t);
-                    const T* pdc = dc.data<T>();
-                    const T* pa = a.data<T>();
-                    const T* pcp = has_prev ? cp.data<T>() : nullptr;
-                    TensorList grads(2);
-                    if (ctx.needs_grad(0)) {
-                      xt::xarray<T> d = xt::xarray<T>::from_shape({n, w});
-                      T* pd = d.data();
-                      for (std::size_t r = 0; r < n; ++r) {
-                        const T* g = pdc + r * hs;
-                        const T* ar = pa + r * w;
-                        T* dr = pd + r * w;
-                        for (std::size_t j = 0; j < hs; ++j) dr[j] = g[j] * ar[2 * hs + j];
-                        if (has_prev)
-                          for (std::size_t j = 0; j < hs; ++j) dr[hs + j] = g[j] * pcp[r * hs + j];
-                        else
-                          std::fill_n(dr + hs, hs, T(0));
-                        for (std::size_t j = 0; j < hs; ++j) dr[2 * hs + j] = g[j] * ar[j];
-                        std::fill_n(dr + 3 * hs, hs, T(0));
-                      }
-                      grads[0] = Tensor(std::move(d));
-                    }
-                    if (ctx.needs_grad(1)) {
-                      xt::xarray<T> d = xt::xarray<T>::from_shape({n, hs});
-                      T* pd = d.data();
-                      for (std::size_t r = 0; r < n; ++r)
-                        for (std::size_t j = 0; j < hs; ++j) pd[r * hs + j] = pdc[r * hs + j] * pa[r * w + hs + j];
-                      grads[1] = Tensor(std::move(d));
-                    }
-                    return grads;
-                  });
-                });
-}
-
-// h = σo·tanh c
-// d act = [0, 0, 0, dh·tanh c], d c = dh·σo·(1 - tanh² c)
-Tensor hidden_state(const Tensor& act, const Tensor& c, std::size_t hs) {
-  const std::size_t n = act.shape(0), w = 4 * hs;
-  Tensor tc = detail::unary_simd(c.detach(), "LSTM", simd::Tanh{});
-  Tensor out = detail::dispatch_float(act.dtype(), "LSTM", [&](auto t) {
-    using T = decltype(t);
-    xt::xarray<T> h = xt::xarray<T>::from_shape({n, hs});
-    const T* a = act.data<T>();
-    const T* pt = tc.data<T>();
-    T* ph = h.data();
-    for (std::size_t r = 0; r < n; ++r)
-      for (std::size_t j = 0; j < hs; ++j) ph[r * hs + j] = a[r * w + 3 * hs + j] * pt[r * hs + j];
-    return Tensor(std::move(h));
-  });
-  return record({.name = "lstm_hidden_state", .inputs = {act, c}, .saved = {act, c, tc}}, out,
-                [hs, n, w](const BackwardContext& ctx, const Tensor& dh) -> TensorList {
-                  const Tensor& a = ctx.saved(0);
-                  if (is_grad_enabled()) {
-                    // tanh c again, as an op of c so that it is differentiable.
-                    const Tensor t = tanh(ctx.saved(1));
-                    const Tensor o = slice(a, 1, i64(3 * hs), i64(4 * hs));
-                    return {ctx.needs_grad(0) ? concat({zeros({n, 3 * hs}, dh.dtype()), dh * t}, 1) : Tensor(),
-                            ctx.needs_grad(1) ? dh * o * (1.0 - t * t) : Tensor()};
-                  }
-                  const Tensor& tcs = ctx.saved(2);
-                  return detail::dispatch_float(dh.dtype(), "LSTM", [&](auto tt) -> TensorList {
-                    using T = decltype(tt);
-                    const T* pdh = dh.data<T>();
-                    const T* pa = a.data<T>();
-                    const T* pt = tcs.data<T>();
-                    TensorList grads(2);
-                    if (ctx.needs_grad(0)) {
-                      xt::xarray<T> d = xt::zeros<T>({n, w});
-                      T* pd = d.data();
-                      for (std::size_t r = 0; r < n; ++r)
-                        for (std::size_t j = 0; j < hs; ++j) pd[r * w + 3 * hs + j] = pdh[r * hs + j] * pt[r * hs + j];
-                      grads[0] = Tensor(std::move(d));
-                    }
-                    if (ctx.needs_grad(1)) {
-                      xt::xarray<T> d = xt::xarray<T>::from_shape({n, hs});
-                      T* pd = d.data();
-                      for (std::size_t r = 0; r < n; ++r)
-                        for (std::size_t j = 0; j < hs; ++j) {
-                          const std::size_t k = r * hs + j;
-                          pd[k] = pdh[k] * pa[r * w + 3 * hs + j] * (T(1) - pt[k] * pt[k]);
-                        }
-                      grads[1] = Tensor(std::move(d));
-                    }
-                    return grads;
-                  });
-                });
-}
-
-}  // namespace lstm
 
 }  // namespace
 
@@ -295,9 +113,9 @@ TensorList RecurrentBase::run_layer(const LayerParams& p, const TensorList& xs, 
         h = relu(gh.defined() ? gi + gh : gi);
         break;
       case Cell::lstm: {
-        const Tensor act = lstm::activations(gh.defined() ? gi + gh : gi, hs);
-        c = lstm::cell_state(act, c, hs);
-        h = lstm::hidden_state(act, c, hs);
+        const Tensor act = lstm_gates(gh.defined() ? gi + gh : gi, hs);
+        c = lstm_cell_state(act, c, hs);
+        h = lstm_hidden_state(act, c, hs);
         break;
       }
       case Cell::gru: {

@@ -3,21 +3,24 @@
 
 #include <cmath>
 #include <limits>
+#include <xtensor/xbroadcast.hpp>
 
 #include "autograd/function.hpp"
 #include "autograd/grad_mode.hpp"
-#include "ops/kernels.hpp"
-#include <xtensor/xbroadcast.hpp>
+#include "ops/detail/map.hpp"
 
 namespace tg {
 
+using detail::binary_kernel;
 using detail::binary_map;
-using detail::binary_simd;
 using detail::IndexType;
 using detail::SameType;
 using detail::unary_float;
-using detail::unary_simd;
-using detail::simd::splat;
+using detail::unary_grad_kernel;
+using detail::unary_kernel;
+using kernels::BinaryOp;
+using kernels::UnaryGrad;
+using kernels::UnaryOp;
 
 Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op) {
   const std::size_t n = std::max(a.size(), b.size());
@@ -38,35 +41,79 @@ template <class Pred>
 Tensor mask_of(const Tensor& x, Pred pred, double otherwise = 0.0) {
   return unary_float(x.detach(), "mask", [&](auto v) { return pred(v) ? 1.0 : otherwise; });
 }
-
-// Plain backward (not recorded, so not create_graph): the gradient f(g, s) of an elementwise
-// op in one SIMD pass and one allocation, s being the saved input or output. f is generic
-// over scalars and batches. Recorded backwards compose differentiable ops instead.
-template <class F>
-Tensor fused_backward(const Tensor& g, const Tensor& s, std::string_view op, F f) {
-  return binary_simd(g.detach(), s.detach(), op, f);
-}
 }  // namespace
+
+Tensor detail::unary_kernel(const Tensor& x, std::string_view name, UnaryOp op) {
+  return dispatch_float(x.dtype(), name, [&](auto t) {
+    using T = decltype(t);
+    const xt::xarray<T>& a = x.array<T>();
+    xt::xarray<T> r = xt::xarray<T>::from_shape(a.shape());
+    kernels::unary(op, a.data(), r.data(), a.size());
+    return Tensor(std::move(r));
+  });
+}
+
+Tensor detail::unary_grad_kernel(const Tensor& g, const Tensor& s, std::string_view name, UnaryGrad op,
+                                 kernels::UnaryGradParams params) {
+  TG_CHECK(g.dtype() == s.dtype() && g.shape() == s.shape(),
+           "backward of {}: gradient {} {} does not match the saved {} {}", name, g.dtype(), shape_str(g.shape()),
+           s.dtype(), shape_str(s.shape()));
+  return dispatch_float(g.dtype(), name, [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> r = xt::xarray<T>::from_shape(g.shape());
+    kernels::unary_grad(op, params, g.data<T>(), s.data<T>(), r.data(), r.size());
+    return Tensor(std::move(r));
+  });
+}
+
+Tensor detail::binary_kernel(const Tensor& a, const Tensor& b, std::string_view name, BinaryOp op) {
+  if (a.dtype() == Dtype::int64 && b.dtype() == Dtype::int64) {
+    return binary_map<SameType>(a, b, name, [op](std::int64_t u, std::int64_t v) {
+      switch (op) {
+        case BinaryOp::add:
+          return u + v;
+        case BinaryOp::sub:
+          return u - v;
+        case BinaryOp::mul:
+          return u * v;
+        case BinaryOp::div:
+          break;
+      }
+      return u / v;
+    });
+  }
+  TG_CHECK(a.dtype() == b.dtype(), "{}: dtypes differ: {} {} and {} {}; convert one with to()", name, a.dtype(),
+           shape_str(a.shape()), b.dtype(), shape_str(b.shape()));
+  const Shape sa = a.shape(), sb = b.shape();
+  const Shape out_shape = sa == sb ? sa : broadcast_shapes(sa, sb, name);
+  return dispatch_float(a.dtype(), name, [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> r = xt::xarray<T>::from_shape(out_shape);
+    if (r.size() > 0)
+      kernels::binary(op, kernels::broadcast_plan(sa, sb, out_shape), a.data<T>(), b.data<T>(), r.data());
+    return Tensor(std::move(r));
+  });
+}
 
 // d(a+b) = g, g
 Tensor add(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_simd(a, b, "add", [](auto u, auto v) { return u + v; });
-  return record({.name = "add", .inputs = {a, b}}, out,
-                [](const BackwardContext&, const Tensor& g) -> TensorList { return {g, g}; });
+  Tensor out = binary_kernel(a, b, "add", BinaryOp::add);
+  return record({.name = "add", .inputs = {a, b}}, out, [](const BackwardContext&, const Tensor& g) -> TensorList {
+    return {g, g};
+  });
 }
 
 // d(a-b) = g, -g
 Tensor sub(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_simd(a, b, "sub", [](auto u, auto v) { return u - v; });
-  return record({.name = "sub", .inputs = {a, b}}, out,
-                [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
-                  return {g, ctx.needs_grad(1) ? neg(g) : Tensor()};
-                });
+  Tensor out = binary_kernel(a, b, "sub", BinaryOp::sub);
+  return record({.name = "sub", .inputs = {a, b}}, out, [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+    return {g, ctx.needs_grad(1) ? neg(g) : Tensor()};
+  });
 }
 
 // d(a*b) = g*b, g*a
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_simd(a, b, "mul", [](auto u, auto v) { return u * v; });
+  Tensor out = binary_kernel(a, b, "mul", BinaryOp::mul);
   return record({.name = "mul", .inputs = {a, b}, .saved = {a, b}}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   return {ctx.needs_grad(0) ? mul(g, ctx.saved(1)) : Tensor(),
@@ -76,7 +123,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 
 // d(a/b) = g/b, -g*a/b²
 Tensor div(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_simd(a, b, "div", [](auto u, auto v) { return u / v; });
+  Tensor out = binary_kernel(a, b, "div", BinaryOp::div);
   return record({.name = "div", .inputs = {a, b}, .saved = {a, b}}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   const Tensor& sa = ctx.saved(0);
@@ -88,14 +135,13 @@ Tensor div(const Tensor& a, const Tensor& b) {
 
 // d(-x) = -g
 Tensor neg(const Tensor& x) {
-  Tensor out = detail::dispatch_all(x.dtype(), [&](auto t) {
-    using T = decltype(t);
-    const xt::xarray<T>& a = x.array<T>();
-    xt::xarray<T> r = xt::xarray<T>::from_shape(a.shape());
-    const auto f = [](auto v) { return -v; };
-    detail::simd::map1(a.data(), r.data(), a.size(), f, f);
-    return Tensor(std::move(r));
-  });
+  Tensor out;
+  if (x.dtype() == Dtype::int64) {
+    xt::xarray<std::int64_t> r = -x.array<std::int64_t>();
+    out = Tensor(std::move(r));
+  } else {
+    out = unary_kernel(x, "neg", UnaryOp::neg);
+  }
   return record({.name = "neg", .inputs = {x}}, out,
                 [](const BackwardContext&, const Tensor& g) -> TensorList { return {neg(g)}; });
 }
@@ -124,58 +170,48 @@ Tensor pow(const Tensor& x, double exponent) {
 
 // d exp(x) = g*exp(x)
 Tensor exp(const Tensor& x) {
-  Tensor out = unary_simd(x, "exp", detail::simd::Exp{});
+  Tensor out = unary_kernel(x, "exp", UnaryOp::exp);
   return record({.name = "exp", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
-                  if (!is_grad_enabled())
-                    return {fused_backward(g, ctx.output(), "exp", [](auto dy, auto y) { return dy * y; })};
+                  if (!is_grad_enabled()) return {unary_grad_kernel(g, ctx.output(), "exp", UnaryGrad::times_saved)};
                   return {mul(g, ctx.output())};
                 });
 }
 
 // d log(x) = g/x
 Tensor log(const Tensor& x) {
-  Tensor out = unary_simd(x, "log", detail::simd::Log{});
+  Tensor out = unary_kernel(x, "log", UnaryOp::log);
   return record({.name = "log", .inputs = {x}, .saved = {x}}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList { return {div(g, ctx.saved(0))}; });
 }
 
 // d sqrt(x) = g/(2 sqrt(x))
 Tensor sqrt(const Tensor& x) {
-  Tensor out = unary_simd(x, "sqrt", [](auto v) {
-    if constexpr (std::is_floating_point_v<decltype(v)>) return std::sqrt(v);
-    else return xsimd::sqrt(v);
-  });
-  return record({.name = "sqrt", .inputs = {x}, .save_output = true}, out,
-                [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
-                  return {div(g, mul(ctx.output(), 2.0))};
-                });
+  Tensor out = unary_kernel(x, "sqrt", UnaryOp::sqrt);
+  return record(
+      {.name = "sqrt", .inputs = {x}, .save_output = true}, out,
+      [](const BackwardContext& ctx, const Tensor& g) -> TensorList { return {div(g, mul(ctx.output(), 2.0))}; });
 }
 
 // d|x| = g*sign(x)
 Tensor abs(const Tensor& x) {
   Tensor out = unary_float(x, "abs", [](auto v) { return std::abs(v); });
-  return record({.name = "abs", .inputs = {x}, .saved = {x}}, out,
-                [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
-                  const Tensor sign = unary_float(ctx.saved(0).detach(), "abs", [](auto v) {
-                    return v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0);
-                  });
-                  return {mul(g, sign)};
-                });
+  return record(
+      {.name = "abs", .inputs = {x}, .saved = {x}}, out, [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+        const Tensor sign =
+            unary_float(ctx.saved(0).detach(), "abs", [](auto v) { return v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0); });
+        return {mul(g, sign)};
+      });
 }
 
 Tensor detail::relu_backward(const Tensor& g, const Tensor& out) {
-  if (!is_grad_enabled())
-    return fused_backward(g, out, "relu", [](auto dy, auto y) {
-      using V = decltype(dy);
-      return detail::simd::select(y > splat<V>(0), dy, splat<V>(0));
-    });
+  if (!is_grad_enabled()) return unary_grad_kernel(g, out, "relu", UnaryGrad::relu);
   return mul(g, mask_of(out, [](auto v) { return v > 0; }));
 }
 
 // d relu(x) = g*[x>0]
 Tensor relu(const Tensor& x) {
-  Tensor out = unary_simd(x, "relu", detail::simd::Relu{});
+  Tensor out = unary_kernel(x, "relu", UnaryOp::relu);
   return record({.name = "relu", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   return {detail::relu_backward(g, ctx.output())};
@@ -184,46 +220,36 @@ Tensor relu(const Tensor& x) {
 
 // d leaky_relu(x) = g*(x>0 ? 1 : slope)
 Tensor leaky_relu(const Tensor& x, double negative_slope) {
-  Tensor out = unary_float(x, "leaky_relu", [negative_slope](auto v) {
-    return v > 0 ? v : static_cast<decltype(v)>(negative_slope * v);
-  });
-  return record({.name = "leaky_relu", .inputs = {x}, .saved = {x}}, out,
-                [negative_slope](const BackwardContext& ctx, const Tensor& g) -> TensorList {
-                  if (!is_grad_enabled())
-                    return {fused_backward(g, ctx.saved(0), "leaky_relu", [negative_slope](auto dy, auto v) {
-                      using V = decltype(dy);
-                      return detail::simd::select(v > splat<V>(0), dy, dy * splat<V>(negative_slope));
-                    })};
-                  return {mul(g, mask_of(ctx.saved(0), [](auto v) { return v > 0; }, negative_slope))};
-                });
+  Tensor out = unary_float(
+      x, "leaky_relu", [negative_slope](auto v) { return v > 0 ? v : static_cast<decltype(v)>(negative_slope * v); });
+  return record(
+      {.name = "leaky_relu", .inputs = {x}, .saved = {x}}, out,
+      [negative_slope](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+        if (!is_grad_enabled())
+          return {unary_grad_kernel(g, ctx.saved(0), "leaky_relu", UnaryGrad::leaky_relu, {.low = negative_slope})};
+        return {mul(g, mask_of(
+                           ctx.saved(0), [](auto v) { return v > 0; }, negative_slope))};
+      });
 }
 
 // d sigmoid(x) = g*s*(1-s)
 Tensor sigmoid(const Tensor& x) {
-  Tensor out = unary_simd(x, "sigmoid", detail::simd::Sigmoid{});
+  Tensor out = unary_kernel(x, "sigmoid", UnaryOp::sigmoid);
   return record({.name = "sigmoid", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   const Tensor s = ctx.output();
-                  if (!is_grad_enabled())
-                    return {fused_backward(g, s, "sigmoid", [](auto dy, auto y) {
-                      using V = decltype(dy);
-                      return dy * (y * (splat<V>(1) - y));
-                    })};
+                  if (!is_grad_enabled()) return {unary_grad_kernel(g, s, "sigmoid", UnaryGrad::sigmoid)};
                   return {mul(g, mul(s, sub(ones_like(s), s)))};
                 });
 }
 
 // d tanh(x) = g*(1-t²)
 Tensor tanh(const Tensor& x) {
-  Tensor out = unary_simd(x, "tanh", detail::simd::Tanh{});
+  Tensor out = unary_kernel(x, "tanh", UnaryOp::tanh);
   return record({.name = "tanh", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   const Tensor t = ctx.output();
-                  if (!is_grad_enabled())
-                    return {fused_backward(g, t, "tanh", [](auto dy, auto y) {
-                      using V = decltype(dy);
-                      return dy * (splat<V>(1) - y * y);
-                    })};
+                  if (!is_grad_enabled()) return {unary_grad_kernel(g, t, "tanh", UnaryGrad::tanh)};
                   return {mul(g, sub(ones_like(t), mul(t, t)))};
                 });
 }
@@ -238,18 +264,7 @@ Tensor clamp(const Tensor& x, double low, double high) {
   return record({.name = "clamp", .inputs = {x}, .saved = {x}}, out,
                 [low, high](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   if (!is_grad_enabled())
-                    return {fused_backward(g, ctx.saved(0), "clamp", [low, high](auto dy, auto v) {
-                      using V = decltype(dy);
-                      using T = typename detail::simd::scalar_of<V>::type;
-                      // The bounds rounded inwards to T, so that comparing in T picks the same
-                      // elements as the composed form, which compares in double.
-                      T lo = static_cast<T>(low), hi = static_cast<T>(high);
-                      if constexpr (std::is_floating_point_v<T>) {
-                        if (static_cast<double>(lo) < low) lo = std::nextafter(lo, std::numeric_limits<T>::infinity());
-                        if (static_cast<double>(hi) > high) hi = std::nextafter(hi, -std::numeric_limits<T>::infinity());
-                      }
-                      return detail::simd::select((v >= V(lo)) & (v <= V(hi)), dy, splat<V>(0));
-                    })};
+                    return {unary_grad_kernel(g, ctx.saved(0), "clamp", UnaryGrad::clamp, {.low = low, .high = high})};
                   return {mul(g, mask_of(ctx.saved(0), [&](auto v) { return v >= low && v <= high; }))};
                 });
 }
@@ -267,9 +282,8 @@ Tensor winner_share(const Tensor& a, const Tensor& b, bool greater) {
 
 Tensor extremum(const Tensor& a, const Tensor& b, bool greater) {
   const char* name = greater ? "maximum" : "minimum";
-  Tensor out = binary_map<SameType>(a, b, name, [greater](auto u, auto v) {
-    return greater ? (u > v ? u : v) : (u < v ? u : v);
-  });
+  Tensor out = binary_map<SameType>(a, b, name,
+                                    [greater](auto u, auto v) { return greater ? (u > v ? u : v) : (u < v ? u : v); });
   // d max(a,b) = g*share_a, g*share_b
   return record({.name = name, .inputs = {a, b}, .saved = {a, b}}, out,
                 [greater](const BackwardContext& ctx, const Tensor& g) -> TensorList {

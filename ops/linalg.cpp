@@ -8,6 +8,7 @@
 
 #include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
+#include "kernels/blas.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/reduce.hpp"
 #include "ops/shape.hpp"
@@ -45,7 +46,7 @@ void gemm_safe(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, co
     if (beta == T(0)) std::fill_n(c, m * n, T(0));
     return;
   }
-  blas::gemm<T>(ta, tb, m, n, k, T(1), a, std::max<std::size_t>(lda, 1), b, std::max<std::size_t>(ldb, 1), beta, c,
+  kernels::gemm<T>(ta, tb, m, n, k, T(1), a, std::max<std::size_t>(lda, 1), b, std::max<std::size_t>(ldb, 1), beta, c,
                 std::max<std::size_t>(ldc, 1));
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// Matrix products through BLAS (cblas_sgemm / cblas_dgemm).
+// Matrix products (kernels/blas.hpp).
 #include "autograd/tensor.hpp"
 
 namespace tg {
@@ -10,12 +10,5 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 
 /// x [...,in] @ weight[out,in]^T + bias[out] → [...,out], in one GEMM (bias may be undefined).
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
-
-namespace blas {
-/// C = alpha * op(A) @ op(B) + beta * C for row-major contiguous matrices (T float or double).
-template <class T>
-void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
-          const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc);
-}  // namespace blas
 
 }  // namespace tg

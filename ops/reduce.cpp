@@ -7,7 +7,7 @@
 
 #include "autograd/function.hpp"
 #include "ops/elementwise.hpp"
-#include "ops/kernels.hpp"
+#include "autograd/dispatch.hpp"
 #include "ops/shape.hpp"
 
 namespace tg {

@@ -9,8 +9,9 @@
 #include <xtensor/xmanipulation.hpp>
 
 #include "autograd/function.hpp"
-#include "autograd/parallel.hpp"
-#include "ops/kernels.hpp"
+#include "kernels/parallel.hpp"
+#include "autograd/dispatch.hpp"
+#include "ops/elementwise.hpp"
 #include "ops/reduce.hpp"
 
 namespace tg {
@@ -27,7 +28,7 @@ namespace {
 template <class T>
 void copy_elements(const T* src, T* dst, std::size_t n) {
   constexpr std::size_t chunk = 65536;  // elements per task; 4 tasks a thread at least
-  parallel_for((n + chunk - 1) / chunk, 4, [&](std::size_t begin, std::size_t end) {
+  kernels::parallel_for((n + chunk - 1) / chunk, 4, [&](std::size_t begin, std::size_t end) {
     const std::size_t lo = begin * chunk, hi = std::min(end * chunk, n);
     std::memcpy(dst + lo, src + lo, (hi - lo) * sizeof(T));
   });

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "autograd/dispatch.hpp"
-#include "autograd/parallel.hpp"
+#include "autograd/runtime.hpp"
 
 namespace tg::optim {
 namespace {

@@ -15,7 +15,7 @@
 #include "autograd/generator.hpp"
 #include "autograd/grad_mode.hpp"
 #include "autograd/gradcheck.hpp"
-#include "autograd/parallel.hpp"
+#include "autograd/runtime.hpp"
 #include "datasets/data_loader.hpp"
 #include "datasets/mnist.hpp"
 #include "ops/elementwise.hpp"
@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    tune_malloc_for_training();  // the program's own choice of malloc settings (autograd/runtime.hpp)
     if (threads > 0) set_num_threads(threads);
 
     // 1. Check the custom op's gradient (first and second order) against finite differences.

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "autograd/generator.hpp"
-#include "autograd/parallel.hpp"
+#include "autograd/runtime.hpp"
 #include "datasets/mnist.hpp"
 #include "nn/activation.hpp"
 #include "nn/conv.hpp"
@@ -132,6 +132,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    // A program (not a library) may tune its own process: training allocates MB-sized tensors
+    // every step, and glibc's default mmap for each made steps several times slower.
+    tune_malloc_for_training();
     if (threads > 0) set_num_threads(threads);
     // The LSTM reaches its accuracy in two epochs with a larger step than Keras's default.
     if (model_kind == "lstm" && app.count("--lr") == 0) lr = 2e-3;

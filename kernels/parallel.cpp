@@ -1,4 +1,4 @@
-#include "autograd/parallel.hpp"
+#include "kernels/parallel.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -8,15 +8,13 @@
 #include <thread>
 #include <vector>
 
-#include "autograd/error.hpp"
-
-namespace tg {
+namespace tg::kernels {
 namespace {
-std::atomic<int> num_threads{0};  // 0: not set yet, use all cores
+std::atomic<int> thread_count{0};  // 0: not set yet, use all cores
 thread_local bool inside_parallel = false;
 
 int resolved_threads() {
-  const int n = num_threads.load();
+  const int n = thread_count.load();
   return n > 0 ? n : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 
@@ -123,7 +121,7 @@ class Pool {
   std::vector<std::thread> workers_;
   const std::function<void(std::size_t, std::size_t)>* job_ = nullptr;
   std::size_t count_ = 0;
-  std::uint64_t generation_ = 0;               // guarded by mutex_
+  std::uint64_t generation_ = 0;             // guarded by mutex_
   std::atomic<std::uint64_t> published_{0};  // generation_, readable without the lock (spinning)
   std::atomic<int> pending_{0};
   bool stop_ = false;
@@ -135,16 +133,13 @@ Pool& pool() {
 }
 }  // namespace
 
-void set_num_threads(int n) {
-  TG_CHECK(n >= 1, "set_num_threads: needs at least one thread, got {}", n);
-  num_threads = n;
-}
+void set_num_threads(int n) { thread_count = n; }
 
-int get_num_threads() { return resolved_threads(); }
+int num_threads() { return resolved_threads(); }
 
-void parallel_for(std::size_t n, std::size_t grain, const std::function<void(std::size_t, std::size_t)>& fn) {
+void parallel_for(std::size_t n, std::size_t min_per_thread, const std::function<void(std::size_t, std::size_t)>& fn) {
   const int pool_size = resolved_threads();
-  const int threads = std::min<int>(pool_size, static_cast<int>(n / std::max<std::size_t>(grain, 1)));
+  const int threads = std::min<int>(pool_size, static_cast<int>(n / std::max<std::size_t>(min_per_thread, 1)));
   if (threads <= 1 || inside_parallel) {
     if (n > 0) fn(0, n);
     return;
@@ -158,4 +153,4 @@ void parallel_for(std::size_t n, std::size_t grain, const std::function<void(std
   inside_parallel = false;
 }
 
-}  // namespace tg
+}  // namespace tg::kernels

@@ -1,44 +1,26 @@
-// The one translation unit that runs GEMMs: float32 through oneDNN's sgemm (its JIT AVX-512
-// kernels measured 1.1-3x faster than OpenBLAS's here on every shape tapegrad makes, most on the
-// thin products of small dense layers: [32, 5408] x [5408, 10] 88 -> 50 us), float64 through
-// OpenBLAS's dgemm.
+// The one translation unit that runs GEMMs: float32 through oneDNN's sgemm (its JIT kernels,
+// chosen for the CPU at run time, measured 1.1-3x faster than OpenBLAS's on every shape tapegrad
+// makes, most on the thin products of small dense layers: [32, 5408] x [5408, 10] 88 -> 50 us),
+// float64 through OpenBLAS's dgemm.
+#include "kernels/blas.hpp"
+
 #include <cblas.h>
-#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
-#include <atomic>
 
-#include "autograd/parallel.hpp"
-#include "ops/linalg.hpp"
+#include "kernels/omp_guard.hpp"
+#include "kernels/parallel.hpp"
 
-// OpenBLAS's own (exported, undocumented in cblas.h) call that stops its worker threads.
-extern "C" int blas_thread_shutdown_(void) __attribute__((weak));
-
-namespace tg::blas {
+namespace tg::kernels {
 namespace {
-
-// OpenBLAS always runs on one thread here; tapegrad splits a large product across its own
-// pool instead. OpenBLAS's workers spin on the CPU after each threaded call, and between two
-// GEMMs of a training step they took that CPU from tapegrad's own parallel loops: with 2
-// threads a step was slower than with 1.
-const bool single_threaded_blas = [] {
-  openblas_set_num_threads(1);
-  // OpenBLAS's pthread build starts its workers when it loads, and they spin for ~0.1 s before
-  // sleeping: on 2 cores that halves tapegrad's second thread for that long (a short program
-  // saw no gain from 2 threads). Stopping them (as OpenBLAS does itself around fork) is safe:
-  // a later threaded call starts them again. Weak, for builds without a thread server. (It
-  // assumes no other thread is inside a threaded OpenBLAS call while tapegrad loads.)
-  if (blas_thread_shutdown_) blas_thread_shutdown_();
-  return true;
-}();
 
 void call(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
           std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
   // Empty products (which BLAS defines: C = beta*C) and anything oneDNN declines go to
   // OpenBLAS; nothing here may throw, as it runs inside parallel loops.
   if (m > 0 && n > 0 && k > 0) {
-    omp_set_num_threads(1);  // one thread per call: tapegrad splits large products itself
+    const OneOpenMPThread one_thread;  // tapegrad splits large products itself
     if (dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', static_cast<dnnl_dim_t>(m), static_cast<dnnl_dim_t>(n),
                    static_cast<dnnl_dim_t>(k), alpha, a, static_cast<dnnl_dim_t>(lda), b, static_cast<dnnl_dim_t>(ldb),
                    beta, c, static_cast<dnnl_dim_t>(ldc)) == dnnl_success)
@@ -56,20 +38,27 @@ void call(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
               static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
 
+// Whether the product runs as one call that threads itself: OpenBLAS (float64) with more than one
+// thread of its own, as its user (or OPENBLAS_NUM_THREADS) set it. Splitting it over tapegrad's
+// threads as well would run threads on threads.
+bool threads_itself(double) { return openblas_get_num_threads() > 1; }
+bool threads_itself(float) { return false; }  // oneDNN runs on one thread per call here
+
 // C (m x n) split into blocks of rows, or of columns when n is the larger side, one block per
-// thread. Below about a million multiply-adds one call on one thread is faster.
+// thread. Below about half a million multiply-adds per thread one call on one thread is faster.
 template <class T>
 void split_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
                 std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
-  (void)single_threaded_blas;
+  if (threads_itself(T{})) return call(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   constexpr std::size_t min_work = std::size_t{1} << 19;  // multiply-adds per thread
   const std::size_t work = m * n * std::max<std::size_t>(k, 1);
   const bool by_rows = m >= n;
   const std::size_t side = by_rows ? m : n;
   // Blocks of a multiple of 16 rows or columns keep the BLAS kernels on whole register tiles.
   const std::size_t units = (side + 15) / 16;
-  const std::size_t grain = std::max<std::size_t>(min_work / std::max<std::size_t>(work / std::max<std::size_t>(units, 1), 1), 1);
-  parallel_for(units, grain, [&](std::size_t begin, std::size_t end) {
+  const std::size_t per_unit = std::max<std::size_t>(work / std::max<std::size_t>(units, 1), 1);
+  const std::size_t min_units = std::max<std::size_t>(min_work / per_unit, 1);
+  parallel_for(units, min_units, [&](std::size_t begin, std::size_t end) {
     const std::size_t lo = begin * 16, hi = std::min(end * 16, side);
     if (by_rows) {
       const T* a_rows = trans_a ? a + lo : a + lo * lda;
@@ -96,4 +85,4 @@ void gemm<double>(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std:
   split_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-}  // namespace tg::blas
+}  // namespace tg::kernels

@@ -1,12 +1,12 @@
-// The one translation unit that talks to oneDNN. Its convolutions want blocked layouts
-// (nChw16c and the like): inputs are reordered into them and results back to NCHW, which costs
-// a pass over each tensor, far less than im2col's column matrix.
-// Threads: tapegrad splits the batch over its own pool and runs oneDNN on one thread per chunk.
-// oneDNN's OpenMP team would otherwise spin between calls on the cores the pool needs next (the
-// contention ops/blas.cpp describes for OpenBLAS).
-#include "ops/conv_dnnl.hpp"
+// float32 convolutions through oneDNN, for the layers where the im2col path is slowest: many
+// input channels (oneDNN's direct kernels, chosen for the CPU at run time, read the input in
+// place instead of writing a column matrix several times its size). Its convolutions want
+// blocked layouts (nChw16c and the like): inputs are reordered into them and results back to
+// NCHW, which costs a pass over each tensor, far less than im2col's column matrix.
+// Threads: tapegrad splits the batch over its own pool and runs oneDNN on one thread per chunk
+// (kernels/omp_guard.hpp says why).
 
-#include <omp.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <exception>
@@ -14,14 +14,16 @@
 #include <memory>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <stdexcept>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
-#include "autograd/error.hpp"
-#include "autograd/parallel.hpp"
+#include "kernels/conv_paths.hpp"
+#include "kernels/omp_guard.hpp"
+#include "kernels/parallel.hpp"
 
-namespace tg::detail::dnnl_conv {
+namespace tg::kernels::dnnl_conv {
 namespace {
 
 using dnnl::memory;
@@ -85,8 +87,7 @@ struct Plan {
 // The plan of a primitive descriptor, unsupported when oneDNN chose its GEMM-based or
 // reference implementation: tapegrad's im2col path is as fast or faster than those.
 template <class Primitive, class PrimitiveDesc>
-Plan adopt(const PrimitiveDesc& pd, const memory::desc& first, const memory::desc& second,
-           const memory::desc& result) {
+Plan adopt(const PrimitiveDesc& pd, const memory::desc& first, const memory::desc& second, const memory::desc& result) {
   const std::string_view impl = pd.impl_info_str();
   if (!impl.starts_with("jit") && !impl.starts_with("brg")) return Plan{};
   return Plan{.supported = true,
@@ -185,13 +186,13 @@ memory as_layout(memory user, const memory::desc& wanted) {
 template <class Body>
 bool over_batch(Kind kind, const ConvGeometry& g, bool bias, bool relu, Body body) {
   if (g.n == 0) return false;
-  const std::size_t chunks = std::min<std::size_t>(static_cast<std::size_t>(get_num_threads()), g.n);
+  const std::size_t chunks = std::min<std::size_t>(static_cast<std::size_t>(num_threads()), g.n);
   for (std::size_t nb : {g.n / chunks, (g.n + chunks - 1) / chunks})
     if (!find_plan(kind, g, nb, bias, relu)->supported) return false;
   std::exception_ptr failure;
   std::mutex failure_mutex;
   parallel_for(chunks, 1, [&](std::size_t begin, std::size_t end) {
-    omp_set_num_threads(1);
+    const OneOpenMPThread one_thread;
     for (std::size_t t = begin; t < end; ++t) {
       const std::size_t n0 = g.n * t / chunks, n1 = g.n * (t + 1) / chunks;
       try {
@@ -207,8 +208,9 @@ bool over_batch(Kind kind, const ConvGeometry& g, bool bias, bool relu, Body bod
     try {
       std::rethrow_exception(failure);
     } catch (const dnnl::error& e) {
-      detail::fail("conv2d: oneDNN failed on x [{}, {}, {}, {}] and weight [{}, {}, {}, {}]: {}", g.n, g.c_in, g.h, g.w,
-              g.c_out, g.cg_in(), g.kh, g.kw, e.what());
+      throw std::runtime_error(
+          fmt::format("conv2d: oneDNN failed on x [{}, {}, {}, {}] and weight [{}, {}, {}, {}]: {}", g.n, g.c_in, g.h,
+                      g.w, g.c_out, g.cg_in(), g.kh, g.kw, e.what()));
     }
   }
   return true;
@@ -226,8 +228,8 @@ void execute(const Plan& p, int first_arg, const memory& first, int second_arg, 
   std::unordered_map<int, memory> args{
       {first_arg, a}, {second_arg, b}, {result_arg, r}, {DNNL_ARG_SCRATCHPAD, scratch}};
   if (bias)
-    args.emplace(DNNL_ARG_BIAS, memory({{dim(c_out)}, memory::data_type::f32, tag::x}, cpu_engine(),
-                                       const_cast<float*>(bias)));
+    args.emplace(DNNL_ARG_BIAS,
+                 memory({{dim(c_out)}, memory::data_type::f32, tag::x}, cpu_engine(), const_cast<float*>(bias)));
   p.primitive.execute(stream, args);
   if (!in_place) dnnl::reorder(r, result_user).execute(stream, r, result_user);
   stream.wait();
@@ -264,7 +266,7 @@ bool backward_weights(const float* gy, const float* x, const ConvGeometry& g, fl
   const std::size_t x_sample = g.c_in * g.h * g.w, y_sample = g.c_out * g.out_plane();
   const std::size_t w_size = g.c_out * g.patch();
   // Chunk 0 writes dw itself; the others write partial sums, added in afterwards.
-  const std::size_t chunks = std::min<std::size_t>(static_cast<std::size_t>(get_num_threads()), g.n);
+  const std::size_t chunks = std::min<std::size_t>(static_cast<std::size_t>(num_threads()), g.n);
   std::vector<float> partial(chunks > 1 ? (chunks - 1) * w_size : 0);
   const bool done = over_batch(Kind::backward_weights, g, false, false,
                                [&](std::size_t t, std::size_t n0, std::size_t, const Plan& p, const Descs& d) {
@@ -281,4 +283,4 @@ bool backward_weights(const float* gy, const float* x, const ConvGeometry& g, fl
   return true;
 }
 
-}  // namespace tg::detail::dnnl_conv
+}  // namespace tg::kernels::dnnl_conv

@@ -1,11 +1,10 @@
 #pragma once
-// Resolved sizes of one convolution, shared by conv2d's own kernels (ops/conv.cpp) and the
-// oneDNN ones (ops/conv_dnnl.cpp). Internal: not part of the public headers.
+// Resolved sizes of one 2-D convolution (checked by the op that plans it), shared by every conv
+// kernel family.
 #include <cstddef>
+#include <vector>
 
-#include "autograd/tensor.hpp"
-
-namespace tg::detail {
+namespace tg::kernels {
 
 struct ConvGeometry {
   std::size_t n, c_in, h, w;   // input
@@ -21,7 +20,9 @@ struct ConvGeometry {
   bool pointwise() const {  // col == x: 1x1 kernel, stride 1, no padding
     return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pad_top + pad_left + pad_bottom + pad_right == 0;
   }
-  Shape output_shape() const { return {n, c_out, oh, ow}; }
+  std::vector<std::size_t> input_shape() const { return {n, c_in, h, w}; }
+  std::vector<std::size_t> weight_shape() const { return {c_out, cg_in(), kh, kw}; }
+  std::vector<std::size_t> output_shape() const { return {n, c_out, oh, ow}; }
 };
 
-}  // namespace tg::detail
+}  // namespace tg::kernels

@@ -1,12 +1,28 @@
 #pragma once
-// Internal: SIMD loops over float arrays with xsimd, on the widest instruction set the library
-// is compiled for (AVX-512 with -march=native here), each with a scalar tail. The vector
-// functors take and return xsimd::batch<T>; the scalar ones take and return T. Element types
-// without a SIMD path (int64, or no SIMD at all) run the scalar functor on every element.
+// Internal to the SIMD kernel files, which CMake compiles once per instruction set with TG_ISA
+// naming it (baseline, avx2 or avx512; see kernels/cpu.hpp): SIMD loops with xsimd on that
+// unit's widest vectors, each with a scalar tail, and the vector and scalar forms of the
+// transcendental functions. The vector functors take and return xsimd::batch<T>; the scalar ones
+// take and return T. Everything here lives in the unit's own namespace, so that no function
+// compiled for one instruction set can stand in for another's at link time.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
+
+#include "kernels/cpu.hpp"
+
+#if !defined(TG_ISA) || !defined(TG_ISA_LEVEL)
+#error "kernels/simd.hpp is for the SIMD kernel files: CMake compiles them once per instruction set (TG_ISA)"
+#endif
+#if TG_ISA_LEVEL >= 1 && !(defined(__AVX2__) && defined(__FMA__))
+#error "the avx2 and avx512 kernels need -mavx2 -mfma"
+#endif
+#if TG_ISA_LEVEL >= 2 && \
+    !(defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__))
+#error "the avx512 kernels need AVX-512 F, BW, DQ and VL"
+#endif
 
 // GCC 12 flags the _mm512_undefined_* idiom inside its own intrinsics headers as (maybe-)
 // uninitialized (GCC bug 105593); the state that counts is the one where those headers are
@@ -17,60 +33,59 @@
 #include <xsimd/xsimd.hpp>
 #pragma GCC diagnostic pop
 
-namespace tg::detail::simd {
-
 #if defined(XSIMD_NO_SUPPORTED_ARCHITECTURE)
-template <class T>
-inline constexpr bool enabled = false;
-#else
-template <class T>
-inline constexpr bool enabled = std::is_same_v<T, float> || std::is_same_v<T, double>;
+#error "xsimd found no instruction set: every x86-64 CPU has SSE2"
 #endif
+
+/// Publishes this unit's `table<T>` (a variable template in its own namespace) as the Table<T>
+/// of its instruction set, for float and double; written inside namespace tg::kernels.
+#define TG_PUBLISH_KERNELS(Table, table)                         \
+  template <>                                                    \
+  const Table<float>& table_for<Isa::TG_ISA, Table<float>>() {   \
+    return TG_ISA::table<float>;                                 \
+  }                                                              \
+  template <>                                                    \
+  const Table<double>& table_for<Isa::TG_ISA, Table<double>>() { \
+    return TG_ISA::table<double>;                                \
+  }
+
+namespace tg::kernels::TG_ISA::simd {
 
 /// out[i] = f(in[i]); vf on whole batches, sf on the tail.
 template <class T, class VF, class SF>
 void map1(const T* in, T* out, std::size_t n, VF vf, SF sf) {
+  using B = xsimd::batch<T>;
   std::size_t i = 0;
-  if constexpr (enabled<T>) {
-    using B = xsimd::batch<T>;
-    for (; i + B::size <= n; i += B::size) vf(B::load_unaligned(in + i)).store_unaligned(out + i);
-  }
+  for (; i + B::size <= n; i += B::size) vf(B::load_unaligned(in + i)).store_unaligned(out + i);
   for (; i < n; ++i) out[i] = sf(in[i]);
 }
 
 /// out[i] = f(a[i], b[i]); f is generic (called with two batches, or two scalars).
 template <class T, class F>
 void map2(const T* a, const T* b, T* out, std::size_t n, F f) {
+  using B = xsimd::batch<T>;
   std::size_t i = 0;
-  if constexpr (enabled<T>) {
-    using B = xsimd::batch<T>;
-    for (; i + B::size <= n; i += B::size)
-      f(B::load_unaligned(a + i), B::load_unaligned(b + i)).store_unaligned(out + i);
-  }
+  for (; i + B::size <= n; i += B::size) f(B::load_unaligned(a + i), B::load_unaligned(b + i)).store_unaligned(out + i);
   for (; i < n; ++i) out[i] = f(a[i], b[i]);
 }
 
 /// out[i] = f(a[i], s): the second operand is one value.
 template <class T, class F>
 void map2_scalar_b(const T* a, T s, T* out, std::size_t n, F f) {
+  using B = xsimd::batch<T>;
+  const B bs(s);
   std::size_t i = 0;
-  if constexpr (enabled<T>) {
-    using B = xsimd::batch<T>;
-    const B bs(s);
-    for (; i + B::size <= n; i += B::size) f(B::load_unaligned(a + i), bs).store_unaligned(out + i);
-  }
+  for (; i + B::size <= n; i += B::size) f(B::load_unaligned(a + i), bs).store_unaligned(out + i);
   for (; i < n; ++i) out[i] = f(a[i], s);
 }
 
 /// out[i] = f(s, b[i]): the first operand is one value.
 template <class T, class F>
 void map2_scalar_a(T s, const T* b, T* out, std::size_t n, F f) {
+  using B = xsimd::batch<T>;
+  const B as(s);
   std::size_t i = 0;
-  if constexpr (enabled<T>) {
-    using B = xsimd::batch<T>;
-    const B as(s);
-    for (; i + B::size <= n; i += B::size) f(as, B::load_unaligned(b + i)).store_unaligned(out + i);
-  }
+  for (; i + B::size <= n; i += B::size) f(as, B::load_unaligned(b + i)).store_unaligned(out + i);
   for (; i < n; ++i) out[i] = f(s, b[i]);
 }
 
@@ -127,6 +142,18 @@ struct Log {
   }
 };
 
+/// sqrt
+struct Sqrt {
+  template <class T, class A>
+  xsimd::batch<T, A> operator()(const xsimd::batch<T, A>& v) const {
+    return xsimd::sqrt(v);
+  }
+  template <Real T>
+  T operator()(T v) const {
+    return std::sqrt(v);
+  }
+};
+
 /// tanh
 struct Tanh {
   template <class T, class A>
@@ -170,7 +197,6 @@ struct Relu {
   }
 };
 
-#if !defined(XSIMD_NO_SUPPORTED_ARCHITECTURE)
 namespace lanes {
 // Swizzle and select patterns for deinterleave (n lanes, h = n/2).
 struct EvensThenOdds {  // [0, 2, .., n-2, 1, 3, .., n-1]
@@ -191,7 +217,7 @@ struct LowHalf {
 /// a1 a3 .. b1 b3 ..}.
 template <class T, class A>
 std::pair<xsimd::batch<T, A>, xsimd::batch<T, A>> deinterleave(const xsimd::batch<T, A>& a,
-                                                                const xsimd::batch<T, A>& b) {
+                                                               const xsimd::batch<T, A>& b) {
   using V = xsimd::batch<T, A>;
   using I = xsimd::batch<xsimd::as_unsigned_integer_t<T>, A>;
   const V a_split = xsimd::swizzle(a, xsimd::make_batch_constant<I, lanes::EvensThenOdds>());
@@ -239,6 +265,5 @@ void store_first(const xsimd::batch<T>& v, T* p, std::size_t n) {
   v.store_aligned(lanes);
   for (std::size_t i = 0; i < n; ++i) p[i] = lanes[i];
 }
-#endif
 
-}  // namespace tg::detail::simd
+}  // namespace tg::kernels::TG_ISA::simd

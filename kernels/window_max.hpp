@@ -1,14 +1,13 @@
 #pragma once
-// Max-pooling pieces that ops fusing a pooling (ops/conv.cpp's conv2d_relu_max_pool2d) share
-// with max_pool2d itself. Internal: not part of the public headers.
+// The maximum of a 2x2 window and where it is, the rule max_pool2d and the fused
+// conv2d_relu_max_pool2d share. Internal to the SIMD kernel files (kernels/simd.hpp).
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
-#include "autograd/tensor.hpp"
-#include "ops/simd.hpp"
+#include "kernels/simd.hpp"
 
-namespace tg::detail {
+namespace tg::kernels::TG_ISA {
 
 /// `candidate` replaces `current` as the first maximum in scan order: strictly greater, or the
 /// first NaN (NaN propagates, as in PyTorch). Lane by lane on SIMD batches.
@@ -17,7 +16,7 @@ template <class T, class A>
   return (candidate > current) | (xsimd::isnan(candidate) & !xsimd::isnan(current));
 }
 template <class T>
-  requires std::is_floating_point_v<T>
+requires std::is_floating_point_v<T>
 [[gnu::always_inline]] inline bool beats(T candidate, T current) {
   return candidate > current || (std::isnan(candidate) && !std::isnan(current));
 }
@@ -59,9 +58,4 @@ template <class V>
   return {value, xsimd::select(a == value, V(0), code)};
 }
 
-/// The gradient of max pooling: g [N,C,H',W'] scattered to the int64 argmax `indices` (flat
-/// within each plane) of an input of input_shape [N,C,H,W]. Differentiable (its backward is the
-/// matching gather).
-Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& input_shape);
-
-}  // namespace tg::detail
+}  // namespace tg::kernels::TG_ISA

@@ -1,0 +1,86 @@
+#pragma once
+// Two operands broadcast onto an output, as a plan of merged axes, and the loop over its rows.
+// Adjacent axes that both operands step over alike are merged, so that a scalar operand or a
+// bias [C] onto [N, C] becomes one or a few long contiguous rows.
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+namespace tg::kernels {
+
+/// The output's axes after merging (at least one) and each operand's element strides along
+/// them, 0 where it is broadcast. The innermost strides are 0 or 1.
+struct BroadcastPlan {
+  std::vector<std::size_t> dims, stride_a, stride_b;
+};
+
+/// The plan for operands of shapes a and b broadcast to out (which the caller has checked).
+inline BroadcastPlan broadcast_plan(const std::vector<std::size_t>& a, const std::vector<std::size_t>& b,
+                                    const std::vector<std::size_t>& out) {
+  const std::size_t n = out.size();
+  // Contiguous strides of each operand, aligned to the output's axes; 0 where broadcast.
+  auto strides = [n, &out](const std::vector<std::size_t>& s) {
+    std::vector<std::size_t> st(n, 0);
+    std::size_t step = 1;
+    for (std::size_t i = s.size(); i-- > 0;) {
+      const std::size_t o = i + (n - s.size());
+      st[o] = s[i] == out[o] ? step : 0;
+      step *= s[i];
+    }
+    return st;
+  };
+  const std::vector<std::size_t> sa = strides(a), sb = strides(b);
+  BroadcastPlan p;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (out[i] == 1) continue;  // size-1 axes take no part in the walk
+    if (!p.dims.empty() && p.stride_a.back() == sa[i] * out[i] && p.stride_b.back() == sb[i] * out[i]) {
+      // The previous axis steps over exactly this one in both operands: merge them.
+      p.dims.back() *= out[i];
+      p.stride_a.back() = sa[i];
+      p.stride_b.back() = sb[i];
+      continue;
+    }
+    p.dims.push_back(out[i]);
+    p.stride_a.push_back(sa[i]);
+    p.stride_b.push_back(sb[i]);
+  }
+  if (p.dims.empty()) p = {{1}, {0}, {0}};
+  return p;
+}
+
+/// row(a_row, b_row, out_row) for every innermost row of the plan, out advancing by whole rows.
+template <class T, class R, class Row>
+void for_each_row(const BroadcastPlan& p, const T* pa, const T* pb, R* pr, Row row) {
+  const std::size_t rank = p.dims.size(), inner = p.dims.back();
+  if (rank == 1) {
+    row(pa, pb, pr);
+    return;
+  }
+  // Odometer over the outer axes, carrying each operand's offset.
+  std::vector<std::size_t> coord(rank - 1, 0);
+  std::size_t oa = 0, ob = 0, rows = 1;
+  for (std::size_t d = 0; d + 1 < rank; ++d) rows *= p.dims[d];
+  for (std::size_t r = 0; r < rows; ++r, pr += inner) {
+    row(pa + oa, pb + ob, pr);
+    for (std::size_t d = rank - 1; d-- > 0;) {
+      oa += p.stride_a[d];
+      ob += p.stride_b[d];
+      if (++coord[d] < p.dims[d]) break;
+      oa -= p.dims[d] * p.stride_a[d];
+      ob -= p.dims[d] * p.stride_b[d];
+      coord[d] = 0;
+    }
+  }
+}
+
+/// pr[...] = f(pa[...], pb[...]) over the plan, one scalar call per element (any element types;
+/// the SIMD maps of float types are kernels/elementwise.hpp's binary).
+template <class T, class R, class F>
+void broadcast_map(const BroadcastPlan& p, const T* pa, const T* pb, R* pr, F f) {
+  const std::size_t inner = p.dims.back(), ia = p.stride_a.back(), ib = p.stride_b.back();
+  for_each_row(p, pa, pb, pr, [&](const T* ra, const T* rb, R* out) {
+    for (std::size_t i = 0; i < inner; ++i) out[i] = static_cast<R>(f(ra[i * ia], rb[i * ib]));
+  });
+}
+
+}  // namespace tg::kernels
