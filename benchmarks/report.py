@@ -28,6 +28,8 @@ def main(path):
             order.append(key)
         rows[key][r["impl"]] = r
     impls = ["tapegrad", "pytorch", "libtorch", "openblas", "floor"]
+    if any("tapegrad-native" in r for r in rows.values()):  # scripts/bench.sh --native
+        impls.append("tapegrad-native")
     refs = impls[1:]
     print(f"| workload | threads | {' | '.join(impls)} | {' | '.join('tapegrad/' + r for r in refs)} |")
     print("|---|---|" + "---|" * (len(impls) + len(refs)))

@@ -5,8 +5,10 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libxtensor-dev xtl-dev libxsimd-dev libfmt-dev doctest-dev libopenblas-dev libdnnl-dev
+  ocl-icd-opencl-dev  # oneDNN's CMake package requires OpenCL's; libdnnl-dev only recommends it
   zlib1g-dev libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev libssl-dev
   python3 python3-numpy
+  qemu-user  # the tests on an emulated CPU without AVX-512 (tests/CMakeLists.txt)
   dataset-fashion-mnist  # Fashion-MNIST's four files (31 MB), read from /usr/share/datasets/fashion-mnist
 )
 if [[ "${1:-}" == "--bench" ]]; then

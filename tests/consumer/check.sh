@@ -1,13 +1,39 @@
 #!/usr/bin/env bash
-# Installs the build tree into a scratch prefix, then configures, builds and runs the consumer
-# project against it with find_package(tapegrad).
+# A user's project, three ways: against the installed package with find_package(tapegrad), with
+# pkg-config, and with tapegrad's sources inside it (add_subdirectory). Each builds main.cpp and
+# runs it.  Usage: check.sh BUILD_DIR SOURCE_DIR [--no-subproject]
 set -euo pipefail
 build_dir=$1
-source_dir=$(cd "$(dirname "$0")" && pwd)
+tapegrad_source=$2
+here=$(cd "$(dirname "$0")" && pwd)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-cmake --install "$build_dir" --prefix "$scratch/prefix" > "$scratch/install.log"
-cmake -S "$source_dir" -B "$scratch/build" -DCMAKE_PREFIX_PATH="$scratch/prefix" -DCMAKE_BUILD_TYPE=Release \
-  > "$scratch/configure.log" || { cat "$scratch/configure.log"; exit 1; }
-cmake --build "$scratch/build" > "$scratch/build.log" || { cat "$scratch/build.log"; exit 1; }
-LD_LIBRARY_PATH="$scratch/prefix/lib:$scratch/prefix/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}" "$scratch/build/consumer"
+run_quiet() {  # runs a step, showing its output only when it fails
+  local log=$1
+  shift
+  "$@" > "$log" 2>&1 || { echo "failed: $*"; cat "$log"; exit 1; }
+}
+
+echo "== find_package(tapegrad) against an installed tree"
+run_quiet "$scratch/install.log" cmake --install "$build_dir" --prefix "$scratch/prefix"
+run_quiet "$scratch/configure.log" cmake -S "$here" -B "$scratch/build" -DCMAKE_PREFIX_PATH="$scratch/prefix" \
+  -DCMAKE_BUILD_TYPE=Release
+run_quiet "$scratch/build.log" cmake --build "$scratch/build"
+libdir=$(dirname "$(find "$scratch/prefix" -name 'libtapegrad.so.0' | head -n 1)")
+LD_LIBRARY_PATH="$libdir" "$scratch/build/consumer"
+
+echo "== pkg-config tapegrad"
+pc_dir=$(dirname "$(find "$scratch/prefix" -name tapegrad.pc | head -n 1)")
+flags=$(PKG_CONFIG_PATH="$pc_dir" pkg-config --cflags --libs tapegrad)
+run_quiet "$scratch/pkg-config.log" c++ -O1 "$here/main.cpp" -o "$scratch/consumer-pc" $flags
+LD_LIBRARY_PATH="$libdir" "$scratch/consumer-pc"
+
+[[ "${3:-}" == "--no-subproject" ]] && exit 0
+echo "== add_subdirectory(tapegrad) in a Debug project"
+# The parent keeps its Debug build type; tapegrad is compiled inside it with the parent's flags.
+launcher=()
+command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+run_quiet "$scratch/sub-configure.log" cmake -S "$here/subproject" -B "$scratch/sub" -G Ninja \
+  -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SOURCE_DIR="$tapegrad_source" "${launcher[@]}"
+run_quiet "$scratch/sub-build.log" cmake --build "$scratch/sub"
+"$scratch/sub/consumer"
