@@ -1,9 +1,9 @@
 #pragma once
 // Runtime element types of a Tensor.
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <string_view>
-
-#include <fmt/format.h>
 
 namespace tg {
 
@@ -18,9 +18,12 @@ inline constexpr Dtype int64 = Dtype::int64;
 /// "float32", "float64" or "int64".
 constexpr std::string_view dtype_name(Dtype d) {
   switch (d) {
-    case Dtype::float32: return "float32";
-    case Dtype::float64: return "float64";
-    case Dtype::int64: return "int64";
+    case Dtype::float32:
+      return "float32";
+    case Dtype::float64:
+      return "float64";
+    case Dtype::int64:
+      return "int64";
   }
   return "?";
 }
@@ -32,11 +35,17 @@ constexpr std::size_t dtype_size(Dtype d) { return d == Dtype::float32 ? 4 : 8; 
 template <class T>
 constexpr Dtype dtype_of();
 template <>
-constexpr Dtype dtype_of<float>() { return Dtype::float32; }
+constexpr Dtype dtype_of<float>() {
+  return Dtype::float32;
+}
 template <>
-constexpr Dtype dtype_of<double>() { return Dtype::float64; }
+constexpr Dtype dtype_of<double>() {
+  return Dtype::float64;
+}
 template <>
-constexpr Dtype dtype_of<std::int64_t>() { return Dtype::int64; }
+constexpr Dtype dtype_of<std::int64_t>() {
+  return Dtype::int64;
+}
 
 }  // namespace tg
 

@@ -5,11 +5,11 @@
 #include <queue>
 #include <unordered_map>
 
+#include "autograd/broadcast.hpp"
+#include "autograd/detail/tensor_impl.hpp"
 #include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
 #include "autograd/grad_mode.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/reduce.hpp"
 #include "kernels/elementwise.hpp"
 
 namespace tg {
@@ -20,8 +20,8 @@ std::atomic<std::uint64_t> next_sequence_nr{0};
 
 std::int64_t autograd::live_node_count() { return live_nodes.load(); }
 
-Node::Node(std::string name, std::vector<Edge> edges, std::vector<SavedTensor> saved,
-           std::shared_ptr<Storage> output, Shape output_shape, BackwardFn backward)
+Node::Node(std::string name, std::vector<Edge> edges, std::vector<SavedTensor> saved, std::shared_ptr<Storage> output,
+           Shape output_shape, BackwardFn backward)
     : name_(std::move(name)),
       sequence_nr_(next_sequence_nr++),
       edges_(std::move(edges)),
@@ -83,6 +83,9 @@ const Tensor& BackwardContext::saved(std::size_t i) const {
   return s.tensor;
 }
 
+// run_backward turns grad mode on exactly when the backward is recorded.
+bool BackwardContext::create_graph() const { return is_grad_enabled(); }
+
 Tensor BackwardContext::output() const {
   TG_CHECK(node_.output_, "backward of '{}': the op did not save its output (set save_output)", node_.name_);
   auto impl = std::make_shared<TensorImpl>();
@@ -106,8 +109,10 @@ Tensor record(OpSpec spec, Tensor result, BackwardFn backward) {
   for (const Tensor& in : spec.inputs) {
     Edge e;
     if (in.defined() && in.requires_grad()) {
-      if (in.grad_fn()) e.node = in.grad_fn();
-      else e.leaf = in.impl_ptr();
+      if (in.grad_fn())
+        e.node = in.grad_fn();
+      else
+        e.leaf = in.impl_ptr();
       e.shape = in.shape();
       e.dtype = in.dtype();
     }
@@ -122,9 +127,9 @@ Tensor record(OpSpec spec, Tensor result, BackwardFn backward) {
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = result.impl()->storage;
   impl->requires_grad = true;
-  impl->grad_fn = std::make_shared<Node>(std::move(spec.name), std::move(edges), std::move(saved),
-                                         spec.save_output ? impl->storage : nullptr, result.shape(),
-                                         std::move(backward));
+  impl->grad_fn =
+      std::make_shared<Node>(std::move(spec.name), std::move(edges), std::move(saved),
+                             spec.save_output ? impl->storage : nullptr, result.shape(), std::move(backward));
   return Tensor(impl);
 }
 
@@ -139,25 +144,47 @@ bool owned_alone(const Tensor& t) {
          impl->storage.use_count() == 1;
 }
 
+// a + b, two gradients of one shape and dtype, as an op of its own: recorded when the backward
+// is (create_graph), so that gradients of gradients see the sum.
+// d(a+b) = g, g
+Tensor add_gradients(const Tensor& a, const Tensor& b) {
+  TG_CHECK(a.shape() == b.shape() && a.dtype() == b.dtype(), "accumulate: gradients {} {} and {} {} differ", a.dtype(),
+           shape_str(a.shape()), b.dtype(), shape_str(b.shape()));
+  Tensor out = dispatch_float(a.dtype(), "accumulate", [&](auto t) {
+    using T = decltype(t);
+    xt::xarray<T> r = xt::xarray<T>::from_shape(a.shape());
+    if (r.size() > 0)
+      kernels::binary(kernels::BinaryOp::add, kernels::broadcast_plan(a.shape(), a.shape(), a.shape()), a.data<T>(),
+                      b.data<T>(), r.data());
+    return Tensor(std::move(r));
+  });
+  return record({.name = "accumulate", .inputs = {a, b}}, out,
+                [](const BackwardContext&, const Tensor& g) -> TensorList {
+                  return {g, g};
+                });
+}
+
 // sum += g, in place when nothing is being recorded (no create_graph) and `sum` is owned alone;
 // otherwise sum becomes a new tensor. g has sum's shape.
 void add_into(Tensor& sum, const Tensor& g) {
   if (!is_grad_enabled() && is_floating(sum.dtype()) && sum.dtype() == g.dtype() && owned_alone(sum) &&
       sum.shape() == g.shape()) {
-    detail::dispatch_float(sum.dtype(), "accumulate", [&](auto t) {
+    dispatch_float(sum.dtype(), "accumulate", [&](auto t) {
       using T = decltype(t);
       T* acc = std::get<xt::xarray<T>>(sum.impl()->storage->array).data();
       kernels::accumulate(acc, g.data<T>(), g.numel());
     });
     return;
   }
-  sum = add(sum, g);
+  sum = add_gradients(sum, g);
 }
 
 // Adds `g` into `slot` (g already has the slot's shape).
 void accumulate(Tensor& slot, const Tensor& g) {
-  if (slot.defined()) add_into(slot, g);
-  else slot = g;
+  if (slot.defined())
+    add_into(slot, g);
+  else
+    slot = g;
 }
 
 // Brings a gradient returned by a backward function to the input's shape and dtype.
@@ -281,8 +308,7 @@ void Tensor::backward_with_seed(const Tensor& seed, BackwardOptions options) con
   Tensor s = seed.defined() ? seed : default_seed(*this, "backward");
   check_seed(*this, s, "backward");
   if (s.dtype() != dtype()) s = s.to(dtype());
-  run_backward({*this}, {s}, options.retain_graph || options.create_graph ? true : false, options.create_graph,
-               Run{});
+  run_backward({*this}, {s}, options.retain_graph || options.create_graph ? true : false, options.create_graph, Run{});
 }
 
 TensorList grad(const TensorList& outputs, const TensorList& inputs, GradOptions options) {
@@ -302,13 +328,15 @@ TensorList grad(const TensorList& outputs, const TensorList& inputs, GradOptions
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& in = inputs[i];
     TG_CHECK(in.defined() && in.requires_grad(), "grad: input {} does not require grad", i);
-    if (in.grad_fn()) captured_nodes.emplace(in.grad_fn().get(), Tensor());
-    else captured_leaves.emplace(in.impl(), Tensor());
+    if (in.grad_fn())
+      captured_nodes.emplace(in.grad_fn().get(), Tensor());
+    else
+      captured_leaves.emplace(in.impl(), Tensor());
   }
   const bool retain = options.retain_graph.value_or(options.create_graph);
-  run_backward(outputs, seeds, retain, options.create_graph,
-               Run{.captured_nodes = &captured_nodes, .captured_leaves = &captured_leaves,
-                   .accumulate_into_leaves = false});
+  run_backward(
+      outputs, seeds, retain, options.create_graph,
+      Run{.captured_nodes = &captured_nodes, .captured_leaves = &captured_leaves, .accumulate_into_leaves = false});
   TensorList result;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& in = inputs[i];

@@ -1,10 +1,10 @@
 #pragma once
 // tg::Error and the one checking macro every op and module uses on user input.
-#include <stdexcept>
-#include <string>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <stdexcept>
+#include <string>
 
 namespace tg {
 
@@ -26,7 +26,7 @@ template <class... Args>
 
 /// Throws tg::Error with a fmt-formatted message when `cond` is false; the message arguments
 /// are evaluated only on failure.
-#define TG_CHECK(cond, ...)                 \
-  do {                                      \
+#define TG_CHECK(cond, ...)                       \
+  do {                                            \
     if (!(cond)) ::tg::detail::fail(__VA_ARGS__); \
   } while (0)

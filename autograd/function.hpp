@@ -48,8 +48,8 @@ struct Edge {
 /// inputs, never its output (the output's value is saved as storage, re-wrapped on demand).
 class Node : public std::enable_shared_from_this<Node> {
  public:
-  Node(std::string name, std::vector<Edge> edges, std::vector<SavedTensor> saved,
-       std::shared_ptr<Storage> output, Shape output_shape, BackwardFn backward);
+  Node(std::string name, std::vector<Edge> edges, std::vector<SavedTensor> saved, std::shared_ptr<Storage> output,
+       Shape output_shape, BackwardFn backward);
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -86,6 +86,11 @@ class BackwardContext {
   Tensor output() const;
   /// Whether input i needs a gradient.
   bool needs_grad(std::size_t i) const { return node_.edges_.at(i).defined(); }
+  /// Whether this backward is itself being recorded (backward or grad with create_graph): it
+  /// must then compute with differentiable ops, so that gradients of gradients work. Otherwise
+  /// it may run a fused kernel that records nothing, as most ops' backward does:
+  /// `return {ctx.create_graph() ? g * ctx.output() : fused_exp_backward(g, ctx.output())};`
+  bool create_graph() const;
   const std::string& name() const { return node_.name_; }
 
  private:
@@ -94,10 +99,10 @@ class BackwardContext {
 
 /// Describes an op for record().
 struct OpSpec {
-  std::string name;            ///< shown in errors and in grad_fn
-  TensorList inputs;           ///< the op's tensor inputs, in order
-  TensorList saved = {};       ///< tensors its backward reads
-  bool save_output = false;    ///< backward reads the output (BackwardContext::output)
+  std::string name;          ///< shown in errors and in grad_fn
+  TensorList inputs;         ///< the op's tensor inputs, in order
+  TensorList saved = {};     ///< tensors its backward reads
+  bool save_output = false;  ///< backward reads the output (BackwardContext::output)
 };
 
 /// Links `result` to the graph as the output of op `spec` when grad mode is on and an input
@@ -114,7 +119,7 @@ std::int64_t live_node_count();
 
 /// Options of tg::grad.
 struct GradOptions {
-  TensorList grad_outputs = {};  ///< seeds, one per output (default: ones for scalars)
+  TensorList grad_outputs = {};                     ///< seeds, one per output (default: ones for scalars)
   std::optional<bool> retain_graph = std::nullopt;  ///< default: create_graph
   bool create_graph = false;
   bool allow_unused = false;  ///< return undefined tensors for inputs the outputs don't reach

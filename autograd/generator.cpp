@@ -1,8 +1,8 @@
 #include "autograd/generator.hpp"
 
-#include "autograd/dispatch.hpp"
-
 #include <sstream>
+
+#include "autograd/dispatch.hpp"
 
 namespace tg {
 
@@ -30,7 +30,7 @@ void Generator::set_state(const std::string& state) {
 namespace {
 template <class Dist>
 Tensor fill_random(const Shape& shape, Dtype dtype, Dist dist, Generator& gen, std::string_view op) {
-  return detail::dispatch_float(dtype, op, [&](auto t) {
+  return dispatch_float(dtype, op, [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
     for (auto& v : a) v = static_cast<T>(dist(gen.engine()));

@@ -1,19 +1,20 @@
 #include "autograd/tensor.hpp"
 
+#include <fmt/ostream.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <ostream>
 #include <sstream>
-
-#include <fmt/ostream.h>
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xio.hpp>
 
+#include "autograd/broadcast.hpp"
+#include "autograd/detail/tensor_impl.hpp"
 #include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
 #include "autograd/grad_mode.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/shape.hpp"
+#include "kernels/broadcast.hpp"
 
 namespace tg {
 namespace {
@@ -43,8 +44,7 @@ Tensor::Tensor(std::initializer_list<double> v) : impl_(make_impl(from_list(v)))
 Tensor::Tensor(std::initializer_list<std::initializer_list<double>> v) : impl_(make_impl(from_list(v))) {}
 Tensor::Tensor(std::initializer_list<std::initializer_list<std::initializer_list<double>>> v)
     : impl_(make_impl(from_list(v))) {}
-Tensor::Tensor(
-    std::initializer_list<std::initializer_list<std::initializer_list<std::initializer_list<double>>>> v)
+Tensor::Tensor(std::initializer_list<std::initializer_list<std::initializer_list<std::initializer_list<double>>>> v)
     : impl_(make_impl(from_list(v))) {}
 
 const TensorImpl& Tensor::checked() const {
@@ -55,15 +55,14 @@ const TensorImpl& Tensor::checked() const {
 Dtype Tensor::dtype() const { return static_cast<Dtype>(checked().storage->array.index()); }
 
 Shape Tensor::shape() const {
-  return std::visit([](const auto& a) { return Shape(a.shape().begin(), a.shape().end()); },
-                    checked().storage->array);
+  return std::visit([](const auto& a) { return Shape(a.shape().begin(), a.shape().end()); }, checked().storage->array);
 }
 
 std::size_t Tensor::shape(int axis) const {
   const std::size_t n = ndim();
   const int a = axis < 0 ? axis + static_cast<int>(n) : axis;
-  TG_CHECK(a >= 0 && a < static_cast<int>(n), "Tensor::shape: axis {} out of range for a tensor of shape {}",
-           axis, shape_str(shape()));
+  TG_CHECK(a >= 0 && a < static_cast<int>(n), "Tensor::shape: axis {} out of range for a tensor of shape {}", axis,
+           shape_str(shape()));
   return shape()[static_cast<std::size_t>(a)];
 }
 
@@ -104,10 +103,9 @@ double Tensor::item() const {
 
 Tensor Tensor::to(Dtype d) const {
   if (d == dtype()) return *this;
-  Tensor out = detail::dispatch_all(d, [&](auto t) {
+  Tensor out = dispatch_all(d, [&](auto t) {
     using T = decltype(t);
-    return std::visit([](const auto& a) { return Tensor(xt::xarray<T>(xt::cast<T>(a))); },
-                      checked().storage->array);
+    return std::visit([](const auto& a) { return Tensor(xt::xarray<T>(xt::cast<T>(a))); }, checked().storage->array);
   });
   if (!is_floating(d) || !is_floating(dtype())) return out;
   const Dtype from = dtype();
@@ -133,8 +131,8 @@ bool Tensor::requires_grad() const { return checked().requires_grad; }
 
 Tensor& Tensor::requires_grad_(bool value) {
   TG_CHECK(is_leaf() || value, "requires_grad_: cannot turn off gradients of a non-leaf tensor; use detach()");
-  TG_CHECK(!value || is_floating(dtype()), "requires_grad_: only float32 and float64 tensors can require gradients, got {}",
-           dtype());
+  TG_CHECK(!value || is_floating(dtype()),
+           "requires_grad_: only float32 and float64 tensors can require gradients, got {}", dtype());
   impl_->requires_grad = value;
   return *this;
 }
@@ -200,14 +198,35 @@ Tensor& Tensor::copy_(const Tensor& src) {
 
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
   check_inplace(*this, "add_");
-  NoGradGuard no_grad;
-  Tensor scaled = alpha == 1.0 ? other.detach() : mul(other.detach(), alpha);
-  Tensor sum = add(detach(), scaled.to(dtype()));
-  TG_CHECK(sum.shape() == shape(), "add_: other of shape {} does not broadcast to {}", shape_str(other.shape()),
-           shape_str(shape()));
-  std::swap(impl_->storage->array, sum.impl()->storage->array);
+  const Shape s = shape(), from = other.shape();
+  TG_CHECK(broadcast_shapes(s, from, "add_") == s, "add_: other of shape {} does not broadcast to {}", shape_str(from),
+           shape_str(s));
+  const Tensor src = other.detach().to(dtype());
+  dispatch_all(dtype(), [&](auto t) {
+    using T = decltype(t);
+    T* dst = mutable_array<T>().data();
+    const T a = static_cast<T>(alpha);
+    if (numel() > 0)
+      kernels::broadcast_map(kernels::broadcast_plan(s, from, s), static_cast<const T*>(dst), src.data<T>(), dst,
+                             [a](T u, T v) { return static_cast<T>(u + a * v); });
+  });
+  return *this;
+}
+
+Tensor& Tensor::set_data(const Tensor& src) {
+  TG_CHECK(src.defined(), "set_data: the source tensor is undefined");
+  checked().storage->array = src.checked().storage->array;
   bump_version();
   return *this;
+}
+
+const void* Tensor::data_ptr() const {
+  return std::visit([](const auto& a) -> const void* { return a.data(); }, checked().storage->array);
+}
+
+void* Tensor::mutable_data_ptr() const {
+  bump_version();
+  return std::visit([](auto& a) -> void* { return a.data(); }, checked().storage->array);
 }
 
 Tensor& Tensor::mul_(double value) {
@@ -225,7 +244,7 @@ Tensor& Tensor::mul_(double value) {
 std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
 Tensor full(const Shape& shape, double value, Dtype dtype) {
-  return detail::dispatch_all(dtype, [&](auto t) {
+  return dispatch_all(dtype, [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
     a.fill(static_cast<T>(value));
@@ -243,7 +262,7 @@ Tensor arange(double start, double stop, double step, Dtype dtype) {
   TG_CHECK(step != 0.0, "arange: step must not be zero");
   const double count = std::ceil((stop - start) / step);
   const auto n = count > 0 ? static_cast<std::size_t>(count) : 0;
-  return detail::dispatch_all(dtype, [&](auto t) {
+  return dispatch_all(dtype, [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> a = xt::xarray<T>::from_shape({n});
     for (std::size_t i = 0; i < n; ++i) a(i) = static_cast<T>(start + static_cast<double>(i) * step);
@@ -257,15 +276,16 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) {
   os << "tensor(";
   std::visit([&](const auto& a) { os << a; }, t.impl()->storage->array);
   if (t.dtype() != float32) os << ", dtype=" << dtype_name(t.dtype());
-  if (t.grad_fn()) os << ", grad_fn=<" << t.grad_fn()->name() << ">";
-  else if (t.requires_grad()) os << ", requires_grad=true";
+  if (t.grad_fn())
+    os << ", grad_fn=<" << t.grad_fn()->name() << ">";
+  else if (t.requires_grad())
+    os << ", requires_grad=true";
   return os << ")";
 }
 
 }  // namespace tg
 
-auto fmt::formatter<tg::Tensor>::format(const tg::Tensor& t, format_context& ctx) const
-    -> format_context::iterator {
+auto fmt::formatter<tg::Tensor>::format(const tg::Tensor& t, format_context& ctx) const -> format_context::iterator {
   std::ostringstream os;
   os << t;
   return fmt::formatter<std::string_view>::format(os.str(), ctx);

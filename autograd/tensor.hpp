@@ -6,9 +6,7 @@
 #include <iosfwd>
 #include <memory>
 #include <optional>
-#include <variant>
 #include <vector>
-
 #include <xtensor/xarray.hpp>
 
 #include "autograd/dtype.hpp"
@@ -22,21 +20,9 @@ class Generator;
 class Tensor;
 using TensorList = std::vector<Tensor>;
 
-/// The array behind one or more tensors, plus a version counter that in-place changes bump so
-/// that backward can tell when a value it saved was overwritten.
-struct Storage {
-  std::variant<xt::xarray<float>, xt::xarray<double>, xt::xarray<std::int64_t>> array;
-  std::uint64_t version = 0;
-};
-
-/// State shared by all copies of one Tensor handle.
-struct TensorImpl {
-  std::shared_ptr<Storage> storage;
-  bool requires_grad = false;
-  std::shared_ptr<TensorImpl> grad;  // leaves only
-  std::shared_ptr<Node> grad_fn;     // the op that made this tensor; null for leaves
-  ~TensorImpl();
-};
+// The state behind a handle (autograd/detail/tensor_impl.hpp, internal).
+struct Storage;
+struct TensorImpl;
 
 /// Options of Tensor::backward.
 struct BackwardOptions {
@@ -74,12 +60,20 @@ class Tensor {
   template <class T>
   xt::xarray<T>& mutable_array();
   template <class T>
-  const T* data() const { return array<T>().data(); }
+  const T* data() const {
+    return array<T>().data();
+  }
+  /// The first element's address, whatever the dtype (row-major, contiguous).
+  const void* data_ptr() const;
+  /// The same, for writing: bumps the version, as mutable_array does.
+  void* mutable_data_ptr() const;
 
   /// The single element as a double (throws unless numel() == 1).
   double item() const;
   template <class T>
-  T item() const { return static_cast<T>(item()); }
+  T item() const {
+    return static_cast<T>(item());
+  }
 
   /// Converted to another dtype (differentiable between float types).
   Tensor to(Dtype d) const;
@@ -116,10 +110,15 @@ class Tensor {
   // is on, as PyTorch does). Each bumps the version.
   Tensor& zero_();
   Tensor& fill_(double value);
-  Tensor& copy_(const Tensor& src);  ///< same shape; converts dtype
+  Tensor& copy_(const Tensor& src);                       ///< same shape; converts dtype
   Tensor& add_(const Tensor& other, double alpha = 1.0);  ///< this += alpha * other (broadcast)
   Tensor& mul_(double value);
+  /// Replaces the values behind this handle (and so every copy of it) by src's: its dtype,
+  /// shape and values, keeping this tensor's identity and autograd state (Module::to uses it on
+  /// parameters). Not differentiable; bumps the version.
+  Tensor& set_data(const Tensor& src);
 
+  /// The state behind the handle (an identity for containers; its type is internal).
   TensorImpl* impl() const { return impl_.get(); }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
   bool is_same(const Tensor& other) const { return impl_ == other.impl_; }

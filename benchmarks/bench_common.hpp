@@ -1,15 +1,14 @@
 #pragma once
 // Shared by the benchmark programs: timing and one JSON line per result.
+#include <fmt/format.h>
 #include <sys/resource.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <string>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
 namespace bench {
 

@@ -40,13 +40,14 @@ int main(int argc, char** argv) {
     openblas_set_num_threads(threads);
     const double direct = bench::best_of(
         [&] {
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, ni, ni, 1.0f, a.data<float>(), ni,
-                      b.data<float>(), ni, 0.0f, c.data(), ni);
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, ni, ni, 1.0f, a.data<float>(), ni, b.data<float>(),
+                      ni, 0.0f, c.data(), ni);
         },
         reps, inner);
     openblas_set_num_threads(blas_threads);
     bench::emit("openblas", fmt::format("matmul_{}", n), direct, "call", threads,
                 fmt::format("\"gflops\": {:.2f}", flops / direct / 1e9));
   }
-  bench::emit("tapegrad", "peak_rss", 0.0, "MiB", threads, fmt::format("\"peak_rss_mib\": {:.1f}", bench::peak_rss_mib()));
+  bench::emit("tapegrad", "peak_rss", 0.0, "MiB", threads,
+              fmt::format("\"peak_rss_mib\": {:.1f}", bench::peak_rss_mib()));
 }

@@ -1,9 +1,8 @@
 // The training and inference workloads in libtorch's C++ frontend (Debian's libtorch-dev), the
 // C++ reference for tapegrad's numbers. Prints JSON lines like the other benchmark programs.
+#include <fmt/format.h>
 #include <torch/torch.h>
 #include <zlib.h>
-
-#include <fmt/format.h>
 
 #include "bench_common.hpp"
 
@@ -43,8 +42,8 @@ torch::nn::Sequential tutorial_model() {
 torch::nn::Sequential deep_model() {
   using namespace torch::nn;
   return Sequential(Conv2d(Conv2dOptions(1, 32, 3)), ReLU(), MaxPool2d(MaxPool2dOptions(2)),
-                    Conv2d(Conv2dOptions(32, 64, 3)), ReLU(), MaxPool2d(MaxPool2dOptions(2)), Flatten(),
-                    Dropout(0.5), Linear(1600, 10));
+                    Conv2d(Conv2dOptions(32, 64, 3)), ReLU(), MaxPool2d(MaxPool2dOptions(2)), Flatten(), Dropout(0.5),
+                    Linear(1600, 10));
 }
 
 // One epoch as Keras runs it: the first 48,000 images (validation_split 0.2), shuffled.
@@ -88,8 +87,8 @@ int main(int argc, char** argv) {
     bench::emit(impl, "train_tutorial_b32_epoch", train_epoch(tutorial_model(), x_train, y_train, 32, steps), "epoch",
                 threads);
   if (selected("train_tutorial_b128"))
-    bench::emit(impl, "train_tutorial_b128_epoch", train_epoch(tutorial_model(), x_train, y_train, 128, steps),
-                "epoch", threads);
+    bench::emit(impl, "train_tutorial_b128_epoch", train_epoch(tutorial_model(), x_train, y_train, 128, steps), "epoch",
+                threads);
   if (selected("inference")) {
     auto model = tutorial_model();
     model->eval();
@@ -103,7 +102,6 @@ int main(int argc, char** argv) {
     bench::emit(impl, "inference_test_set", t, "10000 images", threads);
   }
   if (selected("train_deep_b32"))
-    bench::emit(impl, "train_deep_b32_epoch", train_epoch(deep_model(), x_train, y_train, 32, steps), "epoch",
-                threads);
+    bench::emit(impl, "train_deep_b32_epoch", train_epoch(deep_model(), x_train, y_train, 32, steps), "epoch", threads);
   bench::emit(impl, "peak_rss", 0.0, "MiB", threads, fmt::format("\"peak_rss_mib\": {:.1f}", bench::peak_rss_mib()));
 }

@@ -101,8 +101,7 @@ int main(int argc, char** argv) {
   if (selected("train_tutorial_b32"))
     bench::emit(impl, "train_tutorial_b32_epoch", train_epoch(tutorial_model(), train, 32, steps), "epoch", threads);
   if (selected("train_tutorial_b128"))
-    bench::emit(impl, "train_tutorial_b128_epoch", train_epoch(tutorial_model(), train, 128, steps), "epoch",
-                threads);
+    bench::emit(impl, "train_tutorial_b128_epoch", train_epoch(tutorial_model(), train, 128, steps), "epoch", threads);
   // The thread scaling target (2 threads at least 1.6x 1 thread on the batch-128 epoch) from
   // epochs on 1 and on `threads` threads run alternately in this process, the best of three
   // each: runs minutes apart (as the per-thread-count rows are) drift with the machine.

@@ -20,7 +20,7 @@ Tensor take_rows(const Tensor& t, std::span<const std::size_t> indices) {
   const std::size_t n = shape[0];
   const std::size_t row = n ? t.numel() / n : 0;
   shape[0] = indices.size();
-  return detail::dispatch_all(t.dtype(), [&](auto tag) {
+  return dispatch_all(t.dtype(), [&](auto tag) {
     using T = decltype(tag);
     auto out = xt::xarray<T>::from_shape(shape);
     const T* src = t.data<T>();

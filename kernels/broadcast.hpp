@@ -48,20 +48,21 @@ inline BroadcastPlan broadcast_plan(const std::vector<std::size_t>& a, const std
   return p;
 }
 
-/// row(a_row, b_row, out_row) for every innermost row of the plan, out advancing by whole rows.
-template <class T, class R, class Row>
-void for_each_row(const BroadcastPlan& p, const T* pa, const T* pb, R* pr, Row row) {
-  const std::size_t rank = p.dims.size(), inner = p.dims.back();
+/// row(a_row, b_row, r) for every innermost row r of the plan (r counts rows in the output's
+/// order: its row starts at r * dims.back()). A and B may be const or not.
+template <class A, class B, class Row>
+void for_each_row(const BroadcastPlan& p, A* pa, B* pb, Row row) {
+  const std::size_t rank = p.dims.size();
   if (rank == 1) {
-    row(pa, pb, pr);
+    row(pa, pb, std::size_t{0});
     return;
   }
   // Odometer over the outer axes, carrying each operand's offset.
   std::vector<std::size_t> coord(rank - 1, 0);
   std::size_t oa = 0, ob = 0, rows = 1;
   for (std::size_t d = 0; d + 1 < rank; ++d) rows *= p.dims[d];
-  for (std::size_t r = 0; r < rows; ++r, pr += inner) {
-    row(pa + oa, pb + ob, pr);
+  for (std::size_t r = 0; r < rows; ++r) {
+    row(pa + oa, pb + ob, r);
     for (std::size_t d = rank - 1; d-- > 0;) {
       oa += p.stride_a[d];
       ob += p.stride_b[d];
@@ -78,8 +79,27 @@ void for_each_row(const BroadcastPlan& p, const T* pa, const T* pb, R* pr, Row r
 template <class T, class R, class F>
 void broadcast_map(const BroadcastPlan& p, const T* pa, const T* pb, R* pr, F f) {
   const std::size_t inner = p.dims.back(), ia = p.stride_a.back(), ib = p.stride_b.back();
-  for_each_row(p, pa, pb, pr, [&](const T* ra, const T* rb, R* out) {
+  for_each_row(p, pa, pb, [&](const T* ra, const T* rb, std::size_t r) {
+    R* out = pr + r * inner;
     for (std::size_t i = 0; i < inner; ++i) out[i] = static_cast<R>(f(ra[i * ia], rb[i * ib]));
+  });
+}
+
+/// out = in (of shape `from`) summed over the axes where `to` broadcasts to it: the adjoint of
+/// broadcasting `to` onto `from`. out has `to`'s elements.
+template <class T>
+void sum_to(const T* in, const std::vector<std::size_t>& from, const std::vector<std::size_t>& to, T* out) {
+  std::size_t size = 1;
+  for (std::size_t d : to) size *= d;
+  std::fill_n(out, size, T(0));
+  // The plan of `to` broadcast onto `from`: each input row adds into its place in out.
+  const BroadcastPlan p = broadcast_plan(from, to, from);
+  const std::size_t inner = p.dims.back(), ib = p.stride_b.back();
+  for_each_row(p, in, out, [&](const T* ra, T* rb, std::size_t) {
+    if (ib == 1)
+      for (std::size_t i = 0; i < inner; ++i) rb[i] += ra[i];
+    else
+      for (std::size_t i = 0; i < inner; ++i) *rb += ra[i];
   });
 }
 

@@ -36,7 +36,8 @@ void unary(UnaryOp op, const T* in, T* out, std::size_t n) {
 template <class T, class F>
 void broadcast_simd(const BroadcastPlan& p, const T* pa, const T* pb, T* pr, F f) {
   const std::size_t inner = p.dims.back(), ia = p.stride_a.back(), ib = p.stride_b.back();
-  for_each_row(p, pa, pb, pr, [&](const T* ra, const T* rb, T* out) {
+  for_each_row(p, pa, pb, [&](const T* ra, const T* rb, std::size_t r) {
+    T* out = pr + r * inner;
     if (ia == 1 && ib == 1)
       simd::map2(ra, rb, out, inner, f);
     else if (ia == 1)

@@ -49,6 +49,9 @@ class Softmax : public Module {
  public:
   explicit Softmax(int dim = -1) : dim_(dim) {}
   Tensor forward(const Tensor& x) override;
+  /// Over the last axis (dim -1), its logits are its input.
+  bool has_logits() const override { return is_exactly<Softmax>() && dim_ == -1; }
+  Tensor forward_logits(const Tensor& x) override { return x; }
   std::string extra_repr() const override;
 
  private:

@@ -1,6 +1,8 @@
 #include "nn/conv.hpp"
 
+#include "nn/flatten.hpp"
 #include "nn/init.hpp"
+#include "nn/pooling.hpp"
 #include "ops/shape.hpp"
 
 namespace tg::nn {
@@ -42,13 +44,18 @@ Tensor Conv2d::forward(const Tensor& x) {
   return apply_activation(options_.activation, conv2d(x, weight_, bias_, op_options(options_)));
 }
 
-Tensor Conv2d::forward_max_pool(const Tensor& x, const MaxPool2dOptions& pool, bool flatten) {
-  if (options_.activation != Activation::relu) {
-    const Tensor y = max_pool2d(forward(x), pool);
-    return flatten ? tg::flatten(y, 1, 3) : y;
-  }
+Module::Chained Conv2d::forward_chain(const Tensor& x, std::span<const std::shared_ptr<Module>> next) {
+  // Only Conv2d's own forward, MaxPool2d's and Flatten's are known to be what the fused op computes.
+  if (!is_exactly<Conv2d>() || options_.activation != Activation::relu || next.empty() ||
+      !next[0]->is_exactly<MaxPool2d>())
+    return Module::forward_chain(x, next);
+  const auto& pool = static_cast<const MaxPool2d&>(*next[0]);
+  const bool flatten =
+      next.size() > 1 && next[1]->is_exactly<Flatten>() && static_cast<const Flatten&>(*next[1]).start_dim() == 1 &&
+      (static_cast<const Flatten&>(*next[1]).end_dim() == -1 || static_cast<const Flatten&>(*next[1]).end_dim() == 3);
   check_input(x);
-  return conv2d_relu_max_pool2d(x, weight_, bias_, op_options(options_), pool, flatten);
+  if (flatten) return {conv2d_relu_max_pool2d_flatten(x, weight_, bias_, op_options(options_), pool.options()), 2};
+  return {conv2d_relu_max_pool2d(x, weight_, bias_, op_options(options_), pool.options()), 1};
 }
 
 std::string Conv2d::extra_repr() const {

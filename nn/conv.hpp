@@ -30,10 +30,9 @@ class Conv2d : public Module {
  public:
   Conv2d(std::size_t in_channels, std::size_t out_channels, Size2 kernel_size, Conv2dOptions options = {});
   Tensor forward(const Tensor& x) override;
-  /// max_pool2d(forward(x), pool), flattened to [N, features] with flatten; one fused op
-  /// (tg::conv2d_relu_max_pool2d) when the activation is relu. nn::Sequential calls it for a
-  /// Conv2d followed by a MaxPool2d (and a Flatten).
-  Tensor forward_max_pool(const Tensor& x, const MaxPool2dOptions& pool, bool flatten = false);
+  /// With a relu activation, takes a following MaxPool2d and a Flatten(1) after it into one op
+  /// (tg::conv2d_relu_max_pool2d, writing the flattened result directly when a Flatten follows).
+  Chained forward_chain(const Tensor& x, std::span<const std::shared_ptr<Module>> next) override;
   std::string extra_repr() const override;
 
   const Tensor& weight() const { return weight_; }

@@ -10,8 +10,8 @@ class Flatten : public Module {
   explicit Flatten(int start_dim = 1, int end_dim = -1) : start_dim_(start_dim), end_dim_(end_dim) {}
   Tensor forward(const Tensor& x) override;
   std::string extra_repr() const override;
-  /// Whether it makes [N, features] of a rank-4 input (start_dim 1, end_dim -1 or 3).
-  bool flattens_features_of_4d() const { return start_dim_ == 1 && (end_dim_ == -1 || end_dim_ == 3); }
+  int start_dim() const { return start_dim_; }
+  int end_dim() const { return end_dim_; }
 
  private:
   int start_dim_;

@@ -17,10 +17,18 @@ Linear::Linear(std::size_t in_features, std::size_t out_features, LinearOptions 
   if (options.bias_regularizer && bias_.defined()) add_regularizer(bias_, *options.bias_regularizer);
 }
 
-Tensor Linear::forward(const Tensor& x) {
+Tensor Linear::forward(const Tensor& x) { return apply_activation(activation_, forward_logits_unchecked(x)); }
+
+Tensor Linear::forward_logits(const Tensor& x) {
+  TG_CHECK(has_logits(), "Linear: forward_logits needs a softmax activation, the layer has {}",
+           activation_name(activation_));
+  return forward_logits_unchecked(x);
+}
+
+Tensor Linear::forward_logits_unchecked(const Tensor& x) const {
   TG_CHECK(x.ndim() == 2 && x.shape(1) == in_features_, "Linear({} -> {}): expected input [N, {}], got {}",
            in_features_, out_features_, in_features_, shape_str(x.shape()));
-  return apply_activation(activation_, linear(x, weight_, bias_));
+  return linear(x, weight_, bias_);
 }
 
 std::string Linear::extra_repr() const {

@@ -23,6 +23,9 @@ class Linear : public Module {
  public:
   Linear(std::size_t in_features, std::size_t out_features, LinearOptions options = {});
   Tensor forward(const Tensor& x) override;
+  /// With a softmax activation: the logits are forward's without it.
+  bool has_logits() const override { return is_exactly<Linear>() && activation_ == Activation::softmax; }
+  Tensor forward_logits(const Tensor& x) override;
   std::string extra_repr() const override;
 
   const Tensor& weight() const { return weight_; }  ///< [out_features, in_features]
@@ -32,6 +35,7 @@ class Linear : public Module {
   std::size_t out_features() const { return out_features_; }
 
  private:
+  Tensor forward_logits_unchecked(const Tensor& x) const;  // x @ weight^T + bias
   std::size_t in_features_;
   std::size_t out_features_;
   Activation activation_;

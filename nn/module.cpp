@@ -1,7 +1,5 @@
 #include "nn/module.hpp"
 
-#include "ops/elementwise.hpp"
-
 #include <cxxabi.h>
 
 #include <algorithm>
@@ -11,6 +9,7 @@
 #include <typeinfo>
 
 #include "autograd/grad_mode.hpp"
+#include "ops/elementwise.hpp"
 
 namespace tg::nn {
 
@@ -102,6 +101,15 @@ std::size_t Module::num_parameters() const {
   return n;
 }
 
+Module::Chained Module::forward_chain(const Tensor& x, std::span<const std::shared_ptr<Module>>) {
+  return {forward(x), 0};
+}
+
+Tensor Module::forward_logits(const Tensor&) {
+  detail::fail("{}: forward_logits: the module does not end in a softmax it can leave out (has_logits() is false)",
+               name());
+}
+
 void Module::train(bool on) {
   training_ = on;
   for (auto& [n, child] : children_) child->train(on);
@@ -112,12 +120,11 @@ void Module::zero_grad() {
 }
 
 namespace {
-// Replaces the array behind `t` by its conversion, keeping the handle (and TensorImpl).
+// Replaces the values behind `t` by their conversion, keeping the handle (which the module's
+// members and registry share).
 void convert_in_place(Tensor& t, Dtype dtype) {
   if (!is_floating(t.dtype()) || t.dtype() == dtype) return;
-  Tensor converted = t.detach().to(dtype);
-  std::swap(t.impl()->storage->array, converted.impl()->storage->array);
-  t.bump_version();
+  t.set_data(t.detach().to(dtype));
 }
 }  // namespace
 

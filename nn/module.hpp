@@ -5,7 +5,9 @@
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
+#include <span>
 #include <string>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -39,6 +41,32 @@ class Module {
   /// The computation: x → y (shapes are the layer's contract).
   virtual Tensor forward(const Tensor& x) = 0;
   Tensor operator()(const Tensor& x) { return forward(x); }
+
+  /// What forward_chain computed: the output, and how many of the following layers it took.
+  struct Chained {
+    Tensor output;
+    std::size_t consumed = 0;
+  };
+  /// This layer and, where it knows one fused op for them, some of the layers that follow it in a
+  /// container (`next`, in order; nn::Sequential asks each layer). The default runs forward(x)
+  /// and takes none; a Conv2d with a relu takes a MaxPool2d of 2x2 windows and a Flatten after
+  /// it (tg::conv2d_relu_max_pool2d: the same values and gradients, without the full-size
+  /// activation). A layer fuses only while it is exactly its own class, and takes only layers that
+  /// are exactly theirs (is_exactly): a subclass may override forward, and its forward then runs.
+  virtual Chained forward_chain(const Tensor& x, std::span<const std::shared_ptr<Module>> next);
+
+  /// Whether forward ends in a softmax over the last axis that forward_logits can leave out
+  /// (Softmax; a Linear with a softmax activation; a Sequential whose last layer has one). Model
+  /// then trains on the logits with the fused, stable cross-entropy.
+  virtual bool has_logits() const { return false; }
+  /// forward(x) without its final softmax: the logits. Throws unless has_logits().
+  virtual Tensor forward_logits(const Tensor& x);
+
+  /// Whether this object is exactly a T, not a subclass of T (whose forward may differ).
+  template <class T>
+  bool is_exactly() const {
+    return typeid(*this) == typeid(T);
+  }
 
   /// Type name shown by repr ("Linear"); by default the class name without namespaces.
   virtual std::string name() const;

@@ -3,8 +3,8 @@
 #include <cstdint>
 
 #include "autograd/generator.hpp"
-#include "autograd/gradcheck.hpp"
 #include "nn/module.hpp"
+#include "ops/gradcheck.hpp"
 
 namespace tg::nn {
 

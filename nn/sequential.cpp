@@ -1,11 +1,6 @@
 #include "nn/sequential.hpp"
 
 #include <string>
-#include <typeinfo>
-
-#include "nn/conv.hpp"
-#include "nn/flatten.hpp"
-#include "nn/pooling.hpp"
 
 namespace tg::nn {
 
@@ -25,27 +20,33 @@ Tensor Sequential::forward_first(const Tensor& x, std::size_t count) {
   TG_CHECK(count <= layers_.size(), "Sequential::forward_first: {} layers asked for, the model has {}", count,
            layers_.size());
   Tensor y = x;
-  for (std::size_t i = 0; i < count; ++i) {
+  for (std::size_t i = 0; i < count;) {
     try {
-      // Conv2d then MaxPool2d (Keras's Conv2D → MaxPooling2D): one op, with the same values and
-      // gradients as the two layers, that need not write the full-size activation. Only the
-      // layers themselves: a subclass may override forward.
-      // A Flatten after them joins too: the op writes [N, features] directly, saving a copy of
-      // the activation each way.
-      if (i + 1 < count && typeid(*layers_[i]) == typeid(Conv2d) && typeid(*layers_[i + 1]) == typeid(MaxPool2d)) {
-        const auto& pool = static_cast<const MaxPool2d&>(*layers_[i + 1]);
-        const bool flatten = i + 2 < count && typeid(*layers_[i + 2]) == typeid(Flatten) &&
-                             static_cast<const Flatten&>(*layers_[i + 2]).flattens_features_of_4d();
-        y = static_cast<Conv2d&>(*layers_[i]).forward_max_pool(y, pool.options(), flatten);
-        i += flatten ? 2 : 1;
-        continue;
-      }
-      y = layers_[i]->forward(y);
+      // Each layer may compute some of the ones after it in one fused op (Module::forward_chain).
+      const std::span<const std::shared_ptr<Module>> next(layers_.data() + i + 1, count - i - 1);
+      Chained step = layers_[i]->forward_chain(y, next);
+      y = std::move(step.output);
+      i += 1 + step.consumed;
     } catch (const Error& e) {
       throw Error(fmt::format("Sequential layer {}: {}", i, e.what()));
     }
   }
   return y;
+}
+
+bool Sequential::has_logits() const {
+  // A subclass may override forward: only Sequential's own forward is known to end in its last layer.
+  return is_exactly<Sequential>() && !layers_.empty() && layers_.back()->has_logits();
+}
+
+Tensor Sequential::forward_logits(const Tensor& x) {
+  TG_CHECK(has_logits(), "Sequential::forward_logits: the last layer does not end in a softmax it can leave out");
+  const Tensor h = forward_first(x, layers_.size() - 1);
+  try {
+    return layers_.back()->forward_logits(h);
+  } catch (const Error& e) {
+    throw Error(fmt::format("Sequential layer {}: {}", layers_.size() - 1, e.what()));
+  }
 }
 
 const std::shared_ptr<Module>& Sequential::operator[](std::size_t i) const {

@@ -16,13 +16,17 @@ class Sequential : public Module {
 
   /// Appends a layer (by value or shared_ptr); returns *this for chaining.
   Sequential& add(AnyModule layer);
-  /// x → layer_n(...layer_1(x)); an error inside a layer is prefixed with its index.
-  /// A Conv2d followed by a MaxPool2d runs as one op (tg::conv2d_relu_max_pool2d when the
-  /// activation is relu), with the same values and gradients as the two layers.
+  /// x → layer_n(...layer_1(x)); an error inside a layer is prefixed with its index. Each layer
+  /// may run some of the ones after it as one fused op (Module::forward_chain: a Conv2d with a
+  /// relu takes a MaxPool2d and a Flatten after it), with the same values and gradients.
   Tensor forward(const Tensor& x) override;
-  /// The same over the first `count` layers only (Model uses it to take the last layer's
-  /// logits).
+  /// The same over the first `count` layers only.
   Tensor forward_first(const Tensor& x, std::size_t count);
+  /// Whether the last layer ends in a softmax it can leave out (Softmax, or a Linear with a
+  /// softmax activation).
+  bool has_logits() const override;
+  /// forward(x) with the last layer's softmax left out.
+  Tensor forward_logits(const Tensor& x) override;
 
   std::size_t size() const { return layers_.size(); }
   bool empty() const { return layers_.empty(); }

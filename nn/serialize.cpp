@@ -35,10 +35,6 @@ std::string_view safetensors_dtype(Dtype d) {
   return "?";
 }
 
-const void* raw_data(const Tensor& t) {
-  return std::visit([](const auto& a) -> const void* { return a.data(); }, t.impl()->storage->array);
-}
-
 // Writes all of `size` bytes, retrying short writes and interrupts.
 void write_all(int fd, const void* data, std::size_t size, const std::string& tmp) {
   const char* p = static_cast<const char*>(data);
@@ -59,7 +55,7 @@ void write_atomic(const std::filesystem::path& path, const std::string& header, 
   TG_CHECK(fd >= 0, "save: cannot create a temporary file in {}: {}", dir.string(), std::strerror(errno));
   try {
     write_all(fd, header.data(), header.size(), tmp);
-    for (const auto& [name, t] : tensors) write_all(fd, raw_data(t), t.numel() * dtype_size(t.dtype()), tmp);
+    for (const auto& [name, t] : tensors) write_all(fd, t.data_ptr(), t.numel() * dtype_size(t.dtype()), tmp);
     TG_CHECK(::fsync(fd) == 0, "save: syncing {} failed: {}", tmp, std::strerror(errno));
     TG_CHECK(::close(fd) == 0, "save: closing {} failed: {}", tmp, std::strerror(errno));
   } catch (...) {
@@ -193,7 +189,7 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& s
            data_size);
   for (const Entry& e : entries) {
     Tensor t = zeros(e.shape, e.dtype);
-    std::visit([&](auto& a) { std::memcpy(a.data(), data + e.begin, e.end - e.begin); }, t.impl()->storage->array);
+    if (e.end > e.begin) std::memcpy(t.mutable_data_ptr(), data + e.begin, e.end - e.begin);
     file.tensors.emplace_back(e.name, std::move(t));
   }
   return file;
@@ -214,15 +210,11 @@ NamedTensors state_dict(const Module& module) {
   return out;
 }
 
-namespace {
-// Pairs each of the module's tensors with its source tensor after checking all of them.
-std::vector<std::pair<Tensor, Tensor>> match_state(const Module& module, const NamedTensors& tensors,
-                                                   const std::string& source) {
+StateDictLoad::StateDictLoad(const Module& module, const NamedTensors& tensors, const std::string& source) {
   std::map<std::string, const Tensor*> given;
   for (const auto& [name, t] : tensors) {
     TG_CHECK(given.emplace(name, &t).second, "{}: the key '{}' appears twice", source, name);
   }
-  std::vector<std::pair<Tensor, Tensor>> pairs;
   for (const auto& [name, dst] : state_dict(module)) {
     auto it = given.find(name);
     TG_CHECK(it != given.end(), "{}: missing key '{}' (needed by {})", source, name, module.name());
@@ -232,41 +224,26 @@ std::vector<std::pair<Tensor, Tensor>> match_state(const Module& module, const N
              src.defined() ? dtype_name(src.dtype()) : "undefined", dst.dtype());
     TG_CHECK(src.shape() == dst.shape(), "{}: '{}' has shape {} but the module's has shape {}", source, name,
              shape_str(src.shape()), shape_str(dst.shape()));
-    pairs.emplace_back(dst, src);
+    pairs_.emplace_back(dst, src);
     given.erase(it);
   }
   TG_CHECK(given.empty(), "{}: unexpected key '{}' (not in {})", source, given.empty() ? "" : given.begin()->first,
            module.name());
-  return pairs;
 }
 
-void apply_state(std::vector<std::pair<Tensor, Tensor>>& pairs) {
+void StateDictLoad::apply() {
   NoGradGuard no_grad;
-  for (auto& [dst, src] : pairs) dst.copy_(src);
+  for (auto& [dst, src] : pairs_) dst.copy_(src);
 }
 
-NamedTensors with_prefix(const std::string& prefix, const NamedTensors& tensors) {
-  NamedTensors out;
-  for (const auto& [name, t] : tensors) out.emplace_back(prefix + name, t);
-  return out;
-}
-
-std::string metadata_at(const Metadata& m, const std::string& key, const std::string& source) {
-  auto it = m.find(key);
-  TG_CHECK(it != m.end(), "{}: metadata '{}' is missing", source, key);
+const std::string& metadata_at(const Metadata& metadata, const std::string& key, const std::string& source) {
+  auto it = metadata.find(key);
+  TG_CHECK(it != metadata.end(), "{}: metadata '{}' is missing", source, key);
   return it->second;
 }
 
-optim::StateDict to_state_dict(const NamedTensors& tensors) {
-  optim::StateDict out;
-  for (const auto& [name, t] : tensors) out.emplace(name, t);
-  return out;
-}
-}  // namespace
-
 void load_state_dict(Module& module, const NamedTensors& tensors, const std::string& source) {
-  auto pairs = match_state(module, tensors, source);
-  apply_state(pairs);
+  StateDictLoad(module, tensors, source).apply();
 }
 
 void save(const Module& module, const std::filesystem::path& path) {
@@ -276,82 +253,6 @@ void save(const Module& module, const std::filesystem::path& path) {
 void load(Module& module, const std::filesystem::path& path) {
   const SafetensorsFile file = load_safetensors(path);
   load_state_dict(module, file.tensors, path.string());
-}
-
-void save(const optim::Optimizer& optimizer, const std::filesystem::path& path) {
-  NamedTensors tensors;
-  for (const auto& [key, t] : optimizer.state_dict()) tensors.emplace_back(key, t);
-  save_safetensors(path, tensors, {{"format", "tapegrad.optimizer"}, {"optimizer", optimizer.name()}});
-}
-
-void load(optim::Optimizer& optimizer, const std::filesystem::path& path) {
-  const SafetensorsFile file = load_safetensors(path);
-  const std::string kind = metadata_at(file.metadata, "optimizer", path.string());
-  TG_CHECK(kind == optimizer.name(), "{}: holds the state of a {} optimizer, not of {}", path.string(), kind,
-           optimizer.name());
-  try {
-    optimizer.load_state_dict(to_state_dict(file.tensors));
-  } catch (const Error& e) {
-    throw Error(fmt::format("{}: {}", path.string(), e.what()));
-  }
-}
-
-void save_checkpoint(const std::filesystem::path& path, const Module& module, const optim::Optimizer& optimizer,
-                     std::int64_t epoch, const Generator* generator, const Metadata& extra) {
-  Metadata metadata = extra;
-  auto reserve = [&](const std::string& key, std::string value) {
-    TG_CHECK(!extra.contains(key), "save_checkpoint: the extra metadata key '{}' is reserved", key);
-    metadata[key] = std::move(value);
-  };
-  reserve("format", "tapegrad.checkpoint");
-  reserve("epoch", std::to_string(epoch));
-  reserve("optimizer", optimizer.name());
-  if (generator) reserve("generator", generator->state());
-  NamedTensors tensors = with_prefix("model.", state_dict(module));
-  for (const auto& [key, t] : optimizer.state_dict()) tensors.emplace_back("optimizer." + key, t);
-  save_safetensors(path, tensors, metadata);
-}
-
-CheckpointInfo load_checkpoint(const std::filesystem::path& path, Module& module, optim::Optimizer& optimizer,
-                               Generator* generator) {
-  const std::string source = path.string();
-  SafetensorsFile file = load_safetensors(path);
-  TG_CHECK(metadata_at(file.metadata, "format", source) == "tapegrad.checkpoint", "{}: not a tapegrad checkpoint",
-           source);
-  const std::string kind = metadata_at(file.metadata, "optimizer", source);
-  TG_CHECK(kind == optimizer.name(), "{}: holds the state of a {} optimizer, not of {}", source, kind,
-           optimizer.name());
-  CheckpointInfo info;
-  const std::string epoch = metadata_at(file.metadata, "epoch", source);
-  try {
-    std::size_t used = 0;
-    info.epoch = std::stoll(epoch, &used);
-    if (used != epoch.size()) throw std::invalid_argument(epoch);
-  } catch (const std::exception&) {
-    detail::fail("{}: metadata 'epoch' is not an integer: \"{}\"", source, epoch);
-  }
-  NamedTensors model_part, optimizer_part;
-  for (auto& [name, t] : file.tensors) {
-    if (name.starts_with("model."))
-      model_part.emplace_back(name.substr(6), t);
-    else if (name.starts_with("optimizer."))
-      optimizer_part.emplace_back(name.substr(10), t);
-    else
-      detail::fail("{}: unexpected key '{}' (expected model.* or optimizer.*)", source, name);
-  }
-  // Check everything before changing anything.
-  auto pairs = match_state(module, model_part, source + " (model)");
-  Generator restored;
-  if (generator) restored.set_state(metadata_at(file.metadata, "generator", source));
-  try {
-    optimizer.load_state_dict(to_state_dict(optimizer_part));
-  } catch (const Error& e) {
-    throw Error(fmt::format("{} (optimizer): {}", source, e.what()));
-  }
-  apply_state(pairs);
-  if (generator) *generator = restored;
-  info.metadata = std::move(file.metadata);
-  return info;
 }
 
 }  // namespace tg::nn

@@ -12,10 +12,10 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
-#include "autograd/generator.hpp"
 #include "nn/module.hpp"
-#include "optim/optimizer.hpp"
 
 namespace tg::nn {
 
@@ -46,24 +46,20 @@ void save(const Module& module, const std::filesystem::path& path);
 /// Loads parameters and buffers saved by save() (or any safetensors file with the same names).
 void load(Module& module, const std::filesystem::path& path);
 
-/// Saves an optimizer's state (see optim::StateDict for the names).
-void save(const optim::Optimizer& optimizer, const std::filesystem::path& path);
-/// Loads state saved from an optimizer of the same kind over parameters of the same shapes.
-void load(optim::Optimizer& optimizer, const std::filesystem::path& path);
+/// A load of `tensors` into a module's parameters and buffers, checked as load_state_dict checks
+/// it (every name, shape and dtype) when made, applied by apply(): a caller reading several parts
+/// of a file checks them all before changing anything.
+class StateDictLoad {
+ public:
+  StateDictLoad(const Module& module, const NamedTensors& tensors, const std::string& source);
+  /// Copies the values into the module (under no-grad).
+  void apply();
 
-/// What load_checkpoint found besides the tensors.
-struct CheckpointInfo {
-  std::int64_t epoch = 0;
-  Metadata metadata;  ///< everything in the file's metadata, including `extra` given at saving
+ private:
+  std::vector<std::pair<Tensor, Tensor>> pairs_;  // the module's tensor, its new value
 };
 
-/// One file with the model ("model.<name>"), the optimizer state ("optimizer.<key>"), the epoch,
-/// the generator's state when given (to resume shuffles and dropout exactly) and `extra` metadata.
-void save_checkpoint(const std::filesystem::path& path, const Module& module, const optim::Optimizer& optimizer,
-                     std::int64_t epoch, const Generator* generator = nullptr, const Metadata& extra = {});
-/// Restores a checkpoint into existing objects built like the saved ones; all or nothing. The
-/// generator, when given, must have been saved.
-CheckpointInfo load_checkpoint(const std::filesystem::path& path, Module& module, optim::Optimizer& optimizer,
-                               Generator* generator = nullptr);
+/// The metadata value of `key`; throws naming `source` when it is missing.
+const std::string& metadata_at(const Metadata& metadata, const std::string& key, const std::string& source);
 
 }  // namespace tg::nn

@@ -7,7 +7,6 @@
 
 #include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
-#include "autograd/grad_mode.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/elementwise.hpp"
 #include "ops/detail/map.hpp"
@@ -87,7 +86,7 @@ void check_dtypes(const Tensor& a, const Tensor& b, std::string_view op, std::st
 // out[c] = Σ_{n,h,w} g[n,c,h,w]; d = gg broadcast over n, h, w.
 Tensor channel_sum(const Tensor& g) {
   const Shape s = g.shape();
-  Tensor out = detail::dispatch_float(g.dtype(), "conv2d", [&](auto t) {
+  Tensor out = dispatch_float(g.dtype(), "conv2d", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::xarray<T>::from_shape({s[1]});
     kernels::channel_sum(g.data<T>(), s[0], s[1], s[2] * s[3], r.data());
@@ -109,7 +108,7 @@ void check_grad_out(const Tensor& grad_out, const ConvGeometry& g, std::string_v
 TensorList conv2d_relu_backward_params(const Tensor& grad, const Tensor& out, const Tensor& x, const Shape& ws,
                                        const ConvGeometry& geo, bool bias_grad) {
   if (!kernels::direct_applies(geo) || grad.dtype() != x.dtype()) return {};
-  return detail::dispatch_float(x.dtype(), "conv2d_relu_backward", [&](auto t) -> TensorList {
+  return dispatch_float(x.dtype(), "conv2d_relu_backward", [&](auto t) -> TensorList {
     using T = decltype(t);
     xt::xarray<T> dw = xt::xarray<T>::from_shape(ws);
     xt::xarray<T> db = xt::xarray<T>::from_shape({bias_grad ? geo.c_out : 0});
@@ -136,7 +135,7 @@ ConvGeometry plan_checked(const Tensor& x, const Tensor& weight, const Tensor& b
 Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options, bool relu) {
   const char* op = relu ? "conv2d_relu" : "conv2d";
   const ConvGeometry geo = plan_checked(x, weight, bias, options, op);
-  Tensor out = detail::dispatch_float(x.dtype(), op, [&](auto t) {
+  Tensor out = dispatch_float(x.dtype(), op, [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> y = xt::xarray<T>::from_shape(geo.output_shape());
     kernels::conv2d_forward(x.data<T>(), weight.data<T>(), bias.defined() ? bias.data<T>() : nullptr, geo, relu,
@@ -146,26 +145,25 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, co
   return record({.name = op, .inputs = {x, weight, bias}, .saved = {x, weight}, .save_output = relu}, out,
                 [xs = x.shape(), ws = weight.shape(), options, relu, geo](const BackwardContext& ctx,
                                                                           const Tensor& grad) -> TensorList {
-                  if (relu && !ctx.needs_grad(0) && !is_grad_enabled()) {
+                  if (relu && !ctx.needs_grad(0) && !ctx.create_graph()) {
                     // The first layer's case (no input gradient): mask, weight and bias gradients in one
                     // pass over the gradient, when the direct kernel applies.
                     TensorList fused =
                         conv2d_relu_backward_params(grad, ctx.output(), ctx.saved(0), ws, geo, ctx.needs_grad(2));
                     if (!fused.empty()) return {Tensor(), fused[0], fused[1]};
                   }
-                  const Tensor g = relu ? detail::relu_backward(grad, ctx.output()) : grad;
+                  const Tensor g = relu ? detail::relu_backward(grad, ctx.output(), ctx.create_graph()) : grad;
                   return {ctx.needs_grad(0) ? conv2d_backward_input(g, ctx.saved(1), xs, options) : Tensor(),
                           ctx.needs_grad(1) ? conv2d_backward_weight(g, ctx.saved(0), ws, options) : Tensor(),
                           ctx.needs_grad(2) ? channel_sum(g) : Tensor()};
                 });
 }
 
-}  // namespace
-
 // d max_pool2d(relu(conv2d(x, w, b))): the pooled gradient, where the pooled value is positive,
-// scattered to the argmax, then conv2d's gradients (fused into one pass for a first layer)
-Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& conv,
-                              const MaxPool2dOptions& pool, bool flatten) {
+// scattered to the argmax, then conv2d's gradients (fused into one pass for a first layer).
+// With flatten the result is [N, C_out*H'*W'].
+Tensor relu_pool(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& conv,
+                 const MaxPool2dOptions& pool, bool flatten) {
   constexpr const char* op = "conv2d_relu_max_pool2d";
   const ConvGeometry geo = plan_checked(x, weight, bias, conv, op);
   const Size2 stride = pool.stride.value_or(pool.kernel);
@@ -178,22 +176,23 @@ Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tenso
   const Shape pooled_shape{geo.n, geo.c_out, geo.oh / 2, geo.ow / 2};
   // The kernels see flat arrays: a flattened result is the same values under another shape.
   const Shape out_shape = flatten ? Shape{geo.n, geo.c_out * (geo.oh / 2) * (geo.ow / 2)} : pooled_shape;
-  Tensor codes;
-  Tensor out = detail::dispatch_float(x.dtype(), op, [&](auto t) {
+  Tensor window_codes;
+  Tensor out = dispatch_float(x.dtype(), op, [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> values = xt::xarray<T>::from_shape(out_shape), where = xt::xarray<T>::from_shape(out_shape);
     kernels::conv2d_relu_max_pool2d_forward(x.data<T>(), weight.data<T>(), bias.defined() ? bias.data<T>() : nullptr,
                                             geo, values.data(), where.data());
-    codes = Tensor(std::move(where));
+    window_codes = Tensor(std::move(where));
     return Tensor(std::move(values));
   });
   return record(
-      {.name = op, .inputs = {x, weight, bias}, .saved = {x, weight}, .save_output = true}, out,
-      [xs = x.shape(), ws = weight.shape(), conv, geo, codes, flatten](const BackwardContext& ctx,
-                                                                       const Tensor& grad) -> TensorList {
+      {.name = op, .inputs = {x, weight, bias}, .saved = {x, weight, window_codes}, .save_output = true}, out,
+      [xs = x.shape(), ws = weight.shape(), conv, geo, flatten](const BackwardContext& ctx,
+                                                                const Tensor& grad) -> TensorList {
         const Tensor& values = ctx.output();
-        if (!ctx.needs_grad(0) && !is_grad_enabled() && grad.dtype() == values.dtype()) {
-          return detail::dispatch_float(values.dtype(), op, [&](auto t) -> TensorList {
+        const Tensor& codes = ctx.saved(2);
+        if (!ctx.needs_grad(0) && !ctx.create_graph() && grad.dtype() == values.dtype()) {
+          return dispatch_float(values.dtype(), op, [&](auto t) -> TensorList {
             using T = decltype(t);
             xt::xarray<T> dw = xt::xarray<T>::from_shape(ws);
             xt::xarray<T> db = xt::xarray<T>::from_shape({ctx.needs_grad(2) ? geo.c_out : 0});
@@ -202,14 +201,14 @@ Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tenso
             return {Tensor(), Tensor(std::move(dw)), ctx.needs_grad(2) ? Tensor(std::move(db)) : Tensor()};
           });
         }
-        const Tensor indices = detail::dispatch_float(codes.dtype(), op, [&](auto t) {
+        const Tensor indices = dispatch_float(codes.dtype(), op, [&](auto t) {
           using T = decltype(t);
           xt::xarray<std::int64_t> idx =
               xt::xarray<std::int64_t>::from_shape({geo.n, geo.c_out, geo.oh / 2, geo.ow / 2});
           kernels::relu_pool_indices(codes.data<T>(), geo, idx.data());
           return Tensor(std::move(idx));
         });
-        const Tensor masked = detail::relu_backward(grad, values);
+        const Tensor masked = detail::relu_backward(grad, values, ctx.create_graph());
         const std::vector<std::int64_t> pooled_dims = {
             static_cast<std::int64_t>(geo.n), static_cast<std::int64_t>(geo.c_out),
             static_cast<std::int64_t>(geo.oh / 2), static_cast<std::int64_t>(geo.ow / 2)};
@@ -219,6 +218,18 @@ Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tenso
                 ctx.needs_grad(1) ? conv2d_backward_weight(g, ctx.saved(0), ws, conv) : Tensor(),
                 ctx.needs_grad(2) ? channel_sum(g) : Tensor()};
       });
+}
+
+}  // namespace
+
+Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& conv,
+                              const MaxPool2dOptions& pool) {
+  return relu_pool(x, weight, bias, conv, pool, false);
+}
+
+Tensor conv2d_relu_max_pool2d_flatten(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                      const Conv2dOptions& conv, const MaxPool2dOptions& pool) {
+  return relu_pool(x, weight, bias, conv, pool, true);
 }
 
 // d conv2d(x, w, b) = conv2d_backward_input(g, w), conv2d_backward_weight(g, x), Σ_{n,h,w} g
@@ -237,7 +248,7 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const
   const ConvGeometry geo = plan_conv(input_shape, weight.shape(), options, "conv2d_backward_input");
   check_dtypes(grad_out, weight, "conv2d_backward_input", "grad_out", "weight");
   check_grad_out(grad_out, geo, "conv2d_backward_input");
-  Tensor out = detail::dispatch_float(grad_out.dtype(), "conv2d_backward_input", [&](auto t) {
+  Tensor out = dispatch_float(grad_out.dtype(), "conv2d_backward_input", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> dx = xt::xarray<T>::from_shape(geo.input_shape());
     kernels::conv2d_backward_input(grad_out.data<T>(), weight.data<T>(), geo, dx.data());
@@ -256,7 +267,7 @@ Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Sha
   const ConvGeometry geo = plan_conv(x.shape(), weight_shape, options, "conv2d_backward_weight");
   check_dtypes(grad_out, x, "conv2d_backward_weight", "grad_out", "x");
   check_grad_out(grad_out, geo, "conv2d_backward_weight");
-  Tensor out = detail::dispatch_float(grad_out.dtype(), "conv2d_backward_weight", [&](auto t) {
+  Tensor out = dispatch_float(grad_out.dtype(), "conv2d_backward_weight", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> dw = xt::xarray<T>::from_shape(geo.weight_shape());
     kernels::conv2d_backward_weight(grad_out.data<T>(), x.data<T>(), geo, dw.data());

@@ -25,19 +25,22 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, co
 /// relu(conv2d(x, weight, bias)) as one op (Keras's Conv2D(activation="relu")): the activation is
 /// applied as the output is written and folded into the backward, saving a pass over the
 /// activations each way. Same values and gradients as the two ops. Twice differentiable.
-Tensor conv2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias = {},
-                   const Conv2dOptions& options = {});
+Tensor conv2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, const Conv2dOptions& options = {});
 
 /// max_pool2d(conv2d_relu(x, weight, bias, conv), pool) as one op, the Conv2D(relu) →
 /// MaxPooling2D pair of most CNNs (nn::Sequential uses it for that pair): with 2x2 windows at
 /// stride 2 after a first layer (few input taps), each activation plane is pooled while it is
 /// in cache and the weight gradient is made from the pooled gradient, so the full-size
 /// activation and its gradient never go to memory. Other configurations run the two ops.
-/// Same values and gradients as the two ops. Twice differentiable. With flatten, the result is
-/// [N, C_out*H'*W'], as flatten(…, 1) would make it, without its copy (nn::Sequential uses that
-/// when a Flatten follows).
+/// Same values and gradients as the two ops. Twice differentiable.
 Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& conv,
-                              const MaxPool2dOptions& pool, bool flatten = false);
+                              const MaxPool2dOptions& pool);
+
+/// flatten(conv2d_relu_max_pool2d(...), 1) → [N, C_out*H'*W'] as one op, written flattened
+/// directly: a reshape copies (a Tensor owns its array), and at batch 128 that copy each way was
+/// ~4% of a training step (nn::Conv2d uses it when a Flatten follows its MaxPool2d).
+Tensor conv2d_relu_max_pool2d_flatten(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                      const Conv2dOptions& conv, const MaxPool2dOptions& pool);
 
 /// The gradient of conv2d with respect to its input (a transposed convolution):
 /// grad_out [N,C_out,H',W'], weight [C_out,C_in/groups,kH,kW] → [N,C_in,H,W] where input_shape is

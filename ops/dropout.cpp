@@ -13,7 +13,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
            shape_str(x.shape()));
   if (!training || p == 0.0) return x;
   Tensor mask, out;
-  detail::dispatch_float(x.dtype(), "dropout", [&](auto t) {
+  dispatch_float(x.dtype(), "dropout", [&](auto t) {
     using T = decltype(t);
     const xt::xarray<T>& a = x.array<T>();
     xt::xarray<T> m = xt::xarray<T>::from_shape(a.shape());

@@ -6,7 +6,6 @@
 #include <xtensor/xbroadcast.hpp>
 
 #include "autograd/function.hpp"
-#include "autograd/grad_mode.hpp"
 #include "ops/detail/map.hpp"
 
 namespace tg {
@@ -21,19 +20,6 @@ using detail::unary_kernel;
 using kernels::BinaryOp;
 using kernels::UnaryGrad;
 using kernels::UnaryOp;
-
-Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op) {
-  const std::size_t n = std::max(a.size(), b.size());
-  Shape out(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
-    const std::size_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    TG_CHECK(da == db || da == 1 || db == 1, "{}: shapes {} and {} do not broadcast (axis {}: {} vs {})", op,
-             shape_str(a), shape_str(b), i, da, db);
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
 
 namespace {
 // A constant (non-recorded) float mask of x's dtype: 1 where pred(x) holds, else `otherwise`.
@@ -173,7 +159,7 @@ Tensor exp(const Tensor& x) {
   Tensor out = unary_kernel(x, "exp", UnaryOp::exp);
   return record({.name = "exp", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
-                  if (!is_grad_enabled()) return {unary_grad_kernel(g, ctx.output(), "exp", UnaryGrad::times_saved)};
+                  if (!ctx.create_graph()) return {unary_grad_kernel(g, ctx.output(), "exp", UnaryGrad::times_saved)};
                   return {mul(g, ctx.output())};
                 });
 }
@@ -204,8 +190,8 @@ Tensor abs(const Tensor& x) {
       });
 }
 
-Tensor detail::relu_backward(const Tensor& g, const Tensor& out) {
-  if (!is_grad_enabled()) return unary_grad_kernel(g, out, "relu", UnaryGrad::relu);
+Tensor detail::relu_backward(const Tensor& g, const Tensor& out, bool create_graph) {
+  if (!create_graph) return unary_grad_kernel(g, out, "relu", UnaryGrad::relu);
   return mul(g, mask_of(out, [](auto v) { return v > 0; }));
 }
 
@@ -214,7 +200,7 @@ Tensor relu(const Tensor& x) {
   Tensor out = unary_kernel(x, "relu", UnaryOp::relu);
   return record({.name = "relu", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
-                  return {detail::relu_backward(g, ctx.output())};
+                  return {detail::relu_backward(g, ctx.output(), ctx.create_graph())};
                 });
 }
 
@@ -225,7 +211,7 @@ Tensor leaky_relu(const Tensor& x, double negative_slope) {
   return record(
       {.name = "leaky_relu", .inputs = {x}, .saved = {x}}, out,
       [negative_slope](const BackwardContext& ctx, const Tensor& g) -> TensorList {
-        if (!is_grad_enabled())
+        if (!ctx.create_graph())
           return {unary_grad_kernel(g, ctx.saved(0), "leaky_relu", UnaryGrad::leaky_relu, {.low = negative_slope})};
         return {mul(g, mask_of(
                            ctx.saved(0), [](auto v) { return v > 0; }, negative_slope))};
@@ -238,7 +224,7 @@ Tensor sigmoid(const Tensor& x) {
   return record({.name = "sigmoid", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   const Tensor s = ctx.output();
-                  if (!is_grad_enabled()) return {unary_grad_kernel(g, s, "sigmoid", UnaryGrad::sigmoid)};
+                  if (!ctx.create_graph()) return {unary_grad_kernel(g, s, "sigmoid", UnaryGrad::sigmoid)};
                   return {mul(g, mul(s, sub(ones_like(s), s)))};
                 });
 }
@@ -249,7 +235,7 @@ Tensor tanh(const Tensor& x) {
   return record({.name = "tanh", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   const Tensor t = ctx.output();
-                  if (!is_grad_enabled()) return {unary_grad_kernel(g, t, "tanh", UnaryGrad::tanh)};
+                  if (!ctx.create_graph()) return {unary_grad_kernel(g, t, "tanh", UnaryGrad::tanh)};
                   return {mul(g, sub(ones_like(t), mul(t, t)))};
                 });
 }
@@ -263,7 +249,7 @@ Tensor clamp(const Tensor& x, double low, double high) {
   });
   return record({.name = "clamp", .inputs = {x}, .saved = {x}}, out,
                 [low, high](const BackwardContext& ctx, const Tensor& g) -> TensorList {
-                  if (!is_grad_enabled())
+                  if (!ctx.create_graph())
                     return {unary_grad_kernel(g, ctx.saved(0), "clamp", UnaryGrad::clamp, {.low = low, .high = high})};
                   return {mul(g, mask_of(ctx.saved(0), [&](auto v) { return v >= low && v <= high; }))};
                 });
@@ -303,7 +289,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   TG_CHECK(a.dtype() == b.dtype(), "where: dtypes of the two branches differ: {} and {}", a.dtype(), b.dtype());
   const Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   const Tensor c = cond.detach().to(a.dtype());
-  Tensor out = detail::dispatch_all(a.dtype(), [&](auto t) {
+  Tensor out = dispatch_all(a.dtype(), [&](auto t) {
     using T = decltype(t);
     const xt::xarray<T> pc = xt::broadcast(c.array<T>(), shape);
     const xt::xarray<T> pa = xt::broadcast(a.array<T>(), shape);

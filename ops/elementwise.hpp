@@ -1,5 +1,6 @@
 #pragma once
 // Differentiable elementwise ops with NumPy broadcasting.
+#include "autograd/broadcast.hpp"  // broadcast_shapes
 #include "autograd/tensor.hpp"
 
 namespace tg {
@@ -54,8 +55,5 @@ Tensor operator*(const Tensor& a, double b);
 Tensor operator*(double a, const Tensor& b);
 Tensor operator/(const Tensor& a, double b);
 Tensor operator/(double a, const Tensor& b);
-
-/// The shape a and b broadcast to (NumPy rules); throws naming `op` when they don't.
-Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op);
 
 }  // namespace tg

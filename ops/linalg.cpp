@@ -47,7 +47,7 @@ void gemm_safe(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, co
     return;
   }
   kernels::gemm<T>(ta, tb, m, n, k, T(1), a, std::max<std::size_t>(lda, 1), b, std::max<std::size_t>(ldb, 1), beta, c,
-                std::max<std::size_t>(ldc, 1));
+                   std::max<std::size_t>(ldc, 1));
 }
 
 // C[out_batch..., M, N] = Σ op(A) @ op(B) over the broadcast batch of A, B and out_batch; batch
@@ -63,7 +63,7 @@ Tensor gemm_kernel(const Tensor& a, const Tensor& b, bool ta, bool tb, const Sha
   out_shape.push_back(n);
   const std::size_t total = product(full);
   const bool reduces = total != product(out_batch);
-  return detail::dispatch_float(a.dtype(), "matmul", [&](auto t) {
+  return dispatch_float(a.dtype(), "matmul", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> c = reduces ? xt::xarray<T>(xt::zeros<T>(out_shape)) : xt::xarray<T>::from_shape(out_shape);
     const T* pa = a.data<T>();
@@ -165,7 +165,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     return reshape(linear(reshape(x, {-1, static_cast<std::int64_t>(ws[1])}), weight, bias), out_shape);
   }
   const std::size_t rows = xs[0], in = ws[1], out_features = ws[0];
-  Tensor out = detail::dispatch_float(x.dtype(), "linear", [&](auto t) {
+  Tensor out = dispatch_float(x.dtype(), "linear", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> c = xt::xarray<T>::from_shape({rows, out_features});
     T beta = T(0);

@@ -8,7 +8,6 @@
 
 #include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
-#include "autograd/grad_mode.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/reduce.hpp"
 #include "ops/shape.hpp"
@@ -54,7 +53,7 @@ void check_class_targets(const Tensor& logits, const Tensor& target, std::string
 // The smoothed one-hot target distribution [N,C]: (1-ε)[j == t_i] + ε/C.
 Tensor target_distribution(const Tensor& target, std::size_t c, double eps, Dtype dtype) {
   const std::size_t n = target.numel();
-  return detail::dispatch_float(dtype, "cross_entropy", [&](auto tag) {
+  return dispatch_float(dtype, "cross_entropy", [&](auto tag) {
     using T = decltype(tag);
     xt::xarray<T> d = xt::xarray<T>::from_shape({n, c});
     std::fill(d.begin(), d.end(), static_cast<T>(eps / static_cast<double>(c)));
@@ -70,7 +69,7 @@ Tensor target_distribution(const Tensor& target, std::size_t c, double eps, Dtyp
 Tensor cross_entropy_rows(const Tensor& z, const Tensor& target, double eps) {
   const std::size_t n = z.shape(0), c = z.shape(1);
   Tensor rows, row_max, log_sum;
-  detail::dispatch_float(z.dtype(), "cross_entropy", [&](auto tag) {
+  dispatch_float(z.dtype(), "cross_entropy", [&](auto tag) {
     using T = decltype(tag);
     xt::xarray<T> r = xt::xarray<T>::from_shape({n});
     xt::xarray<T> mx = xt::xarray<T>::from_shape({n});
@@ -100,11 +99,11 @@ Tensor cross_entropy_rows(const Tensor& z, const Tensor& target, double eps) {
                 [eps, n, c](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   const Tensor& logits = ctx.saved(0);
                   const Tensor& t = ctx.saved(1);
-                  if (is_grad_enabled()) {
+                  if (ctx.create_graph()) {
                     const Tensor dist = target_distribution(t, c, eps, logits.dtype());
                     return {mul(sub(softmax(logits, 1), dist), reshape(g, {static_cast<std::int64_t>(n), 1}))};
                   }
-                  return {detail::dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
+                  return {dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
                     using T = decltype(tag);
                     xt::xarray<T> d = xt::xarray<T>::from_shape({n, c});
                     const T* pz = logits.data<T>();
@@ -148,7 +147,7 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const LossOptions
   check_logits(log_probs, "nll_loss", "log_probs");
   check_class_targets(log_probs, target, "nll_loss", "log_probs");
   const std::size_t n = log_probs.shape(0), c = log_probs.shape(1);
-  Tensor rows = detail::dispatch_float(log_probs.dtype(), "nll_loss", [&](auto tag) {
+  Tensor rows = dispatch_float(log_probs.dtype(), "nll_loss", [&](auto tag) {
     using T = decltype(tag);
     xt::xarray<T> r = xt::xarray<T>::from_shape({n});
     const T* p = log_probs.data<T>();
@@ -181,7 +180,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
   TG_CHECK(is_floating(logits.dtype()) && logits.dtype() == target.dtype(),
            "binary_cross_entropy_with_logits: logits ({}) and target ({}) must have the same float dtype",
            logits.dtype(), target.dtype());
-  Tensor values = detail::dispatch_float(logits.dtype(), "binary_cross_entropy_with_logits", [&](auto tag) {
+  Tensor values = dispatch_float(logits.dtype(), "binary_cross_entropy_with_logits", [&](auto tag) {
     using T = decltype(tag);
     xt::xarray<T> r = xt::xarray<T>::from_shape(logits.shape());
     const T* z = logits.data<T>();
@@ -197,6 +196,26 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
                             ctx.needs_grad(1) ? mul(g, neg(z)) : Tensor()};
                   });
   return reduce(values, options.reduction);
+}
+
+Tensor one_hot(const Tensor& labels, std::size_t num_classes, Dtype dtype) {
+  TG_CHECK(labels.defined() && labels.dtype() == int64, "one_hot: expected int64 labels, got {}",
+           labels.defined() ? fmt::format("{}", labels.dtype()) : "an undefined tensor");
+  TG_CHECK(num_classes > 0, "one_hot: num_classes must be positive");
+  Shape shape = labels.shape();
+  shape.push_back(num_classes);
+  Tensor out = zeros(shape, dtype);
+  const std::int64_t* src = labels.data<std::int64_t>();
+  dispatch_float(dtype, "one_hot", [&](auto t) {
+    using T = decltype(t);
+    T* dst = out.mutable_array<T>().data();
+    for (std::size_t i = 0; i < labels.numel(); ++i) {
+      TG_CHECK(src[i] >= 0 && static_cast<std::size_t>(src[i]) < num_classes,
+               "one_hot: label {} at position {} is outside [0, {})", src[i], i, num_classes);
+      dst[i * num_classes + static_cast<std::size_t>(src[i])] = T(1);
+    }
+  });
+  return out;
 }
 
 }  // namespace tg

@@ -38,4 +38,8 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, const LossOptions& op
 /// target in [0, 1] of the same shape → scalar, or that shape with none. Differentiable in both.
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, const LossOptions& options = {});
 
+/// labels [...] int64 in [0, num_classes) → one-hot [..., num_classes] of `dtype` (Keras's
+/// to_categorical). Not differentiable.
+Tensor one_hot(const Tensor& labels, std::size_t num_classes, Dtype dtype = float32);
+
 }  // namespace tg

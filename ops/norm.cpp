@@ -8,7 +8,6 @@
 
 #include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
-#include "autograd/grad_mode.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/reduce.hpp"
 #include "ops/shape.hpp"
@@ -76,7 +75,7 @@ void channel_affine(const T* x, const ChannelView& v, const T* shift, const T* s
 // dx = w*invstd/M * (M g - Σg - xhat Σ(g xhat)), dw = Σ g xhat, db = Σ g.
 TensorList train_backward_fused(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean,
                                 const Tensor& invstd, const ChannelView& v) {
-  return detail::dispatch_float(x.dtype(), "batch_norm", [&](auto tag) {
+  return dispatch_float(x.dtype(), "batch_norm", [&](auto tag) {
     using T = decltype(tag);
     const T* pg = g.data<T>();
     const T* px = x.data<T>();
@@ -138,7 +137,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 
   // Per-channel shift (mean), scale (invstd·weight) and offset (bias), then one affine pass.
   Tensor batch_mean, invstd, out;
-  detail::dispatch_float(x.dtype(), "batch_norm", [&](auto tag) {
+  dispatch_float(x.dtype(), "batch_norm", [&](auto tag) {
     using T = decltype(tag);
     xt::xarray<T> m = xt::xarray<T>::from_shape({v.c});
     xt::xarray<T> var = xt::xarray<T>::from_shape({v.c});
@@ -187,7 +186,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                                                                                       const Tensor& g) -> TensorList {
                     const Tensor& sx = ctx.saved(0);
                     const Tensor w = saved_weight(ctx, has_weight);
-                    if (!is_grad_enabled()) {
+                    if (!ctx.create_graph()) {
                       TensorList r = train_backward_fused(g, sx, w, ctx.saved(1), ctx.saved(2), v);
                       for (std::size_t i = 0; i < 3; ++i)
                         if (!ctx.needs_grad(i)) r[i] = Tensor();

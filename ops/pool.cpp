@@ -47,7 +47,7 @@ Tensor max_pool_gather(const Tensor& x, const Tensor& indices, const PoolGeometr
 // out [N,C,H,W] with out[plane][indices] += g: the gradient of max pooling.
 // d scatter(g) = gather(gg) at the same indices
 Tensor max_pool_scatter(const Tensor& g, const Tensor& indices, const PoolGeometry& geo) {
-  Tensor out = detail::dispatch_float(g.dtype(), "max_pool2d_backward", [&](auto t) {
+  Tensor out = dispatch_float(g.dtype(), "max_pool2d_backward", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::xarray<T>::from_shape({geo.n, geo.c, geo.h, geo.w});
     kernels::max_pool2d_backward(g.data<T>(), indices.data<std::int64_t>(), geo, r.data());
@@ -62,7 +62,7 @@ Tensor max_pool_scatter(const Tensor& g, const Tensor& indices, const PoolGeomet
 // out[plane][k] = x[plane][indices[plane][k]].
 // d gather(x) = scatter(gg) to the same indices
 Tensor max_pool_gather(const Tensor& x, const Tensor& indices, const PoolGeometry& geo) {
-  Tensor out = detail::dispatch_float(x.dtype(), "max_pool2d_backward", [&](auto t) {
+  Tensor out = dispatch_float(x.dtype(), "max_pool2d_backward", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::xarray<T>::from_shape({geo.n, geo.c, geo.oh, geo.ow});
     kernels::max_pool2d_gather(x.data<T>(), indices.data<std::int64_t>(), geo, r.data());
@@ -85,7 +85,7 @@ Tensor avg_pool2d_backward(const Tensor& g, const Shape& input_shape, const AvgP
 Tensor avg_pool2d_impl(const Tensor& x, const AvgPool2dOptions& options, std::string_view op) {
   check_float(x, op);
   const PoolGeometry geo = plan_pool(x.shape(), options.kernel, options.stride, options.padding, op);
-  Tensor out = detail::dispatch_float(x.dtype(), op, [&](auto t) {
+  Tensor out = dispatch_float(x.dtype(), op, [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::xarray<T>::from_shape({geo.n, geo.c, geo.oh, geo.ow});
     kernels::avg_pool2d(x.data<T>(), geo, options.count_include_pad, r.data());
@@ -101,7 +101,7 @@ Tensor avg_pool2d_impl(const Tensor& x, const AvgPool2dOptions& options, std::st
 Tensor avg_pool2d_backward(const Tensor& g, const Shape& input_shape, const AvgPool2dOptions& options) {
   const PoolGeometry geo =
       plan_pool(input_shape, options.kernel, options.stride, options.padding, "avg_pool2d_backward");
-  Tensor out = detail::dispatch_float(g.dtype(), "avg_pool2d_backward", [&](auto t) {
+  Tensor out = dispatch_float(g.dtype(), "avg_pool2d_backward", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::xarray<T>::from_shape(input_shape);
     kernels::avg_pool2d_backward(g.data<T>(), geo, options.count_include_pad, r.data());
@@ -121,7 +121,7 @@ std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, const MaxPool
   const PoolGeometry geo = plan_pool(x.shape(), options.kernel, options.stride, options.padding, "max_pool2d");
   const Shape out_shape{geo.n, geo.c, geo.oh, geo.ow};
   xt::xarray<std::int64_t> idx = xt::xarray<std::int64_t>::from_shape(out_shape);
-  Tensor out = detail::dispatch_float(x.dtype(), "max_pool2d", [&](auto t) {
+  Tensor out = dispatch_float(x.dtype(), "max_pool2d", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::xarray<T>::from_shape(out_shape);
     kernels::max_pool2d(x.data<T>(), geo, r.data(), idx.data());
@@ -149,7 +149,7 @@ Tensor global_avg_pool2d(const Tensor& x) {
   TG_CHECK(xs.size() == 4, "global_avg_pool2d: expected input x of rank 4 [N,C,H,W], got shape {}", shape_str(xs));
   TG_CHECK(xs[2] * xs[3] > 0, "global_avg_pool2d: x {} has empty planes", shape_str(xs));
   const std::size_t plane = xs[2] * xs[3];
-  Tensor out = detail::dispatch_float(x.dtype(), "global_avg_pool2d", [&](auto t) {
+  Tensor out = dispatch_float(x.dtype(), "global_avg_pool2d", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::xarray<T>::from_shape({xs[0], xs[1]});
     const T* in = x.data<T>();

@@ -5,9 +5,9 @@
 #include <limits>
 #include <numeric>
 
+#include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
 #include "ops/elementwise.hpp"
-#include "autograd/dispatch.hpp"
 #include "ops/shape.hpp"
 
 namespace tg {
@@ -67,7 +67,7 @@ Tensor expand_back(const Tensor& g, const Reduction& r, const Shape& input_shape
 // shapes (full reductions) and are slower.
 template <class Init, class Combine>
 Tensor reduce_kernel(const Tensor& x, const Reduction& r, Init init, Combine combine) {
-  return detail::dispatch_all(x.dtype(), [&](auto t) {
+  return dispatch_all(x.dtype(), [&](auto t) {
     using T = decltype(t);
     const Shape shape = x.shape();
     const std::size_t rank = shape.size();
@@ -178,7 +178,7 @@ Tensor argmax(const Tensor& x, int axis, bool keepdims) {
   out_shape[a] = 1;
   if (!keepdims) out_shape.erase(out_shape.begin() + static_cast<std::ptrdiff_t>(a));
   xt::xarray<std::int64_t> out = xt::xarray<std::int64_t>::from_shape(out_shape);
-  detail::dispatch_all(x.dtype(), [&](auto t) {
+  dispatch_all(x.dtype(), [&](auto t) {
     using T = decltype(t);
     const T* p = x.data<T>();
     for (std::size_t o = 0; o < outer; ++o)
@@ -194,25 +194,5 @@ Tensor argmax(const Tensor& x, int axis, bool keepdims) {
 }
 
 Tensor argmax(const Tensor& x) { return argmax(reshape(x.detach(), {-1}), 0); }
-
-Tensor sum_to(const Tensor& x, const Shape& shape) {
-  const Shape from = x.shape();
-  if (from == shape) return x;
-  TG_CHECK(shape.size() <= from.size(), "sum_to: cannot sum shape {} to the larger rank of {}", shape_str(from),
-           shape_str(shape));
-  const std::size_t lead = from.size() - shape.size();
-  Axes axes;
-  for (std::size_t i = 0; i < from.size(); ++i) {
-    if (i < lead) {
-      axes.push_back(static_cast<int>(i));
-    } else if (shape[i - lead] == 1 && from[i] != 1) {
-      axes.push_back(static_cast<int>(i));
-    } else {
-      TG_CHECK(shape[i - lead] == from[i], "sum_to: shape {} does not broadcast to {}", shape_str(shape),
-               shape_str(from));
-    }
-  }
-  return reshape(sum(x, axes, true), as_signed(shape));
-}
 
 }  // namespace tg

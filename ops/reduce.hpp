@@ -2,6 +2,7 @@
 // Differentiable reductions over all axes or chosen axes (negative axes count from the end).
 #include <vector>
 
+#include "autograd/broadcast.hpp"  // sum_to
 #include "autograd/tensor.hpp"
 
 namespace tg {
@@ -23,9 +24,6 @@ Tensor min(const Tensor& x, const Axes& axes, bool keepdims = false);
 Tensor argmax(const Tensor& x, int axis, bool keepdims = false);
 /// Index of the largest element of the flattened tensor, int64 0-d.
 Tensor argmax(const Tensor& x);
-
-/// Sums a gradient of a broadcast shape back to `shape` (the inverse of broadcast_to).
-Tensor sum_to(const Tensor& x, const Shape& shape);
 
 /// Normalizes a possibly negative axis for a tensor of rank `ndim`; throws naming `op`.
 std::size_t normalize_axis(int axis, std::size_t ndim, std::string_view op);

@@ -7,7 +7,6 @@
 
 #include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
-#include "autograd/grad_mode.hpp"
 #include "kernels/rnn_cell.hpp"
 #include "ops/detail/map.hpp"
 #include "ops/elementwise.hpp"
@@ -31,7 +30,7 @@ void check_gates(const Tensor& t, std::size_t hs, std::string_view op) {
 Tensor lstm_gates(const Tensor& pre, std::size_t hs) {
   check_gates(pre, hs, "lstm_gates");
   const std::size_t n = pre.shape(0), w = 4 * hs;
-  Tensor out = detail::dispatch_float(pre.dtype(), "lstm_gates", [&](auto t) {
+  Tensor out = dispatch_float(pre.dtype(), "lstm_gates", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> a = xt::xarray<T>::from_shape({n, w});
     kernels::lstm_gates(pre.data<T>(), n, hs, a.data());
@@ -40,14 +39,14 @@ Tensor lstm_gates(const Tensor& pre, std::size_t hs) {
   return record({.name = "lstm_gates", .inputs = {pre}, .save_output = true}, out,
                 [hs, n, w](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   const Tensor a = ctx.output();
-                  if (is_grad_enabled()) {
+                  if (ctx.create_graph()) {
                     // The derivative of each block picked by a constant 0/1 mask of the tanh block.
                     xt::xarray<double> m = xt::zeros<double>({w});
                     std::fill_n(m.data() + 2 * hs, hs, 1.0);
                     const Tensor tanh_block = Tensor(std::move(m)).to(a.dtype());
                     return {g * (a * (1.0 - a) * (1.0 - tanh_block) + (1.0 - a * a) * tanh_block)};
                   }
-                  return {detail::dispatch_float(g.dtype(), "lstm_gates", [&](auto t) {
+                  return {dispatch_float(g.dtype(), "lstm_gates", [&](auto t) {
                     using T = decltype(t);
                     xt::xarray<T> d = xt::xarray<T>::from_shape({n, w});
                     kernels::lstm_gates_backward(g.data<T>(), a.data<T>(), n, hs, d.data());
@@ -65,7 +64,7 @@ Tensor lstm_cell_state(const Tensor& act, const Tensor& c_prev, std::size_t hs) 
     TG_CHECK(c_prev.shape() == Shape({n, hs}) && c_prev.dtype() == act.dtype(),
              "lstm_cell_state: c_prev {} {} does not fit gates {} {}", c_prev.dtype(), shape_str(c_prev.shape()),
              act.dtype(), shape_str(act.shape()));
-  Tensor out = detail::dispatch_float(act.dtype(), "lstm_cell_state", [&](auto t) {
+  Tensor out = dispatch_float(act.dtype(), "lstm_cell_state", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> c = xt::xarray<T>::from_shape({n, hs});
     kernels::lstm_cell(act.data<T>(), has_prev ? c_prev.data<T>() : nullptr, n, hs, c.data());
@@ -77,7 +76,7 @@ Tensor lstm_cell_state(const Tensor& act, const Tensor& c_prev, std::size_t hs) 
                 [hs, n, w, has_prev](const BackwardContext& ctx, const Tensor& dc) -> TensorList {
                   const Tensor& a = ctx.saved(0);
                   const Tensor cp = has_prev ? ctx.saved(1) : Tensor();
-                  if (is_grad_enabled()) {
+                  if (ctx.create_graph()) {
                     const Tensor zero = zeros_like(dc);
                     return {
                         ctx.needs_grad(0)
@@ -85,7 +84,7 @@ Tensor lstm_cell_state(const Tensor& act, const Tensor& c_prev, std::size_t hs) 
                             : Tensor(),
                         ctx.needs_grad(1) ? dc * block(a, 1, hs) : Tensor()};
                   }
-                  return detail::dispatch_float(dc.dtype(), "lstm_cell_state", [&](auto t) -> TensorList {
+                  return dispatch_float(dc.dtype(), "lstm_cell_state", [&](auto t) -> TensorList {
                     using T = decltype(t);
                     xt::xarray<T> d_act = xt::xarray<T>::from_shape({ctx.needs_grad(0) ? n : 0, w});
                     xt::xarray<T> d_prev = xt::xarray<T>::from_shape({ctx.needs_grad(1) ? n : 0, hs});
@@ -106,7 +105,7 @@ Tensor lstm_hidden_state(const Tensor& act, const Tensor& c, std::size_t hs) {
            "lstm_hidden_state: c {} {} does not fit gates {} {}", c.dtype(), shape_str(c.shape()), act.dtype(),
            shape_str(act.shape()));
   const Tensor tc = detail::unary_kernel(c.detach(), "lstm_hidden_state", kernels::UnaryOp::tanh);
-  Tensor out = detail::dispatch_float(act.dtype(), "lstm_hidden_state", [&](auto t) {
+  Tensor out = dispatch_float(act.dtype(), "lstm_hidden_state", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> h = xt::xarray<T>::from_shape({n, hs});
     kernels::lstm_hidden(act.data<T>(), tc.data<T>(), n, hs, h.data());
@@ -115,14 +114,14 @@ Tensor lstm_hidden_state(const Tensor& act, const Tensor& c, std::size_t hs) {
   return record({.name = "lstm_hidden_state", .inputs = {act, c}, .saved = {act, c, tc}}, out,
                 [hs, n, w](const BackwardContext& ctx, const Tensor& dh) -> TensorList {
                   const Tensor& a = ctx.saved(0);
-                  if (is_grad_enabled()) {
+                  if (ctx.create_graph()) {
                     // tanh c again, as an op of c so that it is differentiable.
                     const Tensor t = tanh(ctx.saved(1));
                     return {ctx.needs_grad(0) ? concat({zeros({n, 3 * hs}, dh.dtype()), dh * t}, 1) : Tensor(),
                             ctx.needs_grad(1) ? dh * block(a, 3, hs) * (1.0 - t * t) : Tensor()};
                   }
                   const Tensor& tcs = ctx.saved(2);
-                  return detail::dispatch_float(dh.dtype(), "lstm_hidden_state", [&](auto tt) -> TensorList {
+                  return dispatch_float(dh.dtype(), "lstm_hidden_state", [&](auto tt) -> TensorList {
                     using T = decltype(tt);
                     xt::xarray<T> d_act = xt::xarray<T>::from_shape({ctx.needs_grad(0) ? n : 0, w});
                     xt::xarray<T> dc = xt::xarray<T>::from_shape({ctx.needs_grad(1) ? n : 0, hs});

@@ -8,9 +8,9 @@
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xmanipulation.hpp>
 
+#include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
 #include "kernels/parallel.hpp"
-#include "autograd/dispatch.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/reduce.hpp"
 
@@ -60,7 +60,7 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
   TG_CHECK(product(to) == n, "reshape: cannot reshape {} ({} elements) to [{}] ({} elements)", shape_str(from), n,
            fmt::join(shape, ", "), product(to));
   if (to == from) return x;
-  Tensor out = detail::dispatch_all(x.dtype(), [&](auto t) {
+  Tensor out = dispatch_all(x.dtype(), [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::xarray<T>::from_shape(to);
     copy_elements(x.data<T>(), r.data(), n);
@@ -97,7 +97,7 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm) {
     TG_CHECK(!seen[p[i]], "permute: axis {} repeated in [{}]", perm[i], fmt::join(perm, ", "));
     seen[p[i]] = true;
   }
-  Tensor out = detail::dispatch_all(x.dtype(), [&](auto t) {
+  Tensor out = dispatch_all(x.dtype(), [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::transpose(x.array<T>(), p);
     return Tensor(std::move(r));
@@ -141,21 +141,6 @@ Tensor unsqueeze(const Tensor& x, int axis) {
   std::vector<std::int64_t> to = as_signed(s);
   to.insert(to.begin() + static_cast<std::ptrdiff_t>(a), 1);
   return reshape(x, to);
-}
-
-// d broadcast_to(x) = sum_to(g, x.shape)
-Tensor broadcast_to(const Tensor& x, const Shape& shape) {
-  const Shape from = x.shape();
-  if (from == shape) return x;
-  const Shape joint = broadcast_shapes(from, shape, "broadcast_to");
-  TG_CHECK(joint == shape, "broadcast_to: shape {} cannot be broadcast to {}", shape_str(from), shape_str(shape));
-  Tensor out = detail::dispatch_all(x.dtype(), [&](auto t) {
-    using T = decltype(t);
-    xt::xarray<T> r = xt::broadcast(x.array<T>(), shape);
-    return Tensor(std::move(r));
-  });
-  return record({.name = "broadcast_to", .inputs = {x}}, out,
-                [from](const BackwardContext&, const Tensor& g) -> TensorList { return {sum_to(g, from)}; });
 }
 
 namespace {
@@ -219,7 +204,7 @@ void for_each_gathered(const Shape& is, const Shape& xs, std::size_t axis, F f) 
 
 // Zeros of `shape` with g written at the positions slice(axis, start, step) picked.
 Tensor slice_backward(const Tensor& g, const Shape& shape, std::size_t axis, std::size_t start, std::size_t step) {
-  Tensor out = detail::dispatch_all(g.dtype(), [&](auto t) {
+  Tensor out = dispatch_all(g.dtype(), [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::zeros<T>(shape);
     const AxisBlocks in = blocks(g.shape(), axis);
@@ -242,7 +227,7 @@ Tensor slice_backward(const Tensor& g, const Shape& shape, std::size_t axis, std
 
 // Zeros of `shape` with the rows of g added at `index` along `axis` (index_select's adjoint).
 Tensor index_add(const Tensor& g, const Shape& shape, std::size_t axis, const Tensor& index) {
-  Tensor out = detail::dispatch_all(g.dtype(), [&](auto t) {
+  Tensor out = dispatch_all(g.dtype(), [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::zeros<T>(shape);
     const AxisBlocks in = blocks(g.shape(), axis);
@@ -266,7 +251,7 @@ Tensor index_add(const Tensor& g, const Shape& shape, std::size_t axis, const Te
 
 // Zeros of `shape` with g[p] added at x position index[p] along `axis` (gather's adjoint).
 Tensor scatter_add(const Tensor& g, const Shape& shape, std::size_t axis, const Tensor& index) {
-  Tensor out = detail::dispatch_all(g.dtype(), [&](auto t) {
+  Tensor out = dispatch_all(g.dtype(), [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::zeros<T>(shape);
     const std::size_t axis_stride = blocks(shape, axis).inner;
@@ -306,7 +291,7 @@ Tensor concat(const TensorList& xs, int axis) {
     sizes.push_back(s[a]);
     out_shape[a] += s[a];
   }
-  Tensor out = detail::dispatch_all(xs[0].dtype(), [&](auto t) {
+  Tensor out = dispatch_all(xs[0].dtype(), [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::xarray<T>::from_shape(out_shape);
     const AxisBlocks ob = blocks(out_shape, a);
@@ -356,7 +341,7 @@ Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, s
   const std::size_t count = end > begin ? (end - begin + stride - 1) / stride : 0;
   Shape out_shape = shape;
   out_shape[a] = count;
-  Tensor out = detail::dispatch_all(x.dtype(), [&](auto t) {
+  Tensor out = dispatch_all(x.dtype(), [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::xarray<T>::from_shape(out_shape);
     const AxisBlocks b = blocks(shape, a);
@@ -381,7 +366,7 @@ Tensor index_select(const Tensor& x, int axis, const Tensor& index) {
   const xt::xarray<std::int64_t>& idx = checked_index(index, shape[a], a, shape, "index_select");
   Shape out_shape = shape;
   out_shape[a] = idx.size();
-  Tensor out = detail::dispatch_all(x.dtype(), [&](auto t) {
+  Tensor out = dispatch_all(x.dtype(), [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::xarray<T>::from_shape(out_shape);
     const AxisBlocks b = blocks(shape, a);
@@ -408,7 +393,7 @@ Tensor gather(const Tensor& x, int axis, const Tensor& index) {
   TG_CHECK(fits, "gather: index of shape {} does not fit x of shape {} (same rank, sizes <= x's outside axis {})",
            shape_str(is), shape_str(shape), axis);
   const xt::xarray<std::int64_t>& idx = checked_index(index, shape[a], a, shape, "gather");
-  Tensor out = detail::dispatch_all(x.dtype(), [&](auto t) {
+  Tensor out = dispatch_all(x.dtype(), [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::xarray<T>::from_shape(is);
     const std::size_t axis_stride = blocks(shape, a).inner;

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "autograd/broadcast.hpp"  // broadcast_to
 #include "autograd/tensor.hpp"
 
 namespace tg {
@@ -20,8 +21,6 @@ Tensor squeeze(const Tensor& x);
 Tensor squeeze(const Tensor& x, int axis);
 /// Inserts a size-1 axis at `axis` (in the result's numbering).
 Tensor unsqueeze(const Tensor& x, int axis);
-/// Repeats size-1 axes (and prepends axes) to reach `shape`.
-Tensor broadcast_to(const Tensor& x, const Shape& shape);
 /// Joins tensors along an existing axis.
 Tensor concat(const TensorList& xs, int axis = 0);
 /// Joins tensors along a new axis.

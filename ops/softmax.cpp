@@ -9,7 +9,6 @@
 
 #include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
-#include "autograd/grad_mode.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/reduce.hpp"
 
@@ -64,7 +63,7 @@ void softmax_lane(const T* x, T* y, std::size_t n, std::size_t stride, bool log)
 }
 
 Tensor softmax_forward(const Tensor& x, const AxisView& v, bool log) {
-  return detail::dispatch_float(x.dtype(), "softmax", [&](auto t) {
+  return dispatch_float(x.dtype(), "softmax", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::xarray<T>::from_shape(x.shape());
     for_lanes<T>(v, x.data<T>(), r.data(),
@@ -75,7 +74,7 @@ Tensor softmax_forward(const Tensor& x, const AxisView& v, bool log) {
 
 // Fused backward: log_softmax: dx = g - exp(y) Σg; softmax: dx = y (g - Σ g y).
 Tensor softmax_backward_kernel(const Tensor& g, const Tensor& y, const AxisView& v, bool log) {
-  return detail::dispatch_float(g.dtype(), "softmax", [&](auto t) {
+  return dispatch_float(g.dtype(), "softmax", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::xarray<T>::from_shape(g.shape());
     const T* pg = g.data<T>();
@@ -105,7 +104,7 @@ Tensor softmax(const Tensor& x, int axis) {
   return record({.name = "softmax", .inputs = {x}, .save_output = true}, softmax_forward(x, v, false),
                 [v](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   const Tensor y = ctx.output();
-                  if (!is_grad_enabled()) return {softmax_backward_kernel(g, y, v, false)};
+                  if (!ctx.create_graph()) return {softmax_backward_kernel(g, y, v, false)};
                   return {mul(y, sub(g, sum(mul(g, y), {v.axis}, true)))};
                 });
 }
@@ -116,7 +115,7 @@ Tensor log_softmax(const Tensor& x, int axis) {
   return record({.name = "log_softmax", .inputs = {x}, .save_output = true}, softmax_forward(x, v, true),
                 [v](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   const Tensor y = ctx.output();
-                  if (!is_grad_enabled()) return {softmax_backward_kernel(g, y, v, true)};
+                  if (!ctx.create_graph()) return {softmax_backward_kernel(g, y, v, true)};
                   return {sub(g, mul(exp(y), sum(g, {v.axis}, true)))};
                 });
 }

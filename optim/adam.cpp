@@ -80,8 +80,7 @@ void adam_kernel(std::size_t n, const AdamStep<T>& c, T* __restrict p, const T* 
 }
 
 template <class T, bool Keras>
-void adam_dispatch(bool l2, bool amsgrad, std::size_t n, const AdamStep<T>& c, T* p, const T* g, T* m, T* v,
-                   T* vmax) {
+void adam_dispatch(bool l2, bool amsgrad, std::size_t n, const AdamStep<T>& c, T* p, const T* g, T* m, T* v, T* vmax) {
   if (l2)
     amsgrad ? adam_kernel<T, Keras, true, true>(n, c, p, g, m, v, vmax)
             : adam_kernel<T, Keras, true, false>(n, c, p, g, m, v, vmax);
@@ -96,7 +95,7 @@ void Adam::update(const ParamGroup& group, Tensor& param, const Tensor& grad, Pa
   const auto t = static_cast<double>(state.step);
   const double bc1 = 1.0 - std::pow(b1, t), bc2 = 1.0 - std::pow(b2, t);
   const bool keras = options_.formula == AdamOptions::Formula::keras;
-  detail::dispatch_float(param.dtype(), name(), [&](auto type) {
+  dispatch_float(param.dtype(), name(), [&](auto type) {
     using T = decltype(type);
     const std::size_t n = param.numel();
     T* m = buffer(state, "exp_avg", param).template mutable_array<T>().data();

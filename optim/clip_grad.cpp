@@ -15,7 +15,7 @@ double clip_grad_norm_(const TensorList& params, double max_norm, double norm_ty
   for (const Tensor& p : params) {
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    detail::dispatch_float(g.dtype(), "clip_grad_norm_", [&](auto type) {
+    dispatch_float(g.dtype(), "clip_grad_norm_", [&](auto type) {
       using T = decltype(type);
       const T* d = g.data<T>();
       for (std::size_t i = 0, n = g.numel(); i < n; ++i) {
@@ -47,7 +47,7 @@ void clip_grad_value_(const TensorList& params, double clip_value) {
   for (const Tensor& p : params) {
     Tensor g = p.grad();
     if (!g.defined()) continue;
-    detail::dispatch_float(g.dtype(), "clip_grad_value_", [&](auto type) {
+    dispatch_float(g.dtype(), "clip_grad_value_", [&](auto type) {
       using T = decltype(type);
       const T c = T(clip_value);
       for (T& v : g.mutable_array<T>()) v = std::clamp(v, -c, c);

@@ -24,7 +24,7 @@ std::vector<std::string> RMSprop::buffer_names() const {
 }
 
 void RMSprop::update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) {
-  detail::dispatch_float(param.dtype(), "RMSprop", [&](auto type) {
+  dispatch_float(param.dtype(), "RMSprop", [&](auto type) {
     using T = decltype(type);
     const std::size_t n = param.numel();
     T* s = buffer(state, "square_avg", param).template mutable_array<T>().data();

@@ -23,7 +23,7 @@ std::vector<std::string> SGD::buffer_names() const {
 
 void SGD::update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) {
   const bool first = state.step == 1;
-  detail::dispatch_float(param.dtype(), "SGD", [&](auto type) {
+  dispatch_float(param.dtype(), "SGD", [&](auto type) {
     using T = decltype(type);
     const std::size_t n = param.numel();
     T* p = param.mutable_array<T>().data();

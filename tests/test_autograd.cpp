@@ -157,10 +157,9 @@ TEST_CASE("custom op: a user-defined differentiable op is gradient-checked") {
       NoGradGuard forward_only;
       out = log(exp(x) + 1.0);
     }
-    return record({.name = "softplus", .inputs = {x}, .saved = {x}}, out,
-                  [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
-                    return {g * sigmoid(ctx.saved(0))};
-                  });
+    return record(
+        {.name = "softplus", .inputs = {x}, .saved = {x}}, out,
+        [](const BackwardContext& ctx, const Tensor& g) -> TensorList { return {g * sigmoid(ctx.saved(0))}; });
   };
   Tensor x = Tensor({-1.0, 0.5, 2.0}).to(float64).requires_grad_();
   auto fn = [&](const TensorList& in) { return softplus(in[0]); };

@@ -352,8 +352,11 @@ TEST_CASE("conv2d_relu_max_pool2d equals max_pool2d(conv2d_relu()): values and g
   const std::vector<PoolCase> all = {
       {"MNIST's first layer", {3, 1, 28, 28}, {8, 1, 3, 3}, {}, {.kernel = 2}},
       {"20 windows a row (a batch and a part), 5x5 kernel (25 taps)", {2, 1, 44, 45}, {6, 1, 5, 5}, {}, {.kernel = 2}},
-      {"2x4 kernel, padding same (1 left, 2 right), dilation 2 down", {3, 1, 10, 17}, {4, 1, 2, 4},
-       {.padding = "same", .dilation = {2, 1}}, {.kernel = 2}},
+      {"2x4 kernel, padding same (1 left, 2 right), dilation 2 down",
+       {3, 1, 10, 17},
+       {4, 1, 2, 4},
+       {.padding = "same", .dilation = {2, 1}},
+       {.kernel = 2}},
       {"ties in every window", {2, 1, 12, 12}, {5, 1, 3, 3}, {}, {.kernel = 2}, true, true},
       {"odd conv output (11x10), C_out 5, no bias", {2, 1, 13, 12}, {5, 1, 3, 3}, {}, {.kernel = 2}, false},
       {"3 channels, padding 1, batch 1", {1, 3, 9, 14}, {6, 3, 3, 3}, {.padding = 1}, {.kernel = 2, .stride = 2}},
@@ -370,7 +373,8 @@ TEST_CASE("conv2d_relu_max_pool2d equals max_pool2d(conv2d_relu()): values and g
         Tensor x = randn(c.x, gen, d).requires_grad_(input_grad);
         Tensor w = (c.zero_weight ? zeros(c.w, d) : randn(c.w, gen, d)).requires_grad_();
         Tensor b = c.bias ? randn({c.w[0]}, gen, d).requires_grad_() : Tensor();
-        Tensor fused = conv2d_relu_max_pool2d(x, w, b, c.conv, c.pool, flat);
+        Tensor fused = flat ? conv2d_relu_max_pool2d_flatten(x, w, b, c.conv, c.pool)
+                            : conv2d_relu_max_pool2d(x, w, b, c.conv, c.pool);
         Tensor plain = max_pool2d(conv2d_relu(x, w, b, c.conv), c.pool);
         if (flat) plain = flatten(plain, 1, 3);
         REQUIRE(fused.shape() == plain.shape());
@@ -405,7 +409,10 @@ TEST_CASE("conv2d_relu_max_pool2d gradient checks, first and second order") {
   for (bool flat : {false, true}) {
     const std::string label = flat ? "flattened" : "not flattened";
     INFO(label);
-    auto op = [&](const TensorList& in) { return conv2d_relu_max_pool2d(in[0], in[1], in[2], conv, pool, flat); };
+    auto op = [&](const TensorList& in) {
+      return flat ? conv2d_relu_max_pool2d_flatten(in[0], in[1], in[2], conv, pool)
+                  : conv2d_relu_max_pool2d(in[0], in[1], in[2], conv, pool);
+    };
     auto r1 = gradcheck(op, {x, w, b});
     INFO(r1.message);
     CHECK(r1);
@@ -454,11 +461,26 @@ struct DoubledConv : nn::Conv2d {
 };
 }  // namespace
 
+// A MaxPool2d whose forward a user changed: a Conv2d before it must not take it into its fused op.
+struct ShiftedPool : nn::MaxPool2d {
+  using nn::MaxPool2d::MaxPool2d;
+  Tensor forward(const Tensor& x) override { return nn::MaxPool2d::forward(x) + 1.0; }
+};
+
 TEST_CASE("Sequential keeps a Conv2d subclass's own forward before a MaxPool2d") {
   Generator gen(59);
-  nn::Sequential model{DoubledConv(1, 4, 3, {.activation = nn::Activation::relu}), nn::MaxPool2d(2)};
+  nn::Sequential model{DoubledConv(1, 4, 3, {.activation = nn::Activation::relu}), nn::MaxPool2d(2), nn::Flatten()};
   const auto conv = model.at<DoubledConv>(0);
   Tensor x = randn({2, 1, 10, 10}, gen);
-  const Tensor expected = max_pool2d(conv2d_relu(x, conv->weight(), conv->bias()) * 2.0, {.kernel = 2});
+  const Tensor expected = flatten(max_pool2d(conv2d_relu(x, conv->weight(), conv->bias()) * 2.0, {.kernel = 2}), 1);
+  CHECK(xt::allclose(model(x).array<float>(), expected.array<float>(), 1e-6, 1e-6));
+}
+
+TEST_CASE("Sequential keeps a MaxPool2d subclass's own forward after a Conv2d") {
+  Generator gen(61);
+  nn::Sequential model{nn::Conv2d(1, 4, 3, {.activation = nn::Activation::relu}), ShiftedPool(2)};
+  const auto conv = model.at<nn::Conv2d>(0);
+  Tensor x = randn({2, 1, 10, 10}, gen);
+  const Tensor expected = max_pool2d(conv2d_relu(x, conv->weight(), conv->bias()), {.kernel = 2}) + 1.0;
   CHECK(xt::allclose(model(x).array<float>(), expected.array<float>(), 1e-6, 1e-6));
 }

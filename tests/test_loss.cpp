@@ -107,7 +107,8 @@ TEST_CASE("cross_entropy with class indices: values, label smoothing, reductions
   CHECK(nll_loss(log_softmax(logits), target, {.reduction = Reduction::sum}).item() == doctest::Approx(l0 + l1));
   // One-hot probability targets (Keras categorical_crossentropy) give the same values.
   CHECK(cross_entropy(logits, one_hot_rows({0, 1}, 3)).item() == doctest::Approx((l0 + l1) / 2));
-  CHECK(cross_entropy(logits, one_hot_rows({0, 1}, 3), {.label_smoothing = eps}).item() == doctest::Approx((s0 + s1) / 2));
+  CHECK(cross_entropy(logits, one_hot_rows({0, 1}, 3), {.label_smoothing = eps}).item() ==
+        doctest::Approx((s0 + s1) / 2));
   // float32 agrees.
   CHECK(cross_entropy(logits.to(float32), target).item() == doctest::Approx((l0 + l1) / 2).epsilon(1e-6));
 }

@@ -2,8 +2,8 @@
 // class never predicted), Keras-style metric objects, and weight regularizers.
 #include <doctest/doctest.h>
 
-#include "nn/metrics.hpp"
 #include "nn/regularizer.hpp"
+#include "nn/train/metrics.hpp"
 #include "tapegrad.hpp"
 
 using namespace tg;

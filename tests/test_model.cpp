@@ -12,19 +12,20 @@
 
 #include "autograd/generator.hpp"
 #include "autograd/grad_mode.hpp"
-#include "autograd/gradcheck.hpp"
 #include "nn/activation.hpp"
-#include "nn/callbacks.hpp"
 #include "nn/conv.hpp"
 #include "nn/flatten.hpp"
 #include "nn/linear.hpp"
-#include "nn/model.hpp"
-#include "nn/plot.hpp"
 #include "nn/pooling.hpp"
-#include "nn/progress.hpp"
 #include "nn/regularizer.hpp"
 #include "nn/sequential.hpp"
+#include "nn/train/callbacks.hpp"
+#include "nn/train/model.hpp"
+#include "nn/train/plot.hpp"
+#include "nn/train/progress.hpp"
 #include "ops/elementwise.hpp"
+#include "ops/gradcheck.hpp"
+#include "ops/loss.hpp"
 #include "ops/reduce.hpp"
 #include "ops/shape.hpp"
 #include "optim/adam.hpp"
@@ -157,6 +158,40 @@ TEST_CASE("Model: a Linear with fused softmax trains on logits like Linear + Sof
   // Saturated wrong predictions still give a finite loss and gradient (no log(0)).
   Tensor far = x * 1000.0;
   CHECK(std::isfinite(fused.evaluate(far, y).at("loss")));
+}
+
+namespace {
+// A Dense layer a user changed (its output shifted before the softmax): Model must run its
+// forward, not go round it to the logits.
+struct ShiftedDense : nn::Linear {
+  using nn::Linear::Linear;
+  int calls = 0;
+  Tensor forward(const Tensor& x) override {
+    ++calls;
+    return nn::Linear::forward(x + 0.5);
+  }
+};
+}  // namespace
+
+TEST_CASE("Model runs a Linear subclass's own forward in fit and evaluate") {
+  auto [x, y] = blobs(60, 13);
+  nn::Sequential net{nn::Linear(2, 4), ShiftedDense(4, 3, {.activation = nn::Activation::softmax})};
+  const auto dense = net.at<ShiftedDense>(1);
+  CHECK_FALSE(net.has_logits());  // a subclass is taken as written: no logits path through it
+  nn::Model model(net);
+  compile(model);
+  model.fit(x, y, {.epochs = 1, .batch_size = 20, .verbose = 0});
+  CHECK(dense->calls == 3);
+  // evaluate's loss is the probabilities' cross-entropy of the subclass's own output.
+  const Tensor p = model.predict(x);
+  double manual = 0;
+  for (std::size_t i = 0; i < 60; ++i)
+    manual -= std::log(static_cast<double>(p.array<float>()(i, static_cast<std::size_t>(y.array<std::int64_t>()(i)))));
+  CHECK(model.evaluate(x, y).at("loss") == doctest::Approx(manual / 60).epsilon(1e-4));
+  // A plain Linear with a softmax, and a Sequential ending in one, do have logits.
+  CHECK(nn::Sequential{nn::Linear(2, 3, {.activation = nn::Activation::softmax})}.has_logits());
+  CHECK(nn::Sequential{nn::Linear(2, 3), nn::Softmax()}.has_logits());
+  CHECK_FALSE(nn::Sequential{nn::Linear(2, 3), nn::Softmax(0)}.has_logits());
 }
 
 TEST_CASE("Model::fit: validation_split holds out the last samples; the rest is reshuffled each epoch") {

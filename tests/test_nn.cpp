@@ -448,8 +448,12 @@ TEST_CASE("loss objects compute the ops' losses and their gradients") {
 }
 
 TEST_CASE("the tutorial's model builds from a braced list and runs") {
-  nn::Sequential model{nn::Conv2d(1, 32, 3, {.activation = nn::Activation::relu}), nn::MaxPool2d(2), nn::Flatten(),
-                       nn::Dropout(0.5), nn::Linear(5408, 10), nn::Softmax()};
+  nn::Sequential model{nn::Conv2d(1, 32, 3, {.activation = nn::Activation::relu}),
+                       nn::MaxPool2d(2),
+                       nn::Flatten(),
+                       nn::Dropout(0.5),
+                       nn::Linear(5408, 10),
+                       nn::Softmax()};
   CHECK(model.num_parameters() == 32 * 9 + 32 + 5408 * 10 + 10);
   model.eval();
   const Tensor y = model(zeros({2, 1, 28, 28}));

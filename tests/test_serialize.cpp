@@ -83,10 +83,8 @@ void check_same_state(const nn::Module& a, const nn::Module& b) {
     INFO(sa[i].first);
     CHECK(sa[i].first == sb[i].first);
     CHECK(sa[i].second.dtype() == sb[i].second.dtype());
-    CHECK(std::memcmp(
-              std::visit([](const auto& x) -> const void* { return x.data(); }, sa[i].second.impl()->storage->array),
-              std::visit([](const auto& x) -> const void* { return x.data(); }, sb[i].second.impl()->storage->array),
-              sa[i].second.numel() * dtype_size(sa[i].second.dtype())) == 0);
+    CHECK(std::memcmp(sa[i].second.data_ptr(), sb[i].second.data_ptr(),
+                      sa[i].second.numel() * dtype_size(sa[i].second.dtype())) == 0);
   }
 }
 

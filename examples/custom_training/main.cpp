@@ -14,11 +14,11 @@
 #include "autograd/function.hpp"
 #include "autograd/generator.hpp"
 #include "autograd/grad_mode.hpp"
-#include "autograd/gradcheck.hpp"
 #include "autograd/runtime.hpp"
 #include "datasets/data_loader.hpp"
 #include "datasets/mnist.hpp"
 #include "ops/elementwise.hpp"
+#include "ops/gradcheck.hpp"
 #include "ops/linalg.hpp"
 #include "ops/loss.hpp"
 #include "ops/reduce.hpp"
@@ -33,7 +33,7 @@ using namespace tg;
 // gradients work too.
 // d swish(x) = g * s * (1 + x * (1 - s)), s = sigmoid(x)
 Tensor swish(const Tensor& x) {
-  Tensor out = detail::dispatch_float(x.dtype(), "swish", [&](auto t) {
+  Tensor out = dispatch_float(x.dtype(), "swish", [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> y = xt::empty<T>(x.shape());
     const T* src = x.data<T>();

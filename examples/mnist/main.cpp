@@ -21,15 +21,16 @@
 #include "nn/dropout.hpp"
 #include "nn/flatten.hpp"
 #include "nn/linear.hpp"
-#include "nn/metrics.hpp"
-#include "nn/model.hpp"
-#include "nn/plot.hpp"
 #include "nn/pooling.hpp"
 #include "nn/rnn.hpp"
 #include "nn/sequential.hpp"
-#include "optim/adam.hpp"
+#include "nn/train/metrics.hpp"
+#include "nn/train/model.hpp"
+#include "nn/train/plot.hpp"
+#include "ops/loss.hpp"
 #include "ops/reduce.hpp"
 #include "ops/shape.hpp"
+#include "optim/adam.hpp"
 
 namespace {
 
@@ -81,9 +82,7 @@ nn::Sequential deep_model() {
 // Each image as a sequence: [B, 1, 28, 28] → [B, 28, 28], 28 steps (rows) of 28 pixels.
 class ImageRows : public nn::Module {
  public:
-  Tensor forward(const Tensor& x) override {
-    return reshape(x, {static_cast<std::int64_t>(x.shape(0)), 28, 28});
-  }
+  Tensor forward(const Tensor& x) override { return reshape(x, {static_cast<std::int64_t>(x.shape(0)), 28, 28}); }
 };
 
 // An LSTM of 128 units reads the rows; Dense(10, softmax) classifies its last output.
@@ -190,8 +189,8 @@ int main(int argc, char** argv) {
       }
       const Tensor y_pred = concat(predicted);
       const Tensor y_test = slice(test->labels(), 0, 0, static_cast<std::int64_t>(n_test));
-      fmt::print("\n{}\n", nn::classification_report(y_test, y_pred, {.num_classes = num_classes,
-                                                                     .target_names = train->classes()})
+      fmt::print("\n{}\n", nn::classification_report(y_test, y_pred,
+                                                     {.num_classes = num_classes, .target_names = train->classes()})
                                .to_string(4));
       fmt::print("Confusion matrix (rows: true class, columns: predicted class):\n{}\n",
                  nn::confusion_matrix_string(nn::confusion_matrix(y_test, y_pred, num_classes), train->classes()));

@@ -65,7 +65,8 @@ struct IndexType {
 };
 
 /// g where out (a relu's output) is positive, else 0: the relu's backward, shared with ops that
-/// fuse a relu. One pass when no graph is recorded; differentiable in g otherwise.
-Tensor relu_backward(const Tensor& g, const Tensor& out);
+/// fuse a relu. One kernel pass, or differentiable in g when the backward is recorded
+/// (BackwardContext::create_graph).
+Tensor relu_backward(const Tensor& g, const Tensor& out, bool create_graph);
 
 }  // namespace tg::detail

@@ -1,8 +1,7 @@
 // Fits y = 3x - 1 with the installed package: proves headers, library and config are usable.
-#include <tapegrad/tapegrad.hpp>
-
 #include <cmath>
 #include <cstdio>
+#include <tapegrad/tapegrad.hpp>
 
 int main() {
   tg::Tensor x = tg::Tensor({0.0, 1.0, 2.0, 3.0});

@@ -1,4 +1,4 @@
-#include "nn/history.hpp"
+#include "nn/train/history.hpp"
 
 #include <unistd.h>
 

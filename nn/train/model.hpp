@@ -10,11 +10,12 @@
 //   double accuracy = model.evaluate(x_test, y_test).at("accuracy");
 //
 // Cross-entropy and softmax: Keras applies categorical_crossentropy to the softmax output. Here,
-// when the model is a Sequential ending in a Softmax layer or in a Linear with the softmax
-// activation fused (Keras's Dense(10, activation="softmax")), fit and evaluate compute the loss
-// from the logits, before that softmax, with the fused, stable log_softmax + cross-entropy: the
-// same value without log(0) or a vanishing gradient. With compile's from_logits the model is
-// taken to output logits. predict() and operator() run the whole model: probabilities.
+// when the module ends in a softmax it can leave out (Module::has_logits: a Sequential ending in
+// a Softmax layer or in a Linear with the softmax activation fused, Keras's Dense(10,
+// activation="softmax")), fit and evaluate compute the loss from the logits, before that softmax,
+// with the fused, stable log_softmax + cross-entropy: the same value without log(0) or a
+// vanishing gradient. A subclass of those layers is taken as written: its own forward runs. With compile's from_logits
+// the model is taken to output logits. predict() and operator() run the whole model: probabilities.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -28,16 +29,11 @@
 
 #include "autograd/tensor.hpp"
 #include "datasets/data_loader.hpp"
-#include "nn/callbacks.hpp"
-#include "nn/history.hpp"
-#include "nn/metrics.hpp"
 #include "nn/module.hpp"
+#include "nn/train/callbacks.hpp"
+#include "nn/train/history.hpp"
+#include "nn/train/metrics.hpp"
 #include "optim/optimizer.hpp"
-
-namespace tg {
-/// labels [N] int64 in [0, num_classes) → one-hot [N, num_classes] (Keras's to_categorical).
-Tensor one_hot(const Tensor& labels, std::size_t num_classes, Dtype dtype = float32);
-}  // namespace tg
 
 namespace tg::nn {
 
@@ -173,10 +169,8 @@ class Model {
   LossFn custom_loss_;
   std::string loss_name_;
   std::vector<std::shared_ptr<Metric>> metrics_;
-  bool logits_ = false;  // the loss sees logits (final Softmax skipped, or from_logits)
-  // How the loss output is made: the whole module, or a Sequential without its final softmax.
-  enum class LastLayer { whole, skip_softmax, linear_logits };
-  LastLayer last_ = LastLayer::whole;
+  bool logits_ = false;        // the loss sees logits (final Softmax skipped, or from_logits)
+  bool skip_softmax_ = false;  // the module's final softmax is left out (Module::forward_logits)
   Shape seen_input_shape_;
   bool stop_requested_ = false;
   History history_;

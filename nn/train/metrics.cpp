@@ -1,4 +1,4 @@
-#include "nn/metrics.hpp"
+#include "nn/train/metrics.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "autograd/gradcheck.hpp"
+#include "ops/gradcheck.hpp"
 
 #include <cmath>
 #include <limits>
@@ -57,8 +57,10 @@ TensorList vjp(const DifferentiableFn& fn, const TensorList& inputs, const std::
                          ? grad({out}, targets, {.grad_outputs = {Tensor(seed).to(out.dtype())}, .allow_unused = true})
                          : TensorList(targets.size());
   for (std::size_t j = 0; j < grads.size(); ++j)
-    if (!grads[j].defined()) grads[j] = zeros_like(targets[j]);
-    else grads[j] = grads[j].to(float64);
+    if (!grads[j].defined())
+      grads[j] = zeros_like(targets[j]);
+    else
+      grads[j] = grads[j].to(float64);
   return grads;
 }
 
@@ -67,8 +69,8 @@ struct Worst {
   GradcheckResult result;
   void offer(double numeric, double analytic, const GradcheckOptions& o, std::size_t input, std::size_t position) {
     const double err = std::abs(numeric - analytic);
-    const double here = std::isfinite(err) ? err - (o.atol + o.rtol * std::abs(numeric))
-                                           : std::numeric_limits<double>::infinity();
+    const double here =
+        std::isfinite(err) ? err - (o.atol + o.rtol * std::abs(numeric)) : std::numeric_limits<double>::infinity();
     if (here > excess) {
       excess = here;
       result.input = input, result.position = position;
@@ -136,10 +138,10 @@ GradcheckResult gradcheck(const DifferentiableFn& fn, const TensorList& inputs, 
   }
   GradcheckResult result = worst.result;
   result.passed = worst.excess <= 0;
-  result.message = fmt::format("gradcheck {} ({}): worst at input {} {} {}: numeric {:.10g}, analytic {:.10g}",
-                               result.passed ? "passed" : "FAILED", full ? "full Jacobian" : "random projections",
-                               result.input, full ? "element" : "projection", result.position, result.numeric,
-                               result.analytic);
+  result.message =
+      fmt::format("gradcheck {} ({}): worst at input {} {} {}: numeric {:.10g}, analytic {:.10g}",
+                  result.passed ? "passed" : "FAILED", full ? "full Jacobian" : "random projections", result.input,
+                  full ? "element" : "projection", result.position, result.numeric, result.analytic);
   return result;
 }
 
@@ -165,8 +167,8 @@ GradcheckResult gradgradcheck(const DifferentiableFn& fn, const TensorList& inpu
     TensorList targets;
     for (std::size_t i : which) targets.push_back(xs[i]);
     const Tensor out = fn(xs);
-    TensorList grads = grad({out}, targets,
-                            {.grad_outputs = {out_weights.to(out.dtype())}, .create_graph = true, .allow_unused = true});
+    TensorList grads = grad(
+        {out}, targets, {.grad_outputs = {out_weights.to(out.dtype())}, .create_graph = true, .allow_unused = true});
     Tensor total = scalar_tensor(0.0, float64);
     for (std::size_t j = 0; j < grads.size(); ++j)
       if (grads[j].defined()) total = add(total, sum(mul(grads[j].to(float64), grad_weights[j])));

@@ -1,4 +1,4 @@
-#include "nn/plot.hpp"
+#include "nn/train/plot.hpp"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "nn/model.hpp"
+#include "nn/train/model.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -12,9 +12,9 @@
 #include "autograd/grad_mode.hpp"
 #include "nn/activation.hpp"
 #include "nn/linear.hpp"
-#include "nn/progress.hpp"
 #include "nn/sequential.hpp"
 #include "nn/serialize.hpp"
+#include "nn/train/progress.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/linalg.hpp"
 #include "ops/loss.hpp"
@@ -23,30 +23,6 @@
 #include "optim/adam.hpp"
 #include "optim/rmsprop.hpp"
 #include "optim/sgd.hpp"
-
-namespace tg {
-
-Tensor one_hot(const Tensor& labels, std::size_t num_classes, Dtype dtype) {
-  TG_CHECK(labels.defined() && labels.dtype() == int64, "one_hot: expected int64 labels, got {}",
-           labels.defined() ? fmt::format("{}", labels.dtype()) : "an undefined tensor");
-  TG_CHECK(num_classes > 0, "one_hot: num_classes must be positive");
-  Shape shape = labels.shape();
-  shape.push_back(num_classes);
-  Tensor out = zeros(shape, dtype);
-  const std::int64_t* src = labels.data<std::int64_t>();
-  detail::dispatch_float(dtype, "one_hot", [&](auto t) {
-    using T = decltype(t);
-    T* dst = out.mutable_array<T>().data();
-    for (std::size_t i = 0; i < labels.numel(); ++i) {
-      TG_CHECK(src[i] >= 0 && static_cast<std::size_t>(src[i]) < num_classes,
-               "one_hot: label {} at position {} is outside [0, {})", src[i], i, num_classes);
-      dst[i * num_classes + static_cast<std::size_t>(src[i])] = T(1);
-    }
-  });
-  return out;
-}
-
-}  // namespace tg
 
 namespace tg::nn {
 namespace {
@@ -181,21 +157,10 @@ void Model::compile(CompileOptions options) {
     TG_CHECK(custom_loss_ != nullptr, "Model::compile: the loss function is empty");
   }
 
-  // A Sequential ending in softmax under cross-entropy trains on the logits (see the header):
-  // a Softmax layer is skipped; a Linear with a fused softmax runs without its activation.
-  last_ = LastLayer::whole;
-  if (loss_kind_ == LossKind::categorical) {
-    if (auto seq = std::dynamic_pointer_cast<Sequential>(module_); seq && !seq->empty()) {
-      const auto& last = (*seq)[seq->size() - 1];
-      if (std::dynamic_pointer_cast<Softmax>(last)) {
-        last_ = LastLayer::skip_softmax;
-      } else if (auto lin = std::dynamic_pointer_cast<Linear>(last);
-                 lin && lin->activation() == Activation::softmax) {
-        last_ = LastLayer::linear_logits;
-      }
-    }
-  }
-  logits_ = last_ != LastLayer::whole || options.from_logits;
+  // A model ending in a softmax trains under cross-entropy on the logits (see the header): the
+  // module leaves its softmax out (Module::forward_logits).
+  skip_softmax_ = loss_kind_ == LossKind::categorical && module_->has_logits();
+  logits_ = skip_softmax_ || options.from_logits;
 
   metrics_.clear();
   try {
@@ -233,15 +198,7 @@ Tensor Model::prepare_input(const Tensor& x) const {
 }
 
 Tensor Model::forward_for_loss(const Tensor& x) {
-  if (last_ == LastLayer::whole) return module_->forward(x);
-  auto& seq = static_cast<Sequential&>(*module_);
-  Tensor h = seq.forward_first(x, seq.size() - 1);
-  if (last_ == LastLayer::skip_softmax) return h;
-  const auto& lin = static_cast<const Linear&>(*seq[seq.size() - 1]);
-  TG_CHECK(h.ndim() == 2 && h.shape(1) == lin.in_features(),
-           "Sequential layer {} (Linear): expected input [N, {}], got {}", seq.size() - 1, lin.in_features(),
-           shape_str(h.shape()));
-  return linear(h, lin.weight(), lin.bias());
+  return skip_softmax_ ? module_->forward_logits(x) : module_->forward(x);
 }
 
 Tensor Model::compute_loss(const Tensor& out, const Tensor& y) const {

@@ -7,7 +7,7 @@
 #include <iosfwd>
 #include <string>
 
-#include "nn/history.hpp"
+#include "nn/train/history.hpp"
 
 namespace tg::nn {
 

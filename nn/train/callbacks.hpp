@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "autograd/tensor.hpp"
-#include "nn/history.hpp"
+#include "nn/train/history.hpp"
 
 namespace tg::optim {
 class LRScheduler;

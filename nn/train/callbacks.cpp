@@ -1,4 +1,4 @@
-#include "nn/callbacks.hpp"
+#include "nn/train/callbacks.hpp"
 
 #include <fmt/args.h>
 #include <fmt/format.h>
@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "autograd/error.hpp"
-#include "nn/model.hpp"
+#include "nn/train/model.hpp"
 #include "optim/lr_scheduler.hpp"
 #include "optim/optimizer.hpp"
 

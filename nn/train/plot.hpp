@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "nn/history.hpp"
+#include "nn/train/history.hpp"
 
 namespace tg::nn {
 

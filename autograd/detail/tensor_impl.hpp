@@ -1,0 +1,28 @@
+#pragma once
+// Internal to autograd: the state behind a tg::Tensor handle.
+#include <cstdint>
+#include <memory>
+#include <variant>
+#include <xtensor/xarray.hpp>
+
+#include "autograd/tensor.hpp"
+
+namespace tg {
+
+/// The array behind one or more tensors, plus a version counter that in-place changes bump so
+/// that backward can tell when a value it saved was overwritten.
+struct Storage {
+  std::variant<xt::xarray<float>, xt::xarray<double>, xt::xarray<std::int64_t>> array;
+  std::uint64_t version = 0;
+};
+
+/// State shared by all copies of one Tensor handle.
+struct TensorImpl {
+  std::shared_ptr<Storage> storage;
+  bool requires_grad = false;
+  std::shared_ptr<TensorImpl> grad;  // leaves only
+  std::shared_ptr<Node> grad_fn;     // the op that made this tensor; null for leaves
+  ~TensorImpl();
+};
+
+}  // namespace tg

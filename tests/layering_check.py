@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Holds the source tree to the dependency rule (DESIGN.md section 1): kernels <- autograd <- ops <- nn;
+optim and datasets see autograd only; only the Keras-style training code (nn/train) sees optim
+and datasets. Internal headers (kernels/ and any detail/ folder) stay out of the public headers,
+the examples and the benchmarks. Each `#include "..."` of a project header is checked against the
+including file's folder.  Usage: layering_check.py SOURCE_DIR"""
+import pathlib
+import re
+import sys
+
+# Folder of the including file -> folders (prefixes) it may include from.
+ALLOWED = {
+    "kernels/": ["kernels/"],
+    "autograd/": ["autograd/", "kernels/"],
+    "ops/": ["ops/", "autograd/", "kernels/"],
+    "nn/train/": ["nn/", "ops/", "autograd/", "optim/", "datasets/"],
+    "nn/": ["nn/", "ops/", "autograd/"],
+    "optim/": ["optim/", "autograd/"],
+    "datasets/": ["datasets/", "autograd/"],
+    "distributed/": ["distributed/", "autograd/"],
+    "examples/": ["tapegrad.hpp", "autograd/", "ops/", "nn/", "optim/", "datasets/", "distributed/"],
+    "benchmarks/": ["bench_", "tapegrad.hpp", "autograd/", "ops/", "nn/", "optim/", "datasets/"],
+    "tapegrad.hpp": ["autograd/", "ops/", "nn/", "optim/", "datasets/", "distributed/"],
+}
+INTERNAL = re.compile(r"^kernels/|/detail/")
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
+
+
+def folder_rule(relative):
+    for prefix in sorted(ALLOWED, key=len, reverse=True):  # nn/train/ before nn/
+        if relative.startswith(prefix) or relative == prefix:
+            return prefix
+    return None
+
+
+def main(root):
+    root = pathlib.Path(root)
+    problems, checked = [], 0
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if path.suffix not in (".hpp", ".cpp") or relative.startswith(("build", "tests/")):
+            continue
+        rule = folder_rule(relative)
+        if rule is None:
+            continue
+        public_header = path.suffix == ".hpp" and not INTERNAL.search(relative) and rule not in ("examples/",
+                                                                                                 "benchmarks/")
+        for included in INCLUDE.findall(path.read_text()):
+            if not (root / included).exists() and not rule.startswith(("examples/", "benchmarks/")):
+                continue  # a system header spelled with quotes
+            checked += 1
+            within_train = rule == "nn/" and included.startswith("nn/train/")
+            if within_train or not any(included.startswith(p) for p in ALLOWED[rule]):
+                problems.append(f"{relative}: includes {included}, outside what {rule} may see")
+            elif INTERNAL.search(included) and (public_header or rule in ("examples/", "benchmarks/")):
+                problems.append(f"{relative}: includes the internal header {included}")
+    for p in problems:
+        print(p)
+    print(f"{checked} includes checked; {len(problems)} break the dependency rule")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
