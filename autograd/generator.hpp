@@ -2,6 +2,7 @@
 // Seeded random numbers: every random tensor, initializer, dropout mask and shuffle takes an
 // explicit Generator, so runs are reproducible from their seeds.
 #include <cstdint>
+#include <mutex>
 #include <random>
 #include <string>
 
@@ -9,20 +10,32 @@
 
 namespace tg {
 
-/// A seeded pseudo-random source (mt19937_64).
+/// A seeded pseudo-random source (mt19937_64). Safe to share between threads: every draw made
+/// by tapegrad (random tensors, dropout masks, shuffles, initializers) holds the generator's lock,
+/// as PyTorch's generators do. Draws from several threads then interleave in whatever order the
+/// threads run; a run is reproducible from its seed when each thread has its own generator (or
+/// one thread draws), at any thread count of tapegrad's own loops, which never draw.
 class Generator {
  public:
   explicit Generator(std::uint64_t seed = 0) : engine_(seed) {}
-  void seed(std::uint64_t s) { engine_.seed(s); }
+  Generator(const Generator& other);
+  Generator& operator=(const Generator& other);
+  void seed(std::uint64_t s);
+  /// The engine itself, for draws of one's own: hold lock() while using it when the generator
+  /// may be shared with another thread.
   std::mt19937_64& engine() { return engine_; }
+  /// Held while drawing from engine() directly.
+  [[nodiscard]] std::unique_lock<std::mutex> lock() const { return std::unique_lock<std::mutex>(mutex_); }
   /// Uniform double in [0, 1).
-  double uniform() { return std::uniform_real_distribution<double>(0.0, 1.0)(engine_); }
-  /// The full engine state as text, and back: for checkpoints that resume exactly.
+  double uniform();
+  /// The full engine state as text, and back: for checkpoints that resume exactly. set_state
+  /// rejects text that is not a state, and the all-zero state (every draw would be 0).
   std::string state() const;
   void set_state(const std::string& state);
 
  private:
   std::mt19937_64 engine_;
+  mutable std::mutex mutex_;
 };
 
 /// The process-wide generator used where none is passed (layer initialization, shuffles).

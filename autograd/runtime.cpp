@@ -5,7 +5,6 @@
 #endif
 
 #include <cstdlib>
-#include <stdexcept>
 
 #include "autograd/error.hpp"
 #include "kernels/cpu.hpp"
@@ -30,13 +29,7 @@ kernels::Isa to_isa(CpuCapability level) { return static_cast<kernels::Isa>(leve
 CpuCapability from_isa(kernels::Isa level) { return static_cast<CpuCapability>(level); }
 }  // namespace
 
-CpuCapability cpu_capability() {
-  try {
-    return from_isa(kernels::active_isa());
-  } catch (const std::invalid_argument& e) {
-    detail::fail("cpu_capability: {}", e.what());
-  }
-}
+CpuCapability cpu_capability() { return from_isa(kernels::active_isa()); }
 
 CpuCapability max_cpu_capability() { return from_isa(kernels::best_isa()); }
 

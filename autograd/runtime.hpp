@@ -9,9 +9,11 @@
 
 namespace tg {
 
-/// Sets the number of threads of tapegrad's parallel loops, over which large products and
-/// convolutions are split too (default: all cores). OpenMP's and OpenBLAS's own thread counts
-/// are not touched.
+/// Sets the number of threads of tapegrad's parallel loops, over which float32 products and
+/// convolutions are split too (default: all cores). OpenMP's and OpenBLAS's own thread counts are
+/// not touched: float64 products run on OpenBLAS, threaded by OpenBLAS's own count
+/// (OPENBLAS_NUM_THREADS, openblas_set_num_threads) when that is above 1, else split over
+/// tapegrad's threads.
 void set_num_threads(int n);
 int get_num_threads();
 

@@ -201,14 +201,24 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   const Shape s = shape(), from = other.shape();
   TG_CHECK(broadcast_shapes(s, from, "add_") == s, "add_: other of shape {} does not broadcast to {}", shape_str(from),
            shape_str(s));
-  const Tensor src = other.detach().to(dtype());
+  // alpha * other in other's dtype, then in this one's (an int64 tensor plus 0.5 * a float one
+  // adds the rounded products, not the products of rounded values).
+  Tensor scaled = other.detach();
+  if (alpha != 1.0) {
+    scaled = dispatch_all(scaled.dtype(), [&](auto t) {
+      using T = decltype(t);
+      xt::xarray<T> r = scaled.array<T>();
+      for (T& v : r) v = static_cast<T>(v * alpha);
+      return Tensor(std::move(r));
+    });
+  }
+  const Tensor src = scaled.to(dtype());
   dispatch_all(dtype(), [&](auto t) {
     using T = decltype(t);
     T* dst = mutable_array<T>().data();
-    const T a = static_cast<T>(alpha);
     if (numel() > 0)
       kernels::broadcast_map(kernels::broadcast_plan(s, from, s), static_cast<const T*>(dst), src.data<T>(), dst,
-                             [a](T u, T v) { return static_cast<T>(u + a * v); });
+                             [](T u, T v) { return static_cast<T>(u + v); });
   });
   return *this;
 }
@@ -244,12 +254,25 @@ Tensor& Tensor::mul_(double value) {
 std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
 Tensor full(const Shape& shape, double value, Dtype dtype) {
-  return dispatch_all(dtype, [&](auto t) {
-    using T = decltype(t);
-    xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
-    a.fill(static_cast<T>(value));
-    return Tensor(std::move(a));
-  });
+  // The element count, counting only the dims that are not 0 (xtensor's strides must not
+  // overflow even for an empty shape), and the bytes: a clear error instead of std::bad_alloc.
+  std::size_t nonzero = 1;
+  bool overflow = false;
+  for (std::size_t d : shape)
+    if (d != 0) overflow |= __builtin_mul_overflow(nonzero, d, &nonzero);
+  overflow |= nonzero > (std::size_t{1} << 50) / dtype_size(dtype);
+  TG_CHECK(!overflow, "full/zeros/ones: shape {} of {} is too large (more than 2^50 bytes)", shape_str(shape), dtype);
+  try {
+    return dispatch_all(dtype, [&](auto t) {
+      using T = decltype(t);
+      xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
+      a.fill(static_cast<T>(value));
+      return Tensor(std::move(a));
+    });
+  } catch (const std::bad_alloc&) {
+    detail::fail("full/zeros/ones: cannot allocate shape {} of {}: {} bytes are more than this process can get",
+                 shape_str(shape), dtype, nonzero * dtype_size(dtype));
+  }
 }
 Tensor zeros(const Shape& shape, Dtype dtype) { return full(shape, 0.0, dtype); }
 Tensor ones(const Shape& shape, Dtype dtype) { return full(shape, 1.0, dtype); }

@@ -1,5 +1,6 @@
 # Installs the library (libtapegrad.so.0, a versioned SONAME), its public headers (everything
-# under autograd/, ops/, nn/, optim/ and datasets/ but the detail/ folders; kernels/ is internal),
+# under autograd/, ops/, nn/, optim/ and datasets/ but the detail/ folders, and kernels/error.hpp;
+# the rest of kernels/ is internal),
 # a CMake package (find_package(tapegrad)) and a pkg-config file (pkg-config tapegrad).
 include(CMakePackageConfigHelpers)
 
@@ -12,6 +13,8 @@ foreach(folder IN ITEMS autograd ops nn optim datasets)
     FILES_MATCHING PATTERN "*.hpp" PATTERN "detail" EXCLUDE)
 endforeach()
 install(FILES tapegrad.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tapegrad)
+# tg::Error is defined at the bottom layer; autograd/error.hpp, which users include, includes it.
+install(FILES kernels/error.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tapegrad/kernels)
 
 install(EXPORT tapegradTargets NAMESPACE tapegrad:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/tapegrad)
 configure_package_config_file(cmake/tapegradConfig.cmake.in

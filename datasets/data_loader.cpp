@@ -152,7 +152,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
 
 std::size_t DataLoader::size() const {
   const std::size_t n = dataset_->size();
-  return options_.drop_last ? n / options_.batch_size : (n + options_.batch_size - 1) / options_.batch_size;
+  // Rounded up without overflow: a batch_size beyond n is one batch of all samples.
+  return n / options_.batch_size + (!options_.drop_last && n % options_.batch_size != 0);
 }
 
 DataLoader::Iterator DataLoader::begin() {

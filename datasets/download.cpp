@@ -2,7 +2,6 @@
 
 #include <curl/curl.h>
 #include <fmt/format.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -15,26 +14,14 @@
 #include <mutex>
 #include <vector>
 
+#include "autograd/detail/atomic_file.hpp"
 #include "autograd/error.hpp"
+#include "datasets/detail/sha256.hpp"
 
 namespace tg::datasets {
 namespace {
 
-struct Sha256 {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx{EVP_MD_CTX_new(), &EVP_MD_CTX_free};
-  Sha256() {
-    TG_CHECK(ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1, "sha256: OpenSSL cannot start a digest");
-  }
-  void update(const void* p, std::size_t n) { EVP_DigestUpdate(ctx.get(), p, n); }
-  std::string hex() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx.get(), md, &len);
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) out += fmt::format("{:02x}", md[i]);
-    return out;
-  }
-};
+using tg::detail::Sha256;
 
 std::string lowercase(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -49,19 +36,26 @@ void init_curl() {
 /// State of one transfer, shared with libcurl's C callbacks. Exceptions must not cross libcurl,
 /// so a throwing progress callback is stored and rethrown after the transfer.
 struct Transfer {
-  std::FILE* out = nullptr;
+  tg::detail::AtomicFile* out = nullptr;
   Sha256 sha;
   DownloadProgress progress;
   const std::function<void(const DownloadProgress&)>* callback = nullptr;
-  bool write_failed = false;
+  std::uint64_t max_bytes = 0;  // more than this and the transfer stops
+  bool too_long = false;
   std::exception_ptr error;
 };
 
 std::size_t on_data(char* data, std::size_t size, std::size_t count, void* user) {
   auto& t = *static_cast<Transfer*>(user);
   const std::size_t n = size * count;
-  if (std::fwrite(data, 1, n, t.out) != n) {
-    t.write_failed = true;
+  if (t.progress.received + n > t.max_bytes) {
+    t.too_long = true;
+    return 0;
+  }
+  try {
+    t.out->write(data, n);
+  } catch (...) {
+    t.error = std::current_exception();
     return 0;
   }
   t.sha.update(data, n);
@@ -85,15 +79,6 @@ int on_progress(void* user, curl_off_t total, curl_off_t, curl_off_t, curl_off_t
 std::string join_url(const std::string& base, const std::string& name) {
   return base.empty() || base.back() == '/' ? base + name : base + '/' + name;
 }
-
-/// Removes the temporary file unless it was renamed into place.
-struct TempFile {
-  std::filesystem::path path;
-  ~TempFile() {
-    std::error_code ec;
-    std::filesystem::remove(path, ec);
-  }
-};
 
 }  // namespace
 
@@ -152,13 +137,14 @@ std::filesystem::path download_file(const RemoteFile& file, const std::filesyste
   for (const auto& mirror : options.mirrors) {
     const std::string url = join_url(mirror, file.name);
     if (report) fmt::print(stderr, "Downloading {}\n", url);
-    // The process id keeps concurrent downloads into one cache from sharing a temporary file.
-    TempFile temp{dir / fmt::format(".{}.part-{}", file.name, ::getpid())};
+    // The bytes go to a file of this download alone (tg::detail::AtomicFile), named only once
+    // they verify: concurrent downloads of one file never share it, and a crash leaves nothing.
+    tg::detail::AtomicFile temp(target, "download_file");
     Transfer t;
     t.progress.url = url;
     t.callback = &options.progress;
-    t.out = std::fopen(temp.path.c_str(), "wb");
-    TG_CHECK(t.out, "download_file: cannot write '{}': {}", temp.path.string(), std::strerror(errno));
+    t.out = &temp;
+    t.max_bytes = file.size ? file.size : options.max_bytes;
 
     std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
     TG_CHECK(curl, "download_file: libcurl failed to start");
@@ -166,6 +152,8 @@ std::filesystem::path download_file(const RemoteFile& file, const std::filesyste
     CURL* c = curl.get();
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);  // a redirect loop ends as an error of its own
+    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(t.max_bytes));
     curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "tapegrad");
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_error);
@@ -178,7 +166,6 @@ std::filesystem::path download_file(const RemoteFile& file, const std::filesyste
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
     const CURLcode rc = curl_easy_perform(c);
-    const bool closed = std::fclose(t.out) == 0;
     if (t.error) std::rethrow_exception(t.error);
 
     std::string why;
@@ -186,8 +173,11 @@ std::filesystem::path download_file(const RemoteFile& file, const std::filesyste
       long status = 0;
       curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
       why = fmt::format("HTTP {}", status);
-    } else if (t.write_failed || !closed) {
-      detail::fail("download_file: cannot write '{}' (disk full?)", temp.path.string());
+    } else if (t.too_long || rc == CURLE_FILESIZE_EXCEEDED) {
+      why = fmt::format("the server sends more than the {} bytes the file has{} (transfer stopped)", t.max_bytes,
+                        file.size ? "" : " at most");
+    } else if (rc == CURLE_TOO_MANY_REDIRECTS) {
+      why = "more than 10 redirects (a redirect loop?)";
     } else if (rc != CURLE_OK) {
       why = curl_error[0] ? curl_error : curl_easy_strerror(rc);
     } else if (const std::string got = t.sha.hex(); got != expected) {
@@ -199,8 +189,7 @@ std::filesystem::path download_file(const RemoteFile& file, const std::filesyste
       failures.push_back(fmt::format("{}: {}", url, why));
       continue;
     }
-    std::filesystem::rename(temp.path, target, ec);
-    TG_CHECK(!ec, "download_file: cannot move the downloaded file to '{}': {}", target.string(), ec.message());
+    temp.commit();
     t.progress.done = true;
     t.progress.total = t.progress.received;
     if (options.progress) options.progress(t.progress);

@@ -12,6 +12,10 @@ namespace tg::datasets {
 struct RemoteFile {
   std::string name{};
   std::string sha256{};
+  /// The SHA-256 of the file's content, decompressed when the file is gzip'd: local copies (raw,
+  /// or gzip'd by another tool) are checked against it. Empty: local copies are not checked.
+  std::string content_sha256{};
+  std::uint64_t size = 0;  ///< its size in bytes; 0: unknown (DownloadOptions::max_bytes caps it)
 };
 
 /// Progress of one transfer, as reported to DownloadOptions::progress.
@@ -29,7 +33,8 @@ struct DownloadOptions {
   std::function<void(const DownloadProgress&)> progress{};
   bool quiet = false;
   long connect_timeout_seconds = 30;
-  long stall_timeout_seconds = 60;  ///< a transfer that moves no byte for this long is abandoned
+  long stall_timeout_seconds = 60;                   ///< a transfer that moves no byte for this long is abandoned
+  std::uint64_t max_bytes = std::uint64_t{1} << 30;  ///< a file of unknown size stops beyond this
 };
 
 /// Fetches `file` into `dir` (created if needed) from the first mirror that serves bytes with the

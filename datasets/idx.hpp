@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "autograd/tensor.hpp"
@@ -29,13 +31,22 @@ struct IdxArray {
 struct IdxExpect {
   std::optional<IdxType> type{};
   std::optional<std::size_t> rank{};
+  /// The SHA-256 (64 lowercase hex digits) of the file's IDX bytes, decompressed when it is
+  /// gzip'd (so that any gzip of the same data matches); empty: not checked.
+  std::string sha256{};
+  std::string what{};  ///< names the expected file in a mismatch message ("MNIST train images")
 };
 
 /// Reads an IDX file. Gzip is recognised by content (the 1f 8b magic), whatever the name says,
-/// so `x-idx3-ubyte` holding gzip data and `x.gz` holding raw data both read correctly. Checks the
-/// magic, element type, rank and that the data is exactly as long as the dims say; every error
-/// names the file and what is wrong.
+/// so `x-idx3-ubyte` holding gzip data and `x.gz` holding raw data both read correctly. A gzip
+/// file must be whole: every member ends with its trailer, whose CRC-32 and length are checked,
+/// and nothing follows the last member. Checks the magic, element type, rank and that the data is
+/// exactly as long as the dims say (at most 2^40 elements); every error names the file and what
+/// is wrong.
 IdxArray read_idx(const std::filesystem::path& path, const IdxExpect& expect = {});
+
+/// The same, for the bytes of a file held in memory; `name` names them in errors.
+IdxArray parse_idx(std::span<const std::uint8_t> bytes, const std::string& name, const IdxExpect& expect = {});
 
 /// The array as a Tensor of shape dims: integer types → int64, f32 → float32, f64 → float64.
 Tensor idx_to_tensor(const IdxArray& a);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kernels/conv_paths.hpp"
+#include "kernels/error.hpp"
 #include "kernels/omp_guard.hpp"
 #include "kernels/parallel.hpp"
 
@@ -180,19 +181,24 @@ memory as_layout(memory user, const memory::desc& wanted) {
   return m;
 }
 
-// Runs body(chunk, n0, n1, plan, descs) for samples [n0, n1) of each chunk of the batch, one
-// chunk per thread, after checking that every chunk size has a plan; false (nothing run) when
-// one has none. Rethrows what a chunk threw.
+// The number of chunks a batch of n samples is split into: one per thread.
+std::size_t chunk_count(std::size_t n) { return std::min<std::size_t>(static_cast<std::size_t>(num_threads()), n); }
+
+// Runs body(chunk, n0, n1, plan, descs) for samples [n0, n1) of each of `chunks` chunks of the
+// batch, one chunk per thread, after checking that every chunk size has a plan; false (nothing
+// run) when one has none. Rethrows what a chunk threw.
 template <class Body>
-bool over_batch(Kind kind, const ConvGeometry& g, bool bias, bool relu, Body body) {
+bool over_batch(Kind kind, const ConvGeometry& g, std::size_t chunks, bool bias, bool relu, Body body) {
   if (g.n == 0) return false;
-  const std::size_t chunks = std::min<std::size_t>(static_cast<std::size_t>(num_threads()), g.n);
+  // Plans are made on one OpenMP thread too: oneDNN's JIT kernels fix their thread count when
+  // the primitive is created, and would otherwise open a team of every core inside each chunk.
+  const OneOpenMPThread one_thread;
   for (std::size_t nb : {g.n / chunks, (g.n + chunks - 1) / chunks})
     if (!find_plan(kind, g, nb, bias, relu)->supported) return false;
   std::exception_ptr failure;
   std::mutex failure_mutex;
   parallel_for(chunks, 1, [&](std::size_t begin, std::size_t end) {
-    const OneOpenMPThread one_thread;
+    const OneOpenMPThread one_thread_here;
     for (std::size_t t = begin; t < end; ++t) {
       const std::size_t n0 = g.n * t / chunks, n1 = g.n * (t + 1) / chunks;
       try {
@@ -208,9 +214,8 @@ bool over_batch(Kind kind, const ConvGeometry& g, bool bias, bool relu, Body bod
     try {
       std::rethrow_exception(failure);
     } catch (const dnnl::error& e) {
-      throw std::runtime_error(
-          fmt::format("conv2d: oneDNN failed on x [{}, {}, {}, {}] and weight [{}, {}, {}, {}]: {}", g.n, g.c_in, g.h,
-                      g.w, g.c_out, g.cg_in(), g.kh, g.kw, e.what()));
+      detail::fail("conv2d: oneDNN failed on x [{}, {}, {}, {}] and weight [{}, {}, {}, {}]: {}", g.n, g.c_in, g.h, g.w,
+                   g.c_out, g.cg_in(), g.kh, g.kw, e.what());
     }
   }
   return true;
@@ -242,7 +247,7 @@ float* handle(const float* p) { return const_cast<float*>(p); }
 
 bool forward(const float* x, const float* w, const float* bias, const ConvGeometry& g, bool relu, float* y) {
   const std::size_t x_sample = g.c_in * g.h * g.w, y_sample = g.c_out * g.out_plane();
-  return over_batch(Kind::forward, g, bias != nullptr, relu,
+  return over_batch(Kind::forward, g, chunk_count(g.n), bias != nullptr, relu,
                     [&](std::size_t, std::size_t n0, std::size_t, const Plan& p, const Descs& d) {
                       const memory xm(d.x, cpu_engine(), handle(x + n0 * x_sample));
                       const memory wm(d.w, cpu_engine(), handle(w));
@@ -253,7 +258,7 @@ bool forward(const float* x, const float* w, const float* bias, const ConvGeomet
 
 bool backward_data(const float* gy, const float* w, const ConvGeometry& g, float* dx) {
   const std::size_t x_sample = g.c_in * g.h * g.w, y_sample = g.c_out * g.out_plane();
-  return over_batch(Kind::backward_data, g, false, false,
+  return over_batch(Kind::backward_data, g, chunk_count(g.n), false, false,
                     [&](std::size_t, std::size_t n0, std::size_t, const Plan& p, const Descs& d) {
                       const memory gm(d.y, cpu_engine(), handle(gy + n0 * y_sample));
                       const memory wm(d.w, cpu_engine(), handle(w));
@@ -266,9 +271,9 @@ bool backward_weights(const float* gy, const float* x, const ConvGeometry& g, fl
   const std::size_t x_sample = g.c_in * g.h * g.w, y_sample = g.c_out * g.out_plane();
   const std::size_t w_size = g.c_out * g.patch();
   // Chunk 0 writes dw itself; the others write partial sums, added in afterwards.
-  const std::size_t chunks = std::min<std::size_t>(static_cast<std::size_t>(num_threads()), g.n);
+  const std::size_t chunks = chunk_count(g.n);  // once: partial is sized for exactly these chunks
   std::vector<float> partial(chunks > 1 ? (chunks - 1) * w_size : 0);
-  const bool done = over_batch(Kind::backward_weights, g, false, false,
+  const bool done = over_batch(Kind::backward_weights, g, chunks, false, false,
                                [&](std::size_t t, std::size_t n0, std::size_t, const Plan& p, const Descs& d) {
                                  const memory gm(d.y, cpu_engine(), handle(gy + n0 * y_sample));
                                  const memory xm(d.x, cpu_engine(), handle(x + n0 * x_sample));

@@ -17,6 +17,7 @@ struct DirectConv {
   /// gradient), and db (when not null) gets the sums of the masked gy over n, h and w.
   void (*backward_weight)(const T* gy, const T* x, const ConvGeometry& g, T* dw, const T* relu_out, T* db);
 };
+TG_DECLARE_KERNEL_TABLE(DirectConv)
 
 /// The fused conv2d + relu + 2x2 max pooling of kernels/conv.hpp on the direct path
 /// (kernels/conv_relu_pool.cpp, once per instruction set).
@@ -25,6 +26,7 @@ struct ConvReluPool {
   void (*forward)(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* values, T* codes);
   void (*backward_params)(const T* gp, const T* codes, const T* x, const ConvGeometry& g, T* dw, T* db);
 };
+TG_DECLARE_KERNEL_TABLE(ConvReluPool)
 
 /// im2col + GEMM over chunks of the batch, for any geometry (kernels/conv_im2col.cpp).
 namespace im2col {
@@ -38,7 +40,7 @@ void backward_weight(const T* gy, const T* x, const ConvGeometry& g, T* dw);
 
 /// float32 convolutions through oneDNN (kernels/conv_dnnl.cpp). Each returns false, having
 /// written nothing, when oneDNN has no implementation for the geometry beyond its slow
-/// reference or GEMM-based ones; throws std::runtime_error when oneDNN fails.
+/// reference or GEMM-based ones; throws tg::Error when oneDNN fails.
 namespace dnnl_conv {
 bool forward(const float* x, const float* w, const float* bias, const ConvGeometry& g, bool relu, float* y);
 bool backward_data(const float* gy, const float* w, const ConvGeometry& g, float* dx);

@@ -17,8 +17,8 @@ enum class Isa : int { baseline, avx2, avx512 };
 Isa best_isa();
 
 /// The level kernels run at: best_isa(), unless the environment variable TG_CPU_CAPABILITY
-/// (read once) or set_isa() chose a lower one. Throws std::invalid_argument when
-/// TG_CPU_CAPABILITY names no level or one above best_isa().
+/// (read when the first kernel runs) or set_isa() chose a lower one. Throws tg::Error while
+/// TG_CPU_CAPABILITY names no level or one above best_isa(), until set_isa() chooses one.
 Isa active_isa();
 
 /// Runs kernels at `level` from now on (every thread); false, changing nothing, when the CPU
@@ -49,6 +49,22 @@ decltype(auto) for_active_isa(F&& f) {
 /// kernel file defines it for its own level and tables (TG_PUBLISH_KERNELS in kernels/simd.hpp).
 template <Isa I, class Table>
 const Table& table_for();
+
+/// Declares the specializations of table_for that the SIMD kernel file of Table defines (for
+/// float and double, at each level), where Table's header declares Table.
+#define TG_DECLARE_KERNEL_TABLE(Table)                            \
+  template <>                                                     \
+  const Table<float>& table_for<Isa::baseline, Table<float>>();   \
+  template <>                                                     \
+  const Table<double>& table_for<Isa::baseline, Table<double>>(); \
+  template <>                                                     \
+  const Table<float>& table_for<Isa::avx2, Table<float>>();       \
+  template <>                                                     \
+  const Table<double>& table_for<Isa::avx2, Table<double>>();     \
+  template <>                                                     \
+  const Table<float>& table_for<Isa::avx512, Table<float>>();     \
+  template <>                                                     \
+  const Table<double>& table_for<Isa::avx512, Table<double>>();
 
 /// The kernel table `Table` of the active level.
 template <class Table>

@@ -38,6 +38,7 @@ struct Elementwise {
   void (*accumulate)(T* acc, const T* g, std::size_t n);
   void (*channel_sum)(const T* x, std::size_t batch, std::size_t channels, std::size_t plane, T* out);
 };
+TG_DECLARE_KERNEL_TABLE(Elementwise)
 
 /// out[i] = op(in[i]) for i < n (out may be in).
 template <class T>

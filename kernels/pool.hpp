@@ -41,6 +41,7 @@ struct Pooling {
   void (*avg_pool)(const T* x, const PoolGeometry& g, bool count_include_pad, T* y);
   void (*avg_pool_backward)(const T* gy, const PoolGeometry& g, bool count_include_pad, T* dx);
 };
+TG_DECLARE_KERNEL_TABLE(Pooling)
 
 /// values and indices [N,C,H',W'] of x [N,C,H,W]: each window's maximum and its flat index
 /// (h*W + w) in its plane. NaN wins (the first NaN), as in PyTorch; ties go to the first maximum

@@ -19,6 +19,7 @@ struct LstmCell {
   void (*hidden)(const T* act, const T* tanh_c, std::size_t n, std::size_t hs, T* h);
   void (*hidden_backward)(const T* dh, const T* act, const T* tanh_c, std::size_t n, std::size_t hs, T* d_act, T* dc);
 };
+TG_DECLARE_KERNEL_TABLE(LstmCell)
 
 /// act [N, 4H] = [σ(i), σ(f), tanh(g), σ(o)] of pre [N, 4H].
 template <class T>

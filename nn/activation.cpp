@@ -63,4 +63,10 @@ Tensor LogSoftmax::forward(const Tensor& x) {
 }
 std::string LogSoftmax::extra_repr() const { return fmt::format("dim={}", dim_); }
 
+Tensor Softmax::forward_logits(const Tensor& x) {
+  TG_CHECK(has_logits() && (dim_ == -1 || x.ndim() == 2), "{}: its softmax is not over the last axis of an input {}",
+           repr(), shape_str(x.shape()));
+  return x;
+}
+
 }  // namespace tg::nn

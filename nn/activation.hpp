@@ -49,9 +49,10 @@ class Softmax : public Module {
  public:
   explicit Softmax(int dim = -1) : dim_(dim) {}
   Tensor forward(const Tensor& x) override;
-  /// Over the last axis (dim -1), its logits are its input.
-  bool has_logits() const override { return is_exactly<Softmax>() && dim_ == -1; }
-  Tensor forward_logits(const Tensor& x) override { return x; }
+  /// Over the last axis (dim -1, or 1 for the [N, classes] outputs Model's cross-entropy takes),
+  /// its logits are its input.
+  bool has_logits() const override { return is_exactly<Softmax>() && (dim_ == -1 || dim_ == 1); }
+  Tensor forward_logits(const Tensor& x) override;
   std::string extra_repr() const override;
 
  private:

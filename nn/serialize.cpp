@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <bit>
 #include <cerrno>
@@ -11,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "autograd/detail/atomic_file.hpp"
 #include "autograd/grad_mode.hpp"
 
 namespace tg::nn {
@@ -35,46 +37,34 @@ std::string_view safetensors_dtype(Dtype d) {
   return "?";
 }
 
-// Writes all of `size` bytes, retrying short writes and interrupts.
-void write_all(int fd, const void* data, std::size_t size, const std::string& tmp) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::write(fd, p, size);
-    if (n < 0 && errno == EINTR) continue;
-    TG_CHECK(n > 0, "save: writing {} failed: {}", tmp, std::strerror(errno));
-    p += n;
-    size -= static_cast<std::size_t>(n);
-  }
+// Writes header + tensors whole or not at all (autograd/detail/atomic_file.hpp).
+void write_atomic(const std::filesystem::path& path, const std::string& header, const NamedTensors& tensors) {
+  tg::detail::AtomicFile file(path, "save");
+  file.write(header.data(), header.size());
+  for (const auto& [name, t] : tensors) file.write(t.data_ptr(), t.numel() * dtype_size(t.dtype()));
+  file.commit();
 }
 
-// Writes header + tensors to a temporary file beside `path`, syncs it and renames it over `path`.
-void write_atomic(const std::filesystem::path& path, const std::string& header, const NamedTensors& tensors) {
-  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
-  std::string tmp = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
-  const int fd = ::mkstemp(tmp.data());
-  TG_CHECK(fd >= 0, "save: cannot create a temporary file in {}: {}", dir.string(), std::strerror(errno));
-  try {
-    write_all(fd, header.data(), header.size(), tmp);
-    for (const auto& [name, t] : tensors) write_all(fd, t.data_ptr(), t.numel() * dtype_size(t.dtype()), tmp);
-    TG_CHECK(::fsync(fd) == 0, "save: syncing {} failed: {}", tmp, std::strerror(errno));
-    TG_CHECK(::close(fd) == 0, "save: closing {} failed: {}", tmp, std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
+// Each tensor's data has a CRC-32 in the metadata under this prefix and its name: safetensors
+// keeps no checksum of its own, and a flipped bit in a weight would load without a word. Other
+// readers ignore metadata they do not know.
+constexpr std::string_view kCrcPrefix = "tapegrad.crc32.";
+
+std::string crc32_hex(const void* data, std::size_t size) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const auto* p = static_cast<const Bytef*>(data);
+  while (size > 0) {
+    const auto chunk = static_cast<uInt>(std::min<std::size_t>(size, 1u << 30));
+    crc = crc32(crc, p, chunk);
+    p += chunk;
+    size -= chunk;
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    detail::fail("save: cannot replace {}: {}", path.string(), std::strerror(err));
-  }
-  // Make the rename itself durable.
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+  return fmt::format("{:08x}", static_cast<std::uint32_t>(crc));
 }
+
+// The largest element count accepted, counting the dims that are not 0: a shape like
+// [0, 2^32, 2^32] holds nothing, but its strides overflow (xtensor computes them signed).
+constexpr std::uint64_t kMaxElements = std::uint64_t{1} << 40;
 
 // a * b, throwing on overflow (sizes come from untrusted headers).
 std::uint64_t checked_mul(std::uint64_t a, std::uint64_t b, const std::string& source, const std::string& key) {
@@ -86,7 +76,14 @@ std::uint64_t checked_mul(std::uint64_t a, std::uint64_t b, const std::string& s
 
 void save_safetensors(const std::filesystem::path& path, const NamedTensors& tensors, const Metadata& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata.empty()) header[std::string(kMetadataKey)] = metadata;
+  Metadata with_crcs = metadata;
+  for (const auto& [key, value] : metadata)
+    TG_CHECK(!key.starts_with(kCrcPrefix), "save {}: the metadata key '{}' is reserved (tapegrad's checksums)",
+             path.string(), key);
+  for (const auto& [name, t] : tensors)
+    if (t.defined())
+      with_crcs[std::string(kCrcPrefix) + name] = crc32_hex(t.data_ptr(), t.numel() * dtype_size(t.dtype()));
+  header[std::string(kMetadataKey)] = with_crcs;
   std::set<std::string> names;
   std::uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
@@ -157,12 +154,17 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& s
       detail::fail("{}: tensor '{}' has dtype {}; tapegrad reads F32, F64 and I64", source, key, d);
     const auto& shape = value["shape"];
     TG_CHECK(shape.is_array(), "{}: tensor '{}': shape is not an array", source, key);
-    std::uint64_t numel = 1;
+    std::uint64_t numel = 1, nonzero = 1;
     for (const auto& s : shape) {
       TG_CHECK(s.is_number_unsigned(), "{}: tensor '{}': shape entries must be non-negative integers", source, key);
       e.shape.push_back(s.get<std::uint64_t>());
       numel = checked_mul(numel, e.shape.back(), source, key);
+      if (e.shape.back() != 0) nonzero = checked_mul(nonzero, e.shape.back(), source, key);
     }
+    TG_CHECK(nonzero <= kMaxElements,
+             "{}: tensor '{}': shape {} has more than 2^40 elements (even counting only the "
+             "dims that are not 0)",
+             source, key, shape_str(e.shape));
     const auto& off = value["data_offsets"];
     TG_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
              "{}: tensor '{}': data_offsets must be two non-negative integers", source, key);
@@ -187,6 +189,27 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& s
   }
   TG_CHECK(expected == data_size, "{}: the tensors cover {} bytes but the file has {} data bytes", source, expected,
            data_size);
+  // Checksums: every tensor written by tapegrad has one; files from other writers have none.
+  std::map<std::string, std::string> crcs;
+  for (auto it = file.metadata.begin(); it != file.metadata.end();) {
+    if (it->first.starts_with(kCrcPrefix)) {
+      crcs.emplace(it->first.substr(kCrcPrefix.size()), it->second);
+      it = file.metadata.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const Entry& e : entries) {
+    if (auto it = crcs.find(e.name); it != crcs.end()) {
+      const std::string got = crc32_hex(data + e.begin, e.end - e.begin);
+      TG_CHECK(got == it->second,
+               "{}: tensor '{}' fails its checksum (CRC-32 {} stored, {} computed): the file is corrupt", source,
+               e.name, it->second, got);
+      crcs.erase(it);
+    }
+  }
+  TG_CHECK(crcs.empty(), "{}: a checksum names the tensor '{}', which the file does not hold", source,
+           crcs.empty() ? "" : crcs.begin()->first);
   for (const Entry& e : entries) {
     Tensor t = zeros(e.shape, e.dtype);
     if (e.end > e.begin) std::memcpy(t.mutable_data_ptr(), data + e.begin, e.end - e.begin);

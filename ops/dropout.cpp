@@ -21,6 +21,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
     const T scale = static_cast<T>(1.0 / (1.0 - p));
     // One 64-bit draw per element, compared as an integer: cheaper than a uniform double.
     const auto threshold = static_cast<std::uint64_t>(p * 18446744073709551616.0);
+    const auto held = gen.lock();
     auto& engine = gen.engine();
     const T* in = a.data();
     T* pm = m.data();

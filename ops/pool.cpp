@@ -28,6 +28,7 @@ PoolGeometry plan_pool(const Shape& xs, Size2 kernel, const std::optional<Size2>
   TG_CHECK(padding.h >= 0 && padding.w >= 0 && 2 * padding.h <= kernel.h && 2 * padding.w <= kernel.w,
            "{}: padding must be between 0 and half the kernel, got padding [{}, {}] for kernel [{}, {}]", op, padding.h,
            padding.w, kernel.h, kernel.w);
+  TG_CHECK(xs[2] > 0 && xs[3] > 0, "{}: x {} has empty planes (H or W is 0)", op, shape_str(xs));
   PoolGeometry g{};
   g.n = xs[0], g.c = xs[1], g.h = xs[2], g.w = xs[3];
   g.kh = static_cast<std::size_t>(kernel.h), g.kw = static_cast<std::size_t>(kernel.w);

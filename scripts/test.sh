@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds tapegrad and runs the whole test suite twice: in the optimized build (the same build/ as
 # scripts/mnist.sh, so that one's objects are reused), then with warnings as errors under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# AddressSanitizer + UndefinedBehaviorSanitizer; then the thread tests under ThreadSanitizer, and
+# the readers of untrusted files under libFuzzer (scripts/fuzz.sh, $TG_FUZZ_SECONDS per target).
 # Usage: scripts/test.sh [--no-sanitizers]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,20 @@ run_suite build
 if [[ "${1:-}" != "--no-sanitizers" ]]; then
   echo "== AddressSanitizer + UndefinedBehaviorSanitizer build, warnings as errors =="
   # The consumer, qemu and process-settings tests run in the optimized build only (tests/CMakeLists.txt).
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  # allocator_may_return_null: an allocation too large makes new throw std::bad_alloc, which
+  # tapegrad turns into a tg::Error (a test checks it), instead of ASan stopping the process.
+  ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
     run_suite build-sanitize -DTG_SANITIZE=ON -DTG_WARNINGS_AS_ERRORS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  echo "== ThreadSanitizer: the tests that run threads =="
+  cmake -S . -B build-tsan -G Ninja -DTG_TSAN=ON -DTG_WARNINGS_AS_ERRORS=ON -DTG_BUILD_EXAMPLES=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo > build-tsan.configure.log 2>&1 || { cat build-tsan.configure.log; exit 1; }
+  cmake --build build-tsan -j "$jobs" --target test_threads test_reliability test_datasets
+  # OpenBLAS's own threads are not instrumented: its float64 products run on this thread.
+  export TSAN_OPTIONS=halt_on_error=1 OPENBLAS_NUM_THREADS=1
+  build-tsan/tests/test_threads
+  build-tsan/tests/test_reliability -tc="generators are safe*"
+  build-tsan/tests/test_datasets -tc="DataLoader prefetch*,concurrent downloads*"
+  unset TSAN_OPTIONS OPENBLAS_NUM_THREADS
+  echo "== libFuzzer: the readers of untrusted files =="
+  scripts/fuzz.sh
 fi

@@ -15,9 +15,12 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "tapegrad.hpp"
+#include "temp_dir.hpp"
 
 extern char** environ;
 
@@ -27,20 +30,7 @@ using Bytes = std::vector<std::uint8_t>;
 
 namespace {
 
-/// A fresh directory, removed with everything in it at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "tg-datasets-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
+using tg::testing::TempDir;
 
 void write_file(const fs::path& path, const Bytes& bytes) {
   std::ofstream out(path, std::ios::binary);
@@ -134,13 +124,42 @@ MnistSource test_source(const std::vector<std::string>& mirrors = {}) {
   s.mirrors_env = "TG_TEST_DATASETS_UNSET_MIRRORS";
   s.mirrors = mirrors;
   s.system_dirs = {};
+  // The tests' files are made up: no known content (or size) to check them against.
+  for (RemoteFile* f : {&s.train_images, &s.train_labels, &s.test_images, &s.test_labels}) {
+    f->content_sha256.clear();
+    f->size = 0;
+  }
   return s;
 }
 
 /// `python3 -m http.server` on 127.0.0.1 on a port it picks itself, serving `dir`; stopped at the end.
 class HttpServer {
  public:
-  explicit HttpServer(const fs::path& dir) {
+  explicit HttpServer(const fs::path& dir)
+      : HttpServer(
+            {"/usr/bin/python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", dir.string()}) {}
+
+  /// A server that answers every request with a redirect to itself.
+  static HttpServer redirect_loop() {
+    return HttpServer({"/usr/bin/python3", "-u", "-c", R"(
+import http.server
+class Loop(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(302)
+        self.send_header("Location", self.path)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Loop)
+print("Serving HTTP on 127.0.0.1 port %d" % server.server_address[1])
+server.serve_forever()
+)"});
+  }
+
+  HttpServer(HttpServer&& other) noexcept
+      : pid_(std::exchange(other.pid_, -1)), output_(std::exchange(other.output_, -1)), port_(other.port_) {}
+
+  explicit HttpServer(const std::vector<std::string>& command) {
     if (!fs::exists("/usr/bin/python3")) return;
     int out[2];
     REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
@@ -149,9 +168,9 @@ class HttpServer {
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);
     posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addclose(&actions, out[0]);
-    const std::string d = dir.string();
-    std::vector<const char*> argv{"/usr/bin/python3", "-u",        "-m",          "http.server", "0",
-                                  "--bind",           "127.0.0.1", "--directory", d.c_str(),     nullptr};
+    std::vector<const char*> argv;
+    for (const auto& word : command) argv.push_back(word.c_str());
+    argv.push_back(nullptr);
     const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, const_cast<char* const*>(argv.data()), environ);
     posix_spawn_file_actions_destroy(&actions);
     ::close(out[1]);
@@ -354,9 +373,17 @@ TEST_CASE("MNIST looks in the given directory, then $<dir_env>, then $TAPEGRAD_D
   CHECK(MNIST(source, Split::train, options).size() == 3);
   ::unsetenv("TAPEGRAD_DATA");
   CHECK(MNIST(source, Split::train, options).size() == 4);
-  // A directory holding only half of a split is passed over.
+  // A directory the caller gives must hold the files: no fallback to another place, which would
+  // hide a mistyped path behind whatever that place holds.
   fs::remove(given / "train-labels-idx1-ubyte");
-  CHECK(MNIST(source, Split::train, with_root).size() == 4);
+  const std::string half = error_of([&] { MNIST(source, Split::train, with_root); });
+  CHECK(contains(half,
+                 "the directory given, '" + given.path.string() + "', has no labels file train-labels-idx1-ubyte.gz"));
+  with_root.root = given / "mistyped";
+  CHECK_THROWS_WITH_AS(MNIST(source, Split::train, with_root), doctest::Contains("mistyped', does not exist"),
+                       tg::Error);
+  with_root.root = cache / "train-images-idx3-ubyte";  // a regular file
+  CHECK_THROWS_WITH_AS(MNIST(source, Split::train, with_root), doctest::Contains("is not a directory"), tg::Error);
   if (old_root) ::setenv("TAPEGRAD_DATA", saved_root.c_str(), 1);
 }
 
@@ -364,11 +391,10 @@ TEST_CASE("MNIST with no files and no download says where it looked and how to g
   TempDir tmp;
   const std::string msg = error_of([&] {
     MNIST(test_source({"https://example.invalid/mnist/"}), Split::train,
-          {.root = tmp / "nowhere", .download = false, .cache_dir = tmp / "cache"});
+          {.download = false, .cache_dir = tmp / "cache"});
   });
   INFO(msg);
   CHECK(contains(msg, "cannot find the train files train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz"));
-  CHECK(contains(msg, (tmp / "nowhere").string() + " (the directory given): does not exist"));
   CHECK(contains(msg, "$TG_TEST_DATASETS_UNSET_DIR is not set"));
   CHECK(contains(msg, (tmp / "cache").string() + " (the download cache)"));
   CHECK(contains(msg, "downloading is off"));
@@ -647,4 +673,185 @@ TEST_CASE("Dataset and DataLoader bad input") {
   CHECK_THROWS_WITH_AS(take_rows(column(3, 1), idx),
                        doctest::Contains("index 5 out of range for a tensor of shape [3, 1]"), tg::Error);
   CHECK_THROWS_WITH_AS(DataLoader(std::shared_ptr<const Dataset>(), {}), doctest::Contains("null"), tg::Error);
+}
+
+namespace {
+Bytes large_idx(std::size_t n) {
+  Bytes payload(n);
+  std::uint32_t x = 12345;
+  for (auto& b : payload) b = static_cast<std::uint8_t>((x = x * 1103515245u + 12345u) >> 24);  // incompressible
+  return idx_bytes(0x08, {static_cast<std::uint32_t>(n)}, payload);
+}
+}  // namespace
+
+TEST_CASE("a gzip'd IDX file must be whole: trailer, CRC and nothing after it, whatever its size") {
+  // Over 512 KiB of data, where zlib's gzread used to skip the trailer check.
+  const Bytes raw = large_idx(700000);
+  const Bytes gz = gzip_bytes(raw);
+  const std::string name = "large.gz";
+  CHECK(parse_idx(gz, name).bytes.size() == 700000);
+  for (std::size_t cut = 1; cut <= 10; ++cut) {
+    INFO("cut ", cut, " bytes");
+    CHECK_THROWS_WITH_AS(parse_idx(Bytes(gz.begin(), gz.end() - static_cast<std::ptrdiff_t>(cut)), name),
+                         doctest::Contains("large.gz' is truncated"), tg::Error);
+  }
+  Bytes garbage = gz;
+  garbage.insert(garbage.end(), {'x', 'y', 'z'});
+  CHECK_THROWS_WITH_AS(parse_idx(garbage, name), doctest::Contains("3 bytes of trailing garbage"), tg::Error);
+  // A flipped bit anywhere in the compressed data fails the CRC-32 (or the inflate itself).
+  std::size_t rejected = 0, same = 0, flips = 0;
+  for (std::size_t at = 10; at + 8 < gz.size(); at += gz.size() / 97) {
+    Bytes bad = gz;
+    bad[at] ^= static_cast<std::uint8_t>(1u << (at % 8));
+    ++flips;
+    try {
+      if (parse_idx(bad, name).bytes == parse_idx(gz, name).bytes) ++same;
+    } catch (const tg::Error&) {
+      ++rejected;
+    }
+  }
+  CHECK(rejected + same == flips);
+  CHECK(same == 0);
+  // Two gzip members one after the other (as `cat a.gz b.gz` makes) are one stream of data.
+  const Bytes head(raw.begin(), raw.begin() + 100), tail(raw.begin() + 100, raw.end());
+  Bytes two = gzip_bytes(head);
+  const Bytes second = gzip_bytes(tail);
+  two.insert(two.end(), second.begin(), second.end());
+  CHECK(parse_idx(two, name).bytes == parse_idx(gz, name).bytes);
+}
+
+TEST_CASE("a header claiming more data than a gzip stream holds costs no memory") {
+  // 2^40 - 1 bytes claimed, a few bytes held: read without allocating the claim, then rejected.
+  const Bytes forged = gzip_bytes(idx_bytes(0x08, {0xffffff, 0xffff}, Bytes(64, 7)));
+  CHECK_THROWS_WITH_AS(parse_idx(forged, "forged.gz"), doctest::Contains("is truncated"), tg::Error);
+  // More than 2^40 elements, even among the dims that are not 0, is refused outright.
+  CHECK_THROWS_WITH_AS(parse_idx(idx_bytes(0x08, {0, 0x10000, 0x10000, 0x10000}, {}), "huge"),
+                       doctest::Contains("more than 2^40 elements"), tg::Error);
+}
+
+TEST_CASE("local dataset files are checked against the content's SHA-256, once per file version") {
+  TempDir data, cache;
+  const char* old_cache = std::getenv("XDG_CACHE_HOME");
+  const std::string saved_cache = old_cache ? old_cache : "";
+  ::setenv("XDG_CACHE_HOME", cache.path.c_str(), 1);
+  const Bytes images = mnist_images(3), labels = mnist_labels(3);
+  write_file(data / "train-images-idx3-ubyte.gz", gzip_bytes(images));
+  write_file(data / "train-labels-idx1-ubyte", labels);  // raw: checked by content just the same
+  auto content_sha = [&](const Bytes& b) {
+    write_file(cache / "content", b);
+    return sha256_file(cache / "content");
+  };
+  MnistSource source = test_source();
+  source.train_images.content_sha256 = content_sha(images);
+  source.train_labels.content_sha256 = content_sha(labels);
+  CHECK(MNIST(source, Split::train, {.root = data.path, .download = false}).size() == 3);
+  const Bytes verdicts = read_file(cache / "tapegrad" / "verified-files.tsv");
+  CHECK(std::count(verdicts.begin(), verdicts.end(), '\n') == 2);
+  // Another file under the same name (all labels 0, a valid IDX file) is refused, naming both hashes.
+  Bytes zeros = mnist_labels(3);
+  std::fill(zeros.begin() + 8, zeros.end(), 0);
+  write_file(data / "train-labels-idx1-ubyte", zeros);
+  const std::string msg = error_of([&] { MNIST(source, Split::train, {.root = data.path, .download = false}); });
+  CHECK(contains(msg, "train-labels-idx1-ubyte' is not the file expected"));
+  CHECK(contains(msg, content_sha(zeros)));
+  CHECK(contains(msg, "expected " + source.train_labels.content_sha256));
+  if (old_cache)
+    ::setenv("XDG_CACHE_HOME", saved_cache.c_str(), 1);
+  else
+    ::unsetenv("XDG_CACHE_HOME");
+}
+
+TEST_CASE("Fashion-MNIST refuses MNIST's digits under the same file names") {
+  const auto dir = real_mnist_dir();
+  if (!dir) {
+    MESSAGE("skipped: the MNIST files are not here");
+    return;
+  }
+  const std::string msg = error_of([&] { FashionMNIST(Split::test, {.root = *dir, .download = false}); });
+  CHECK(contains(msg, "is not the file expected"));
+  CHECK(contains(msg, "Fashion-MNIST test"));
+}
+
+TEST_CASE("concurrent downloads of one file each get their own temporary file") {
+  TempDir served, cache;
+  const Bytes good = gzip_bytes(mnist_labels(3000));
+  write_file(served / "good.gz", good);
+  const std::string sha = sha256_file(served / "good.gz");
+  HttpServer server(served.path);
+  if (!server.ok()) {
+    MESSAGE("skipped: could not start /usr/bin/python3 -m http.server");
+    return;
+  }
+  std::vector<std::string> errors(4);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < errors.size(); ++i)
+    threads.emplace_back([&, i] {
+      try {
+        download_file({"good.gz", sha}, cache.path, {.mirrors = {server.url()}, .quiet = true});
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors) CHECK(e.empty());
+  CHECK(read_file(cache / "good.gz") == good);
+  std::set<std::string> kept;
+  for (const auto& e : fs::directory_iterator(cache.path)) kept.insert(e.path().filename().string());
+  CHECK(kept == std::set<std::string>{"good.gz"});
+  // A file longer than it should be stops as soon as it passes its size.
+  const std::string msg = error_of([&] {
+    download_file({"good.gz", sha, "", 1000}, cache / "capped", {.mirrors = {server.url()}, .quiet = true});
+  });
+  CHECK(contains(msg, "sends more than the 1000 bytes the file has"));
+}
+
+TEST_CASE("a redirect loop ends with an error of its own") {
+  TempDir cache;
+  HttpServer server = HttpServer::redirect_loop();
+  if (!server.ok()) {
+    MESSAGE("skipped: could not start a python3 server");
+    return;
+  }
+  const std::string msg = error_of([&] {
+    download_file({"x.gz", std::string(64, 'a')}, cache.path, {.mirrors = {server.url()}, .quiet = true});
+  });
+  CHECK(contains(msg, "more than 10 redirects"));
+}
+
+TEST_CASE("a damaged IDX file is refused: every truncation, every flipped bit of a gzip'd file or of a header") {
+  const Bytes raw = mnist_labels(40);
+  const Bytes gz = gzip_bytes(raw);
+  const IdxExpect labels{.type = IdxType::u8, .rank = 1};
+  const Bytes original = parse_idx(raw, "original", labels).bytes;
+  std::size_t variants = 0, rejected = 0, harmless = 0;
+  auto judge = [&](const Bytes& variant) {
+    ++variants;
+    try {
+      if (parse_idx(variant, "variant", labels).bytes == original)
+        ++harmless;  // a flip in the gzip header's time or OS byte, which no reader uses
+      else
+        FAIL_CHECK("a damaged file read as other values");
+    } catch (const tg::Error&) {
+      ++rejected;
+    }
+  };
+  for (const Bytes& file : {raw, gz})
+    for (std::size_t n = 0; n < file.size(); ++n)
+      judge(Bytes(file.begin(), file.begin() + static_cast<std::ptrdiff_t>(n)));
+  for (std::size_t i = 0; i < gz.size(); ++i)
+    for (int bit = 0; bit < 8; ++bit) {
+      Bytes flipped = gz;
+      flipped[i] ^= static_cast<std::uint8_t>(1 << bit);
+      judge(flipped);
+    }
+  // A raw file's data has no checksum (MNIST's files are checked by their known SHA-256 instead):
+  // its header's bits are the ones a reader can judge.
+  for (std::size_t i = 0; i < 8; ++i)
+    for (int bit = 0; bit < 8; ++bit) {
+      Bytes flipped = raw;
+      flipped[i] ^= static_cast<std::uint8_t>(1 << bit);
+      judge(flipped);
+    }
+  MESSAGE("IDX files: ", variants, " variants, ", rejected, " refused, ", harmless, " harmless");
+  CHECK(rejected + harmless == variants);
 }

@@ -191,6 +191,7 @@ TEST_CASE("Model runs a Linear subclass's own forward in fit and evaluate") {
   // A plain Linear with a softmax, and a Sequential ending in one, do have logits.
   CHECK(nn::Sequential{nn::Linear(2, 3, {.activation = nn::Activation::softmax})}.has_logits());
   CHECK(nn::Sequential{nn::Linear(2, 3), nn::Softmax()}.has_logits());
+  CHECK(nn::Sequential{nn::Linear(2, 3), nn::Softmax(1)}.has_logits());
   CHECK_FALSE(nn::Sequential{nn::Linear(2, 3), nn::Softmax(0)}.has_logits());
 }
 

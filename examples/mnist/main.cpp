@@ -4,12 +4,18 @@
 //   mnist                         # the tutorial: 2 epochs, batch 32, validation_split 0.2
 //   mnist --model deep --epochs 12 --out runs/deep
 //   mnist --load runs/deep/model.safetensors --model deep
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <charconv>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -33,6 +39,57 @@
 #include "optim/adam.hpp"
 
 namespace {
+
+// Option checks with plain messages (CLI11's own print DBL_MAX as a 309-digit bound, and let
+// "-1" through to an unsigned option as 2^64 - 1).
+CLI::Validator whole_number(std::uint64_t min, std::uint64_t max) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        std::uint64_t v = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec != std::errc() || end != text.data() + text.size() || v < min || v > max)
+          return fmt::format("'{}' is not a whole number from {} to {}", text, min, max);
+        return {};
+      },
+      fmt::format("INT in [{}, {}]", min, max));
+}
+
+CLI::Validator positive_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !(v > 0) || !std::isfinite(v))
+          return fmt::format("'{}' is not a number above 0", text);
+        return {};
+      },
+      "NUMBER > 0");
+}
+
+// Fails now, with the system's reason, if results cannot be written into `dir` (instead of after
+// the training).
+void check_writable(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  TG_CHECK(!ec, "--out: cannot create '{}': {}", dir.string(), ec.message());
+  const std::filesystem::path probe = dir / fmt::format(".write-test-{}", ::getpid());
+  const int fd = ::open(probe.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666);
+  TG_CHECK(fd >= 0, "--out: cannot write into '{}': {}", dir.string(), std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+// A saved model must hold numbers: a NaN or infinite weight (a diverged run, a damaged file)
+// would evaluate without a word.
+void check_finite(const tg::nn::Module& module, const std::string& path) {
+  for (const auto& [name, p] : module.named_parameters()) {
+    const tg::Tensor w = p.to(tg::float64);
+    const double* v = w.data<double>();
+    for (std::size_t i = 0; i < w.numel(); ++i)
+      TG_CHECK(std::isfinite(v[i]), "--load: '{}' holds a non-finite value ({}) in '{}' at index {}", path, v[i], name,
+               i);
+  }
+}
 
 using namespace tg;
 
@@ -115,17 +172,18 @@ int main(int argc, char** argv) {
   app.add_option("--model", model_kind,
                  "tutorial (Conv-Pool-Dense), deep (Keras's mnist_convnet) or lstm (LSTM(128) over the rows)")
       ->check(CLI::IsMember({"tutorial", "deep", "lstm"}));
-  app.add_option("--epochs", epochs, "Training epochs")->check(CLI::NonNegativeNumber);
-  app.add_option("--batch-size", batch_size, "Samples per batch")->check(CLI::PositiveNumber);
-  app.add_option("--lr", lr, "Adam's learning rate (default 1e-3; 2e-3 for --model lstm)")->check(CLI::PositiveNumber);
+  app.add_option("--epochs", epochs, "Training epochs")->check(whole_number(0, 1000000));
+  app.add_option("--batch-size", batch_size, "Samples per batch")->check(whole_number(1, 1u << 30));
+  app.add_option("--lr", lr, "Adam's learning rate (default 1e-3; 2e-3 for --model lstm)")->check(positive_number());
   app.add_option("--validation-split", validation_split, "Fraction of the training set held out (the last samples)")
       ->check(CLI::Range(0.0, 0.99));
-  app.add_option("--seed", seed, "Seed of the initial weights, the shuffles and dropout");
-  app.add_option("--threads", threads, "Threads for BLAS and tapegrad's loops (0: all cores)")
-      ->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", seed, "Seed of the initial weights, the shuffles and dropout")
+      ->check(whole_number(0, std::numeric_limits<std::uint64_t>::max()));
+  app.add_option("--threads", threads, "Threads for tapegrad's loops (0: all cores)")->check(whole_number(0, 1024));
   app.add_option("--out", out_dir, "Where history.csv, history.svg and model.safetensors go");
   app.add_option("--load", load_path, "Evaluate this saved model (safetensors) instead of training");
-  app.add_option("--limit", limit, "Use only the first N training and test samples (0: all)");
+  app.add_option("--limit", limit, "Use only the first N training and test samples (0: all)")
+      ->check(whole_number(0, 1000000000));
   app.add_option("--verbose", verbose, "0 silent, 1 progress bar, 2 one line per epoch")->check(CLI::Range(0, 2));
   app.add_flag("--no-download", no_download, "Fail instead of downloading missing files");
   CLI11_PARSE(app, argc, argv);
@@ -135,6 +193,8 @@ int main(int argc, char** argv) {
     // every step, and glibc's default mmap for each made steps several times slower.
     tune_malloc_for_training();
     if (threads > 0) set_num_threads(threads);
+    const std::filesystem::path out(out_dir);
+    if (load_path.empty()) check_writable(out);  // before the data and the training, not after
     // The LSTM reaches its accuracy in two epochs with a larger step than Keras's default.
     if (model_kind == "lstm" && app.count("--lr") == 0) lr = 2e-3;
     const datasets::MnistOptions data_options{.root = data_dir, .download = !no_download};
@@ -159,9 +219,8 @@ int main(int argc, char** argv) {
 
     if (!load_path.empty()) {
       model.load(load_path);
+      check_finite(model.module(), load_path);
     } else {
-      const std::filesystem::path out(out_dir);
-      std::filesystem::create_directories(out);
       const nn::History history = model.fit(train_set, {
                                                            .epochs = epochs,
                                                            .batch_size = batch_size,

@@ -171,4 +171,10 @@ void LearningRateScheduler::on_epoch_end(int, const Logs&) {
   if (scheduler_) scheduler_->step();
 }
 
+void TerminateOnNaN::on_batch_end(int batch, const Logs& logs) {
+  if (!logs.contains("loss") || std::isfinite(logs.at("loss"))) return;
+  fmt::print("Batch {}: Invalid loss, terminating training\n", batch);
+  model().request_stop();
+}
+
 }  // namespace tg::nn

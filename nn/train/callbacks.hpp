@@ -125,6 +125,14 @@ class CSVLogger : public Callback {
   std::string rows_;
 };
 
+/// Stops the training when a batch's loss is NaN or infinite, as Keras's TerminateOnNaN (fit
+/// then returns the history so far instead of throwing). The batch's step is not taken, so the
+/// weights are those before it.
+class TerminateOnNaN : public Callback {
+ public:
+  void on_batch_end(int batch, const Logs& logs) override;
+};
+
 /// Sets the optimizer's learning rate at the start of every epoch, as Keras's
 /// LearningRateScheduler: lr = schedule(epoch, current lr); or steps a tg::optim scheduler at
 /// the end of every epoch.

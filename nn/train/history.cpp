@@ -6,6 +6,7 @@
 #include <fstream>
 #include <system_error>
 
+#include "autograd/detail/atomic_file.hpp"
 #include "autograd/error.hpp"
 
 namespace tg::nn {
@@ -86,25 +87,7 @@ std::string History::to_csv() const {
 void History::save_csv(const std::filesystem::path& path) const { write_file_atomic(path, to_csv()); }
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
-  std::filesystem::path tmp = path;
-  tmp += fmt::format(".tmp{}", ::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    TG_CHECK(f.good(), "write_file_atomic: cannot open '{}' for writing", tmp.string());
-    f.write(content.data(), static_cast<std::streamsize>(content.size()));
-    f.flush();
-    if (!f.good()) {
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      detail::fail("write_file_atomic: writing '{}' failed (disk full?)", tmp.string());
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    detail::fail("write_file_atomic: cannot rename '{}' to '{}': {}", tmp.string(), path.string(), ec.message());
-  }
+  tg::detail::write_file_atomic(path, content, "write_file_atomic");
 }
 
 }  // namespace tg::nn

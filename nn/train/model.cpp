@@ -302,7 +302,8 @@ History Model::run_fit(const datasets::Dataset& data, std::vector<std::size_t> t
   std::ostream& os = out_stream(options.out);
   const bool live = options.verbose == 1 && !options.out && stdout_is_terminal();
   const std::size_t n = train_indices.size();
-  const std::size_t steps = (n + options.batch_size - 1) / options.batch_size;
+  // Rounded up without overflow: a batch_size beyond n is one batch of all samples, as in Keras.
+  const std::size_t steps = n / options.batch_size + (n % options.batch_size != 0);
 
   for (const auto& cb : options.callbacks) {
     TG_CHECK(cb != nullptr, "Model::fit: a callback is null");
@@ -350,6 +351,21 @@ History Model::run_fit(const datasets::Dataset& data, std::vector<std::size_t> t
       const Tensor out = forward_for_loss(xb);
       const Tensor loss = compute_loss(out, batch.y);
       TG_CHECK(loss.numel() == 1, "Model::fit: the loss must be a scalar, got shape {}", shape_str(loss.shape()));
+      const double loss_value = loss.item();
+      if (!std::isfinite(loss_value)) {
+        // No step on this batch: the weights stay those before it. A callback (TerminateOnNaN)
+        // may stop the training; otherwise it stops with an error, never silently.
+        Logs diverged = logs;
+        diverged.set("loss", loss_value);
+        for (const auto& cb : options.callbacks) cb->on_batch_end(bi, diverged);
+        TG_CHECK(stop_requested_,
+                 "Model::fit: the loss is {} at epoch {}, batch {}: the training diverged. The weights are those "
+                 "before this batch. Lower the learning rate or check the inputs; nn::TerminateOnNaN stops the "
+                 "training without an error",
+                 loss_value, epoch + 1, step + 1);
+        logs = diverged;
+        break;
+      }
       // Weight penalties join the loss for the gradient but are reported apart from it, so that
       // "loss" compares with "val_loss".
       const Tensor penalty = module_->regularization_loss();
@@ -358,7 +374,7 @@ History Model::run_fit(const datasets::Dataset& data, std::vector<std::size_t> t
 
       // Keras's running averages weight each batch by its size.
       const std::size_t b = end - begin;
-      loss_sum += loss.item() * static_cast<double>(b);
+      loss_sum += loss_value * static_cast<double>(b);
       if (penalty.defined()) penalty_sum += penalty.item() * static_cast<double>(b);
       update_metrics(out, batch.y);
       seen += b;
@@ -389,7 +405,7 @@ Logs Model::run_evaluate(const datasets::Dataset& data, std::span<const std::siz
   NoGradGuard no_grad;
   ModeGuard mode(*module_, false);
   const std::size_t n = indices.size();
-  const std::size_t steps = (n + batch_size - 1) / batch_size;
+  const std::size_t steps = n / batch_size + (n % batch_size != 0);  // no overflow for a huge batch_size
   ProgressBar bar(steps, out_stream(out), {.live = verbose == 1 && !out && stdout_is_terminal()});
   double loss_sum = 0;
   for (const auto& m : metrics_) m->reset();
@@ -433,7 +449,8 @@ Tensor Model::predict(const Tensor& x, const EvaluateOptions& options) {
     const auto idx = iota_indices(begin, std::min(n, begin + options.batch_size));
     outs.push_back(module_->forward(prepare_input(datasets::take_rows(x, idx))));
   }
-  if (outs.empty()) return x;
+  // No samples: the module's output for an empty batch ([0, classes], not the input).
+  if (outs.empty()) return module_->forward(prepare_input(x));
   return outs.size() == 1 ? outs.front() : concat(outs, 0);
 }
 

@@ -5,6 +5,9 @@
 
 #include "tapegrad.hpp"
 
+/// tapegrad's own thread count: its pool has this many threads, the caller's among them.
+extern "C" int tg_guest_threads() { return tg::get_num_threads(); }
+
 extern "C" int tg_guest_run() {
   using namespace tg;
   try {
