@@ -101,7 +101,8 @@ void unary_grad(UnaryGrad op, UnaryGradParams params, const T* g, const T* s, T*
         return dy * (splat<V>(1) - y * y);
       });
     case UnaryGrad::clamp: {
-      const auto [lo, hi] = inward_bounds<T>(params.low, params.high);
+      const std::pair<T, T> bounds = inward_bounds<T>(params.low, params.high);
+      const T lo = bounds.first, hi = bounds.second;  // named: clang 14 cannot capture a structured binding
       return simd::map2(g, s, out, n, [lo, hi](auto dy, auto x) {
         using V = decltype(dy);
         return simd::select((x >= V(lo)) & (x <= V(hi)), dy, splat<V>(0));

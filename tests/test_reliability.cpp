@@ -269,8 +269,12 @@ TEST_CASE("a diverging loss stops fit with a message, or TerminateOnNaN stops it
 }
 
 TEST_CASE("a tensor too large to allocate is a tg::Error naming its size") {
-  CHECK_THROWS_WITH_AS(zeros({std::size_t{1} << 20, std::size_t{1} << 20}), doctest::Contains("cannot allocate shape"),
-                       Error);
   CHECK_THROWS_WITH_AS(zeros({0, std::size_t{1} << 40, std::size_t{1} << 40}), doctest::Contains("is too large"),
                        Error);
+#if defined(__SANITIZE_ADDRESS__)
+  MESSAGE("4 TiB not tried under AddressSanitizer: its operator new stops the process instead of throwing");
+#else
+  CHECK_THROWS_WITH_AS(zeros({std::size_t{1} << 20, std::size_t{1} << 20}), doctest::Contains("cannot allocate shape"),
+                       Error);
+#endif
 }

@@ -467,7 +467,8 @@ void Model::load_state(const NamedTensors& state) {
   NamedTensors targets = module_->named_parameters();
   for (auto& b : module_->named_buffers()) targets.push_back(b);
   for (const auto& [name, value] : state) {
-    auto it = std::find_if(targets.begin(), targets.end(), [&](const auto& p) { return p.first == name; });
+    const std::string& key = name;  // named: clang 14 cannot capture a structured binding
+    auto it = std::find_if(targets.begin(), targets.end(), [&](const auto& p) { return p.first == key; });
     TG_CHECK(it != targets.end(), "Model::load_state: the model has no parameter or buffer '{}'", name);
     TG_CHECK(it->second.shape() == value.shape(), "Model::load_state: '{}' has shape {} in the model but {} given",
              name, shape_str(it->second.shape()), shape_str(value.shape()));
