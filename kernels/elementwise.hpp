@@ -4,6 +4,8 @@
 // accumulation and the per-channel sum of conv2d's bias gradient. kernels/elementwise.cpp
 // compiles them once per instruction set; these functions run the active level's.
 #include <cstddef>
+#include <cstdint>
+#include <random>
 
 #include "kernels/broadcast.hpp"
 #include "kernels/cpu.hpp"
@@ -37,6 +39,8 @@ struct Elementwise {
   void (*unary_grad)(UnaryGrad op, UnaryGradParams params, const T* g, const T* s, T* out, std::size_t n);
   void (*accumulate)(T* acc, const T* g, std::size_t n);
   void (*channel_sum)(const T* x, std::size_t batch, std::size_t channels, std::size_t plane, T* out);
+  void (*dropout)(std::mt19937_64& engine, std::uint64_t threshold, T scale, const T* in, T* mask, T* out,
+                  std::size_t n);
 };
 TG_DECLARE_KERNEL_TABLE(Elementwise)
 
@@ -68,6 +72,14 @@ void accumulate(T* acc, const T* g, std::size_t n) {
 template <class T>
 void channel_sum(const T* x, std::size_t batch, std::size_t channels, std::size_t plane, T* out) {
   active_table<Elementwise<T>>().channel_sum(x, batch, channels, plane, out);
+}
+
+/// Dropout's mask and output: for each i in order, one 64-bit draw from `engine`; mask[i] = scale
+/// when the draw is >= threshold, else 0; out[i] = in[i]·mask[i]. The draws are the same at every
+/// level (the engine's twist, the costly part, is what the wider instruction sets speed up).
+template <class T>
+void dropout(std::mt19937_64& engine, std::uint64_t threshold, T scale, const T* in, T* mask, T* out, std::size_t n) {
+  active_table<Elementwise<T>>().dropout(engine, threshold, scale, in, mask, out, n);
 }
 
 }  // namespace tg::kernels

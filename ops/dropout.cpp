@@ -2,6 +2,7 @@
 
 #include "autograd/dispatch.hpp"
 #include "autograd/function.hpp"
+#include "kernels/elementwise.hpp"
 #include "ops/elementwise.hpp"
 
 namespace tg {
@@ -23,13 +24,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
     const auto threshold = static_cast<std::uint64_t>(p * 18446744073709551616.0);
     const auto held = gen.lock();
     auto& engine = gen.engine();
-    const T* in = a.data();
-    T* pm = m.data();
-    T* pr = r.data();
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      pm[i] = engine() >= threshold ? scale : T(0);
-      pr[i] = in[i] * pm[i];
-    }
+    kernels::dropout(engine, threshold, scale, a.data(), m.data(), r.data(), a.size());
     mask = Tensor(std::move(m));
     out = Tensor(std::move(r));
   });

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -312,6 +313,19 @@ void check_elementwise(const std::string& label) {
   const auto ct = as<T>(c);
   tg::kernels::channel_sum(ct.data(), 3, 4, 37, channels.data());
   check_close(channels, per_channel, 1e-4, label + " channel_sum");
+  // dropout: the same draws, so the same mask, as a plain loop over the engine.
+  std::mt19937_64 engine(5), reference(5);
+  const std::uint64_t threshold = std::uint64_t{1} << 63;  // p = 0.5
+  std::vector<T> mask(n), dropped(n);
+  tg::kernels::dropout(engine, threshold, T(2), xt.data(), mask.data(), dropped.data(), n);
+  std::vector<double> want_mask(n), want_out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    want_mask[i] = reference() >= threshold ? 2.0 : 0.0;
+    want_out[i] = x[i] * want_mask[i];
+  }
+  check_close(mask, want_mask, 0.0, label + " dropout mask");
+  check_close(dropped, want_out, tol, label + " dropout");
+  CHECK(engine() == reference());
 }
 }  // namespace
 
