@@ -20,6 +20,16 @@ std::atomic<std::uint64_t> next_sequence_nr{0};
 
 std::int64_t autograd::live_node_count() { return live_nodes.load(); }
 
+namespace {
+// Callbacks for the end of this thread's next backward (autograd::queue_backward_callback).
+thread_local std::vector<std::function<void()>> backward_callbacks;
+}  // namespace
+
+void autograd::queue_backward_callback(std::function<void()> callback) {
+  TG_CHECK(callback != nullptr, "queue_backward_callback: the callback is empty");
+  backward_callbacks.push_back(std::move(callback));
+}
+
 Node::Node(std::string name, std::vector<Edge> edges, std::vector<SavedTensor> saved, std::shared_ptr<Storage> output,
            Shape output_shape, BackwardFn backward)
     : name_(std::move(name)),
@@ -210,6 +220,11 @@ void run_backward(const TensorList& roots, const TensorList& seeds, bool retain_
   GradModeGuard grad_mode(create_graph);
   std::unordered_map<Node*, Tensor> buffers;
   std::unordered_map<Node*, std::size_t> dependencies;
+  // Edges still to deliver into each leaf that has post-accumulate hooks (backward() only).
+  std::unordered_map<TensorImpl*, std::size_t> leaf_pending;
+  auto count_leaf = [&](const std::shared_ptr<TensorImpl>& leaf) {
+    if (run.accumulate_into_leaves && !leaf->post_accumulate_hooks.empty()) ++leaf_pending[leaf.get()];
+  };
 
   // Count, for every reachable node, how many edges lead into it.
   std::vector<Node*> stack;
@@ -222,6 +237,7 @@ void run_backward(const TensorList& roots, const TensorList& seeds, bool retain_
     Node* n = stack.back();
     stack.pop_back();
     for (const Edge& e : n->edges()) {
+      if (e.leaf) count_leaf(e.leaf);
       if (!e.node) continue;
       auto [it, inserted] = dependencies.try_emplace(e.node.get(), 0);
       ++it->second;
@@ -246,6 +262,18 @@ void run_backward(const TensorList& roots, const TensorList& seeds, bool retain_
     }
   };
 
+  // Called once per edge into `leaf`, delivered or not: the last one makes its gradient final.
+  auto leaf_edge_done = [&](const std::shared_ptr<TensorImpl>& leaf) {
+    auto it = leaf_pending.find(leaf.get());
+    if (it == leaf_pending.end() || --it->second > 0) return;
+    leaf_pending.erase(it);
+    if (!leaf->grad) return;
+    const Tensor handle(leaf);
+    // A copy: a hook may add or remove hooks.
+    const auto hooks = leaf->post_accumulate_hooks;
+    for (const auto& [id, hook] : hooks) hook(handle);
+  };
+
   auto cmp = [](const Node* a, const Node* b) { return a->sequence_nr() < b->sequence_nr(); };
   std::priority_queue<Node*, std::vector<Node*>, decltype(cmp)> ready(cmp);
   for (std::size_t i = 0; i < roots.size(); ++i) {
@@ -253,7 +281,9 @@ void run_backward(const TensorList& roots, const TensorList& seeds, bool retain_
     if (r.grad_fn()) {
       accumulate(buffers[r.grad_fn().get()], seeds[i]);
     } else if (r.requires_grad()) {
+      count_leaf(r.impl_ptr());
       deliver_to_leaf(r.impl_ptr(), seeds[i]);
+      leaf_edge_done(r.impl_ptr());
     }
   }
   for (auto& [node, count] : dependencies)
@@ -276,6 +306,7 @@ void run_backward(const TensorList& roots, const TensorList& seeds, bool retain_
       Tensor g = grads[i].defined() ? fit_to_input(grads[i], e, node->name()) : Tensor();
       if (e.leaf) {
         if (g.defined()) deliver_to_leaf(e.leaf, g);
+        leaf_edge_done(e.leaf);
         continue;
       }
       if (g.defined()) accumulate(buffers[e.node.get()], g);
@@ -309,6 +340,11 @@ void Tensor::backward_with_seed(const Tensor& seed, BackwardOptions options) con
   check_seed(*this, s, "backward");
   if (s.dtype() != dtype()) s = s.to(dtype());
   run_backward({*this}, {s}, options.retain_graph || options.create_graph ? true : false, options.create_graph, Run{});
+  // Callbacks queued before or during this backward; taken first, so that one may queue another
+  // for the next backward.
+  std::vector<std::function<void()>> callbacks;
+  callbacks.swap(backward_callbacks);
+  for (auto& callback : callbacks) callback();
 }
 
 TensorList grad(const TensorList& outputs, const TensorList& inputs, GradOptions options) {

@@ -115,6 +115,10 @@ bool any_requires_grad(const TensorList& inputs);
 namespace autograd {
 /// Number of graph nodes alive in the process (returns to zero once graphs are freed).
 std::int64_t live_node_count();
+/// Runs `callback` once, on this thread, at the end of the next Tensor::backward (or the one
+/// running now, when called from a hook): after every gradient of that backward is in place.
+/// Callbacks run in the order they were queued; a callback may throw, and backward then throws.
+void queue_backward_callback(std::function<void()> callback);
 }  // namespace autograd
 
 /// Options of tg::grad.

@@ -2,6 +2,7 @@
 
 #include <fmt/ostream.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <ostream>
@@ -142,6 +143,22 @@ bool Tensor::is_leaf() const { return checked().grad_fn == nullptr; }
 Tensor Tensor::grad() const {
   const auto& g = checked().grad;
   return g ? Tensor(g) : Tensor();
+}
+
+std::size_t Tensor::register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook) {
+  checked();
+  TG_CHECK(is_leaf() && requires_grad(),
+           "register_post_accumulate_grad_hook: only a leaf that requires grad accumulates a gradient");
+  TG_CHECK(hook != nullptr, "register_post_accumulate_grad_hook: the hook is empty");
+  static std::atomic<std::size_t> next_handle{1};
+  const std::size_t handle = next_handle++;
+  impl_->post_accumulate_hooks.emplace_back(handle, std::move(hook));
+  return handle;
+}
+
+void Tensor::remove_post_accumulate_grad_hook(std::size_t handle) {
+  checked();
+  std::erase_if(impl_->post_accumulate_hooks, [handle](const auto& h) { return h.first == handle; });
 }
 
 void Tensor::set_grad(const Tensor& g) {

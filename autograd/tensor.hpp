@@ -2,6 +2,7 @@
 // tg::Tensor: a cheap shared handle onto an xtensor array that records the ops run on it.
 #include <concepts>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
@@ -91,6 +92,11 @@ class Tensor {
   Tensor grad() const;
   void set_grad(const Tensor& g);
   void zero_grad();  ///< drops the accumulated gradient
+  /// Calls `hook(*this)` once per backward() (not tg::grad), after this leaf's grad() has taken
+  /// every contribution of that backward: the moment its gradient is final (PyTorch's
+  /// register_post_accumulate_grad_hook). Returns a handle for remove_post_accumulate_grad_hook.
+  std::size_t register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook);
+  void remove_post_accumulate_grad_hook(std::size_t handle);
   const std::shared_ptr<Node>& grad_fn() const;
   /// Backpropagates from this scalar (or with `seed`, d(loss)/d(this), for any shape).
   void backward(BackwardOptions options = {}) const;

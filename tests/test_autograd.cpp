@@ -187,3 +187,49 @@ TEST_CASE("gradcheck rejects a deliberately wrong gradient") {
   CHECK_FALSE(r);
   CHECK(r.message.find("FAILED") != std::string::npos);
 }
+
+TEST_CASE("a post-accumulate hook runs once per backward, after every contribution to the leaf") {
+  Tensor w = Tensor({1.0, 2.0}).requires_grad_();
+  Tensor v = Tensor({3.0, 4.0}).requires_grad_();
+  std::vector<std::vector<double>> seen;
+  const std::size_t handle = w.register_post_accumulate_grad_hook([&](const Tensor& t) {
+    seen.push_back({t.grad().data<float>()[0], t.grad().data<float>()[1]});
+  });
+  // w reaches the loss along three paths (two products and a square); the hook sees the sum.
+  const Tensor loss = sum(add(add(mul(w, v), mul(w, w)), mul(w, v)));
+  loss.backward();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0] == std::vector<double>{2 * 3.0 + 2 * 1.0, 2 * 4.0 + 2 * 2.0});
+  // A second backward accumulates: the hook sees the running total, once more.
+  sum(mul(w, v)).backward();
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[1] == std::vector<double>{8 + 3, 12 + 4});
+  // tg::grad does not accumulate into .grad and so runs no hook.
+  grad({sum(mul(w, v))}, {w});
+  CHECK(seen.size() == 2);
+  // A leaf that is itself the root.
+  w.zero_grad();
+  w.backward(Tensor({1.0, 1.0}));
+  CHECK(seen.size() == 3);
+  w.remove_post_accumulate_grad_hook(handle);
+  sum(mul(w, v)).backward();
+  CHECK(seen.size() == 3);
+  CHECK_THROWS_WITH_AS(Tensor({1.0}).register_post_accumulate_grad_hook([](const Tensor&) {}),
+                       doctest::Contains("only a leaf that requires grad"), Error);
+}
+
+TEST_CASE("a post-accumulate hook runs before the nodes that are still to come, not after backward") {
+  // Two layers: the last layer's weight is final while the first layer's backward has not run.
+  Tensor w1 = Tensor({0.5}).requires_grad_();
+  Tensor w2 = Tensor({2.0}).requires_grad_();
+  std::vector<std::string> order;
+  w1.register_post_accumulate_grad_hook([&](const Tensor&) { order.push_back("w1"); });
+  w2.register_post_accumulate_grad_hook([&](const Tensor&) { order.push_back("w2"); });
+  autograd::queue_backward_callback([&] { order.push_back("end"); });
+  const Tensor x = Tensor({3.0});
+  sum(mul(relu(mul(x, w1)), w2)).backward();
+  CHECK(order == std::vector<std::string>{"w2", "w1", "end"});
+  // Callbacks run once: the next backward runs none.
+  sum(mul(x, w1)).backward();
+  CHECK(order == std::vector<std::string>{"w2", "w1", "end", "w1"});
+}

@@ -1,8 +1,11 @@
 #pragma once
 // Internal to autograd: the state behind a tg::Tensor handle.
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <utility>
 #include <variant>
+#include <vector>
 #include <xtensor/xarray.hpp>
 
 #include "autograd/tensor.hpp"
@@ -22,6 +25,8 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;  // leaves only
   std::shared_ptr<Node> grad_fn;     // the op that made this tensor; null for leaves
+  // Leaves only: run by backward once this leaf's gradient is final (handle, hook).
+  std::vector<std::pair<std::size_t, std::function<void(const Tensor&)>>> post_accumulate_hooks;
   ~TensorImpl();
 };
 
