@@ -12,6 +12,7 @@
 #include "datasets/download.hpp"
 #include "datasets/idx.hpp"
 #include "datasets/mnist.hpp"
+#include "distributed/distributed.hpp"
 #include "nn/activation.hpp"
 #include "nn/batchnorm.hpp"
 #include "nn/conv.hpp"

@@ -39,3 +39,25 @@ tg_require(dnnl libdnnl-dev CONFIG)
 # oneDNN's CPU runtime is OpenMP: its API is used only to run oneDNN on one thread per call
 # (kernels/omp_guard.hpp). libgomp comes with the compiler.
 tg_require(OpenMP "g++ (libgomp)" COMPONENTS CXX)
+
+# Open MPI (Debian's libopenmpi-dev and openmpi-bin) for data-parallel training (distributed/).
+# Optional: without it the library builds with a world of one process, and the distributed tests
+# are skipped, saying so.
+# MPI's C API through the C++ compiler; the deprecated MPI C++ bindings are left out.
+set(MPI_CXX_SKIP_MPICXX ON)
+find_package(MPI COMPONENTS CXX QUIET)
+if(MPI_CXX_FOUND)
+  set(TG_MPI_FOUND ON)
+  # What the tests and examples run under mpiexec need: Open MPI refuses to start as root (the CI
+  # root is root) unless told it may, and more ranks than cores are allowed for correctness tests.
+  # Under AddressSanitizer, Open MPI's own allocations that live until exit are not leaks of ours.
+  set(TG_MPI_TEST_ENVIRONMENT
+      "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
+  if(TG_SANITIZE)
+    string(APPEND TG_MPI_TEST_ENVIRONMENT ";ASAN_OPTIONS=detect_leaks=0")
+  endif()
+else()
+  set(TG_MPI_FOUND OFF)
+  message(STATUS "tapegrad: MPI not found: building without distributed training (install libopenmpi-dev and "
+                 "openmpi-bin, or run scripts/install-deps.sh, to have it)")
+endif()

@@ -1,5 +1,5 @@
 # Installs the library (libtapegrad.so.0, a versioned SONAME), its public headers (everything
-# under autograd/, ops/, nn/, optim/ and datasets/ but the detail/ folders, and kernels/error.hpp;
+# under autograd/, ops/, nn/, optim/, datasets/ and distributed/ but the detail/ folders, and kernels/error.hpp;
 # the rest of kernels/ is internal),
 # a CMake package (find_package(tapegrad)) and a pkg-config file (pkg-config tapegrad).
 include(CMakePackageConfigHelpers)
@@ -8,7 +8,7 @@ install(TARGETS tapegrad EXPORT tapegradTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-foreach(folder IN ITEMS autograd ops nn optim datasets)
+foreach(folder IN ITEMS autograd ops nn optim datasets distributed)
   install(DIRECTORY ${folder}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tapegrad/${folder}
     FILES_MATCHING PATTERN "*.hpp" PATTERN "detail" EXCLUDE)
 endforeach()

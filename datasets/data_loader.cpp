@@ -73,6 +73,38 @@ Batch Subset::get_batch(std::span<const std::size_t> indices) const {
   return dataset_->get_batch(mapped);
 }
 
+DistributedSampler::DistributedSampler(std::size_t dataset_size, DistributedSamplerOptions options)
+    : dataset_size_(dataset_size), options_(options) {
+  TG_CHECK(options_.world_size > 0 && options_.rank < options_.world_size,
+           "DistributedSampler: rank {} is not a rank of a world of {}", options_.rank, options_.world_size);
+}
+
+std::size_t DistributedSampler::size() const {
+  const std::size_t n = dataset_size_, w = options_.world_size;
+  return options_.drop_last ? n / w : n / w + (n % w != 0);
+}
+
+std::vector<std::size_t> DistributedSampler::indices() const {
+  const std::size_t n = dataset_size_;
+  std::vector<std::size_t> order(n);
+  if (options_.shuffle) {
+    Generator gen(options_.seed + epoch_);
+    const Tensor perm = randperm(n, gen);
+    const std::int64_t* p = perm.data<std::int64_t>();
+    for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::size_t>(p[i]);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  }
+  const std::size_t per_rank = size(), total = per_rank * options_.world_size;
+  // Padding repeats the order from its start (as often as needed when N < world_size).
+  for (std::size_t i = n; i < total && n > 0; ++i) order.push_back(order[i - n]);
+  std::vector<std::size_t> shard;
+  shard.reserve(per_rank);
+  for (std::size_t i = options_.rank; i < total && i < order.size(); i += options_.world_size)
+    shard.push_back(order[i]);
+  return shard;
+}
+
 /// The state of one pass over the data. With prefetch, a producer thread builds batch i+1 into a
 /// one-batch slot while the consumer holds batch i; batches are built in order from the same
 /// indices either way, so prefetching cannot change them.
@@ -148,10 +180,12 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
     : dataset_(std::move(dataset)), options_(options), gen_(options.seed) {
   TG_CHECK(dataset_, "DataLoader: the dataset is null");
   TG_CHECK(options_.batch_size > 0, "DataLoader: batch_size must be positive, got 0");
+  TG_CHECK(!(options_.sampler && options_.shuffle),
+           "DataLoader: shuffle and sampler exclude each other (the sampler shuffles its shard)");
 }
 
 std::size_t DataLoader::size() const {
-  const std::size_t n = dataset_->size();
+  const std::size_t n = options_.sampler ? options_.sampler->size() : dataset_->size();
   // Rounded up without overflow: a batch_size beyond n is one batch of all samples.
   return n / options_.batch_size + (!options_.drop_last && n % options_.batch_size != 0);
 }
@@ -163,7 +197,11 @@ DataLoader::Iterator DataLoader::begin() {
   epoch->num_batches = size();
   const std::size_t n = dataset_->size();
   epoch->order.resize(n);
-  if (options_.shuffle) {
+  if (options_.sampler) {
+    epoch->order = options_.sampler->indices();
+    for (const std::size_t i : epoch->order)
+      TG_CHECK(i < n, "DataLoader: the sampler gave index {} for a dataset of {} examples", i, n);
+  } else if (options_.shuffle) {
     const Tensor perm = randperm(n, gen_);
     const std::int64_t* p = perm.data<std::int64_t>();
     for (std::size_t i = 0; i < n; ++i) epoch->order[i] = static_cast<std::size_t>(p[i]);

@@ -66,6 +66,41 @@ class Subset : public Dataset {
   std::vector<std::size_t> indices_;
 };
 
+/// Options of DistributedSampler.
+struct DistributedSamplerOptions {
+  std::size_t rank = 0;        ///< this process's shard, 0..world_size-1
+  std::size_t world_size = 1;  ///< the number of shards (processes)
+  bool shuffle = true;         ///< a new permutation every epoch, the same on every rank
+  std::uint64_t seed = 0;
+  /// Drop the last samples so that every rank has floor(N / world_size); by default samples are
+  /// repeated from the start of the epoch's order so that every rank has ceil(N / world_size).
+  bool drop_last = false;
+};
+
+/// The indices of one rank's shard of a dataset of `dataset_size` examples (PyTorch's
+/// DistributedSampler): epoch e's order is a permutation drawn from Generator(seed + e), the same
+/// on every rank, made a multiple of world_size (repeated or dropped), and rank r takes the
+/// positions r, r + world_size, r + 2 world_size, ... So every rank gets the same number of
+/// samples, the shards of one epoch are disjoint (but for the repeats), and an epoch's shard
+/// depends on (seed, epoch) only: resuming at epoch e gives the batches an uninterrupted run would.
+class DistributedSampler {
+ public:
+  DistributedSampler(std::size_t dataset_size, DistributedSamplerOptions options);
+  /// Chooses the epoch whose order indices() gives (0 at first).
+  void set_epoch(std::uint64_t epoch) { epoch_ = epoch; }
+  std::uint64_t epoch() const { return epoch_; }
+  /// This rank's indices for the current epoch, size() of them.
+  std::vector<std::size_t> indices() const;
+  /// Samples per rank.
+  std::size_t size() const;
+  const DistributedSamplerOptions& options() const { return options_; }
+
+ private:
+  std::size_t dataset_size_;
+  DistributedSamplerOptions options_;
+  std::uint64_t epoch_ = 0;
+};
+
 /// Options of DataLoader.
 struct DataLoaderOptions {
   std::size_t batch_size = 32;
@@ -73,6 +108,9 @@ struct DataLoaderOptions {
   bool drop_last = false;  ///< drop a last batch smaller than batch_size (by default it is kept, as Keras does)
   std::uint64_t seed = 0;
   bool prefetch = false;  ///< build the next batch on a background thread; the batches are the same
+  /// Takes each epoch's indices from this sampler (one rank's shard) instead of 0..N-1; call its
+  /// set_epoch before each epoch. Excludes shuffle (the sampler shuffles).
+  std::shared_ptr<const DistributedSampler> sampler = nullptr;
 };
 
 /// Iterates over a Dataset in batches; each begin() starts an epoch:

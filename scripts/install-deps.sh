@@ -8,6 +8,7 @@ packages=(
   ocl-icd-opencl-dev  # oneDNN's CMake package requires OpenCL's; libdnnl-dev only recommends it
   zlib1g-dev libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev libssl-dev
   python3 python3-numpy
+  libopenmpi-dev openmpi-bin  # data-parallel training (distributed/), its tests and the example
   qemu-user  # the tests on an emulated CPU without AVX-512 (tests/CMakeLists.txt)
   clang-14 libclang-rt-14-dev libomp-14-dev  # libFuzzer and clang's OpenMP, for the fuzz targets (scripts/fuzz.sh)
   dataset-fashion-mnist  # Fashion-MNIST's four files (31 MB), read from /usr/share/datasets/fashion-mnist

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Holds the source tree to the dependency rule (DESIGN.md section 1): kernels <- autograd <- ops <- nn;
-optim and datasets see autograd only; only the Keras-style training code (nn/train) sees optim
+optim, datasets and distributed see autograd only (nn may use distributed for data-parallel
+training); only the Keras-style training code (nn/train) sees optim
 and datasets. Internal headers (kernels/ and any detail/ folder) stay out of the public headers,
 the examples and the benchmarks. Each `#include "..."` of a project header is checked against the
 including file's folder.  Usage: layering_check.py SOURCE_DIR"""
@@ -13,13 +14,13 @@ ALLOWED = {
     "kernels/": ["kernels/"],
     "autograd/": ["autograd/", "kernels/"],
     "ops/": ["ops/", "autograd/", "kernels/"],
-    "nn/train/": ["nn/", "ops/", "autograd/", "optim/", "datasets/"],
-    "nn/": ["nn/", "ops/", "autograd/"],
+    "nn/train/": ["nn/", "ops/", "autograd/", "optim/", "datasets/", "distributed/"],
+    "nn/": ["nn/", "ops/", "autograd/", "distributed/"],
     "optim/": ["optim/", "autograd/"],
     "datasets/": ["datasets/", "autograd/"],
     "distributed/": ["distributed/", "autograd/"],
     "examples/": ["tapegrad.hpp", "autograd/", "ops/", "nn/", "optim/", "datasets/", "distributed/"],
-    "benchmarks/": ["bench_", "tapegrad.hpp", "autograd/", "ops/", "nn/", "optim/", "datasets/"],
+    "benchmarks/": ["bench_", "tapegrad.hpp", "autograd/", "ops/", "nn/", "optim/", "datasets/", "distributed/"],
     "tapegrad.hpp": ["autograd/", "ops/", "nn/", "optim/", "datasets/", "distributed/"],
 }
 INTERNAL = re.compile(r"^kernels/(?!error\.hpp$)|/detail/")  # kernels/error.hpp holds tg::Error, public

@@ -855,3 +855,54 @@ TEST_CASE("a damaged IDX file is refused: every truncation, every flipped bit of
   MESSAGE("IDX files: ", variants, " variants, ", rejected, " refused, ", harmless, " harmless");
   CHECK(rejected + harmless == variants);
 }
+
+TEST_CASE("DistributedSampler: disjoint shards of equal size, the same order on every rank, from (seed, epoch)") {
+  for (const std::size_t n : {0u, 1u, 2u, 10u, 11u, 12u}) {
+    for (const bool drop_last : {false, true}) {
+      const std::size_t world = 3;
+      std::vector<std::size_t> all;
+      std::size_t size = 0;
+      for (std::size_t r = 0; r < world; ++r) {
+        DistributedSampler s(n, {.rank = r, .world_size = world, .seed = 7, .drop_last = drop_last});
+        s.set_epoch(2);
+        const auto idx = s.indices();
+        CHECK(idx.size() == s.size());
+        if (r == 0) size = idx.size();
+        CHECK(idx.size() == size);
+        all.insert(all.end(), idx.begin(), idx.end());
+      }
+      CHECK(size == (drop_last ? n / world : (n + world - 1) / world));
+      std::sort(all.begin(), all.end());
+      // Every sample once, plus the repeats that pad the last round (or minus the dropped ones).
+      const std::size_t distinct = static_cast<std::size_t>(std::unique(all.begin(), all.end()) - all.begin());
+      CHECK(distinct == std::min(n, size * world));
+    }
+  }
+  // Another epoch another order; the same (seed, epoch) the same order, whatever came before.
+  DistributedSampler a(100, {.rank = 1, .world_size = 2, .seed = 3});
+  DistributedSampler b(100, {.rank = 1, .world_size = 2, .seed = 3});
+  a.set_epoch(0);
+  const auto first = a.indices();
+  a.set_epoch(1);
+  CHECK(a.indices() != first);
+  b.set_epoch(5);
+  b.set_epoch(0);
+  CHECK(b.indices() == first);
+  CHECK_THROWS_WITH_AS(DistributedSampler(10, {.rank = 2, .world_size = 2}),
+                       doctest::Contains("rank 2 is not a rank of a world of 2"), tg::Error);
+}
+
+TEST_CASE("DataLoader takes a DistributedSampler's shard") {
+  const tg::Tensor x = tg::reshape(tg::arange(10.0), {10, 1});
+  auto sampler =
+      std::make_shared<DistributedSampler>(10, DistributedSamplerOptions{.rank = 1, .world_size = 3, .shuffle = false});
+  DataLoader loader(TensorDataset(x, x), {.batch_size = 2, .sampler = sampler});
+  CHECK(loader.size() == 2);
+  std::vector<double> got;
+  for (const auto& [bx, by] : loader)
+    for (std::size_t i = 0; i < bx.numel(); ++i) got.push_back(bx.data<float>()[i]);
+  // Positions 1, 4, 7 and the padding's 10 → 0 (repeated from the start).
+  CHECK(got == std::vector<double>{1, 4, 7, 0});
+  CHECK_THROWS_WITH_AS(DataLoader(TensorDataset(x, x), {.shuffle = true, .sampler = sampler}),
+                       doctest::Contains("shuffle and sampler exclude each other"), tg::Error);
+}

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -17,11 +18,14 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include "autograd/generator.hpp"
 #include "autograd/runtime.hpp"
 #include "datasets/mnist.hpp"
+#include "distributed/distributed.hpp"
 #include "nn/activation.hpp"
 #include "nn/conv.hpp"
 #include "nn/dropout.hpp"
@@ -166,7 +170,7 @@ int main(int argc, char** argv) {
   std::size_t batch_size = 32, limit = 0;
   double lr = 1e-3, validation_split = 0.2;
   std::uint64_t seed = 42;
-  bool no_download = false;
+  bool no_download = false, use_mpi = false;
   app.add_option("--data", data_dir, "Directory holding the IDX files (else $TG_MNIST_DIR, the cache, a download)");
   app.add_option("--dataset", dataset, "mnist or fashion-mnist")->check(CLI::IsMember({"mnist", "fashion-mnist"}));
   app.add_option("--model", model_kind,
@@ -186,15 +190,38 @@ int main(int argc, char** argv) {
       ->check(whole_number(0, 1000000000));
   app.add_option("--verbose", verbose, "0 silent, 1 progress bar, 2 one line per epoch")->check(CLI::Range(0, 2));
   app.add_flag("--no-download", no_download, "Fail instead of downloading missing files");
+  app.add_flag("--distributed", use_mpi,
+               "Train data-parallel over the processes of an MPI job (mpirun -np N ... --distributed): the global "
+               "batch is split over the ranks; rank 0 prints and writes");
   CLI11_PARSE(app, argc, argv);
 
+  std::optional<distributed::Environment> mpi;
+  try {
+    if (use_mpi) mpi.emplace(argc, argv);
+  } catch (const Error& e) {
+    fmt::print(stderr, "mnist: {}\n", e.what());
+    return 1;
+  }
+  const bool chief = !mpi || mpi->rank() == 0;
+  // On failure one rank stops them all: the others would wait for it forever.
+  auto fail = [&](const char* what) {
+    fmt::print(stderr, "mnist: {}\n", what);
+    if (mpi && mpi->world_size() > 1) mpi->abort(what);
+    return 1;
+  };
   try {
     // A program (not a library) may tune its own process: training allocates MB-sized tensors
     // every step, and glibc's default mmap for each made steps several times slower.
     tune_malloc_for_training();
+    if (threads == 0 && mpi) {
+      // The ranks on one machine share its cores (Open MPI says how many ranks run here).
+      const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+      const int ranks_here = local ? std::max(1, std::atoi(local)) : mpi->world_size();
+      threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / ranks_here);
+    }
     if (threads > 0) set_num_threads(threads);
     const std::filesystem::path out(out_dir);
-    if (load_path.empty()) check_writable(out);  // before the data and the training, not after
+    if (load_path.empty() && chief) check_writable(out);  // before the data and the training, not after
     // The LSTM reaches its accuracy in two epochs with a larger step than Keras's default.
     if (model_kind == "lstm" && app.count("--lr") == 0) lr = 2e-3;
     const datasets::MnistOptions data_options{.root = data_dir, .download = !no_download};
@@ -209,13 +236,19 @@ int main(int argc, char** argv) {
 
     manual_seed(seed);  // the initial weights and dropout masks come from the default generator
     nn::Model model(make_model(model_kind), {.input_shape = {1, 28, 28}});
+    if (mpi) model.distribute();  // takes rank 0's initial weights
     model.compile({
         .optimizer = std::make_shared<optim::Adam>(
             model.parameters(), optim::AdamOptions{.lr = lr, .formula = optim::AdamOptions::Formula::keras}),
         .loss = "categorical_crossentropy",
         .metrics = {"accuracy"},
     });
-    if (verbose > 0) model.summary();
+    if (verbose > 0 && chief) {
+      model.summary();
+      if (mpi)
+        fmt::print("Data-parallel over {} ranks: {} samples per rank per step\n", mpi->world_size(),
+                   batch_size / static_cast<std::size_t>(mpi->world_size()));
+    }
 
     if (!load_path.empty()) {
       model.load(load_path);
@@ -228,12 +261,15 @@ int main(int argc, char** argv) {
                                                            .seed = seed,
                                                            .verbose = verbose,
                                                        });
-      if (!history.empty()) {
-        history.save_csv(out / "history.csv");
-        nn::save_history_plot(history, out / "history.svg");
+      if (chief) {
+        if (!history.empty()) {
+          history.save_csv(out / "history.csv");
+          nn::save_history_plot(history, out / "history.svg");
+        }
+        model.save(out / "model.safetensors");
       }
-      model.save(out / "model.safetensors");
-      if (verbose > 0) fmt::print("Wrote {0}/history.csv, {0}/history.svg and {0}/model.safetensors\n", out.string());
+      if (verbose > 0 && chief)
+        fmt::print("Wrote {0}/history.csv, {0}/history.svg and {0}/model.safetensors\n", out.string());
     }
 
     const nn::Logs score = model.evaluate(test_set, {.batch_size = batch_size});
@@ -247,21 +283,23 @@ int main(int argc, char** argv) {
         predicted.push_back(argmax(model.predict(test->images(begin, end), {.batch_size = batch_size}), 1));
       }
       const Tensor y_pred = concat(predicted);
-      const Tensor y_test = slice(test->labels(), 0, 0, static_cast<std::int64_t>(n_test));
-      fmt::print("\n{}\n", nn::classification_report(y_test, y_pred,
-                                                     {.num_classes = num_classes, .target_names = train->classes()})
-                               .to_string(4));
-      fmt::print("Confusion matrix (rows: true class, columns: predicted class):\n{}\n",
-                 nn::confusion_matrix_string(nn::confusion_matrix(y_test, y_pred, num_classes), train->classes()));
+      if (chief) {
+        const Tensor y_test = slice(test->labels(), 0, 0, static_cast<std::int64_t>(n_test));
+        fmt::print("\n{}\n", nn::classification_report(y_test, y_pred,
+                                                       {.num_classes = num_classes, .target_names = train->classes()})
+                                 .to_string(4));
+        fmt::print("Confusion matrix (rows: true class, columns: predicted class):\n{}\n",
+                   nn::confusion_matrix_string(nn::confusion_matrix(y_test, y_pred, num_classes), train->classes()));
+      }
     }
-    fmt::print("Test loss: {:.4f}\n", score.at("loss"));
-    fmt::print("Test accuracy: {:.4f}\n", score.at("accuracy"));
+    if (chief) {
+      fmt::print("Test loss: {:.4f}\n", score.at("loss"));
+      fmt::print("Test accuracy: {:.4f}\n", score.at("accuracy"));
+    }
   } catch (const Error& e) {
-    fmt::print(stderr, "mnist: {}\n", e.what());
-    return 1;
+    return fail(e.what());
   } catch (const std::exception& e) {
-    fmt::print(stderr, "mnist: {}\n", e.what());
-    return 1;
+    return fail(e.what());
   }
   return 0;
 }

@@ -103,22 +103,24 @@ void ModelCheckpoint::on_epoch_end(int epoch, const Logs& logs) {
   } catch (const fmt::format_error& e) {
     detail::fail("ModelCheckpoint: cannot format the path '{}': {}", path_.string(), e.what());
   }
+  // Under distributed training every rank decides alike (the logs are the same) and rank 0 writes.
+  const bool chief = model().is_chief();
   if (options_.save_best_only) {
     const double current = monitored(logs, options_.monitor, "ModelCheckpoint");
     const bool better = maximize_ ? current > best_ : current < best_;
     if (!better) {
-      if (options_.verbose > 0)
+      if (options_.verbose > 0 && chief)
         fmt::print("Epoch {}: {} did not improve from {:.5f}\n", epoch + 1, options_.monitor, best_);
       return;
     }
-    if (options_.verbose > 0)
+    if (options_.verbose > 0 && chief)
       fmt::print("Epoch {}: {} improved from {:.5f} to {:.5f}, saving model to {}\n", epoch + 1, options_.monitor,
                  best_, current, path.string());
     best_ = current;
-  } else if (options_.verbose > 0) {
+  } else if (options_.verbose > 0 && chief) {
     fmt::print("Epoch {}: saving model to {}\n", epoch + 1, path.string());
   }
-  model().save(path);
+  if (chief) model().save(path);
 }
 
 CSVLogger::CSVLogger(std::filesystem::path path, bool append) : path_(std::move(path)), append_(append) {}
@@ -145,7 +147,7 @@ void CSVLogger::on_epoch_end(int epoch, const Logs& logs) {
   std::string row = std::to_string(epoch);
   for (const auto& [name, value] : logs) row += fmt::format(",{}", value);
   rows_ += row + "\n";
-  write_file_atomic(path_, header_ + "\n" + rows_);
+  if (model().is_chief()) write_file_atomic(path_, header_ + "\n" + rows_);
 }
 
 LearningRateScheduler::LearningRateScheduler(std::function<double(int, double)> schedule, int verbose)

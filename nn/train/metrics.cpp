@@ -273,31 +273,71 @@ ConfusionMatrixMetric::ConfusionMatrixMetric(MetricOptions options, std::string 
   reset();
 }
 
+std::vector<double> Metric::state() const {
+  throw Error(
+      fmt::format("metric '{}' cannot be combined across ranks: implement Metric::state and merge_state", name()));
+}
+
+void Metric::merge_state(std::span<const double>) {
+  throw Error(
+      fmt::format("metric '{}' cannot be combined across ranks: implement Metric::state and merge_state", name()));
+}
+
+std::vector<double> Accuracy::state() const { return {static_cast<double>(correct_), static_cast<double>(total_)}; }
+
+void Accuracy::merge_state(std::span<const double> state) {
+  TG_CHECK(state.size() == 2, "{}: merge_state: expected 2 numbers (correct, total), got {}", name_, state.size());
+  correct_ += static_cast<std::int64_t>(state[0]);
+  total_ += static_cast<std::int64_t>(state[1]);
+}
+
 void ConfusionMatrixMetric::reset() {
   k_ = options_.num_classes;
   counts_.assign(k_ * k_, 0);
   seen_.assign(k_, options_.num_classes > 0);
 }
 
+void ConfusionMatrixMetric::grow(std::size_t k) {
+  if (k <= k_) return;
+  // Keeps the counts so far.
+  std::vector<std::int64_t> grown(k * k, 0);
+  for (std::size_t i = 0; i < k_; ++i)
+    std::copy_n(counts_.begin() + static_cast<std::ptrdiff_t>(i * k_), k_,
+                grown.begin() + static_cast<std::ptrdiff_t>(i * k));
+  counts_ = std::move(grown);
+  seen_.resize(k, false);
+  k_ = k;
+}
+
 void ConfusionMatrixMetric::update(const Tensor& y_pred, const Tensor& y_true) {
   const Pairs p = pairs(y_true, y_pred, name_);
   const std::size_t k =
       options_.num_classes > 0 ? class_count(p, options_.num_classes, name_) : std::max(k_, class_count(p, 0, name_));
-  if (k > k_) {
-    // Grow the matrix, keeping the counts so far.
-    std::vector<std::int64_t> grown(k * k, 0);
-    for (std::size_t i = 0; i < k_; ++i)
-      std::copy_n(counts_.begin() + static_cast<std::ptrdiff_t>(i * k_), k_,
-                  grown.begin() + static_cast<std::ptrdiff_t>(i * k));
-    counts_ = std::move(grown);
-    seen_.resize(k, false);
-    k_ = k;
-  }
+  grow(k);
   for (std::size_t i = 0; i < p.y_true.size(); ++i) {
     const auto t = static_cast<std::size_t>(p.y_true[i]), q = static_cast<std::size_t>(p.y_pred[i]);
     ++counts_[t * k_ + q];
     seen_[t] = seen_[q] = true;
   }
+}
+
+// State: k, then the k×k counts, then k "seen" flags.
+std::vector<double> ConfusionMatrixMetric::state() const {
+  std::vector<double> s = {static_cast<double>(k_)};
+  for (const std::int64_t c : counts_) s.push_back(static_cast<double>(c));
+  for (const bool b : seen_) s.push_back(b ? 1.0 : 0.0);
+  return s;
+}
+
+void ConfusionMatrixMetric::merge_state(std::span<const double> state) {
+  TG_CHECK(!state.empty() && state[0] >= 0, "{}: merge_state: not a confusion-matrix state", name_);
+  const auto k = static_cast<std::size_t>(state[0]);
+  TG_CHECK(state.size() == 1 + k * k + k, "{}: merge_state: {} numbers for {} classes", name_, state.size(), k);
+  grow(k);
+  for (std::size_t i = 0; i < k; ++i)
+    for (std::size_t j = 0; j < k; ++j) counts_[i * k_ + j] += static_cast<std::int64_t>(state[1 + i * k + j]);
+  for (std::size_t i = 0; i < k; ++i)
+    if (state[1 + k * k + i] != 0) seen_[i] = true;
 }
 
 Tensor ConfusionMatrixMetric::matrix() const { return matrix_tensor(counts_, k_); }

@@ -10,6 +10,7 @@
 // when that denominator is.
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -86,6 +87,11 @@ class Metric {
   /// Adds a batch: y_pred [N] or [N, C], y_true [N] (see predicted_classes / true_classes).
   virtual void update(const Tensor& y_pred, const Tensor& y_true) = 0;
   virtual double result() const = 0;
+  /// The accumulated counts as numbers, and adding another instance's counts to these: how
+  /// distributed fit and evaluate combine the ranks' metrics. The defaults throw; a metric of
+  /// one's own used with Model::distribute implements both.
+  virtual std::vector<double> state() const;
+  virtual void merge_state(std::span<const double> state);
 };
 
 /// How Precision, Recall and F1Score combine the classes.
@@ -112,6 +118,8 @@ class Accuracy : public Metric {
   void reset() override { correct_ = total_ = 0; }
   void update(const Tensor& y_pred, const Tensor& y_true) override;
   double result() const override { return total_ ? static_cast<double>(correct_) / static_cast<double>(total_) : 0.0; }
+  std::vector<double> state() const override;
+  void merge_state(std::span<const double> state) override;
 
  private:
   std::string name_;
@@ -130,12 +138,16 @@ class ConfusionMatrixMetric : public Metric {
   Tensor matrix() const;
   /// The classification report of everything accumulated so far.
   ClassificationReport report() const;
+  std::vector<double> state() const override;
+  void merge_state(std::span<const double> state) override;
 
  protected:
   /// The chosen class's scores, or the chosen average.
   ClassScores scores() const;
 
  private:
+  /// Widens the matrix to k classes (no-op when it has as many).
+  void grow(std::size_t k);
   MetricOptions options_;
   std::string name_;
   std::size_t k_ = 0;

@@ -6,10 +6,13 @@
 #include <iostream>
 #include <map>
 #include <numeric>
+#include <optional>
+#include <xtensor/xadapt.hpp>
 
 #include "autograd/dispatch.hpp"
 #include "autograd/generator.hpp"
 #include "autograd/grad_mode.hpp"
+#include "distributed/distributed.hpp"
 #include "nn/activation.hpp"
 #include "nn/linear.hpp"
 #include "nn/sequential.hpp"
@@ -198,7 +201,43 @@ Tensor Model::prepare_input(const Tensor& x) const {
 }
 
 Tensor Model::forward_for_loss(const Tensor& x) {
-  return skip_softmax_ ? module_->forward_logits(x) : module_->forward(x);
+  Module& m = ddp_ ? static_cast<Module&>(*ddp_) : *module_;
+  return skip_softmax_ ? m.forward_logits(x) : m.forward(x);
+}
+
+void Model::distribute(DistributedOptions options) {
+  TG_CHECK(!ddp_, "Model::distribute: the model is distributed already");
+  TG_CHECK(!compiled(),
+           "Model::distribute: call it before compile, so that the optimizer sees the ranks' common "
+           "starting weights");
+  ddp_ = std::make_shared<DistributedDataParallel>(module_, options);
+}
+
+int Model::rank() const { return ddp_ ? distributed::rank() : 0; }
+int Model::world_size() const { return ddp_ ? distributed::world_size() : 1; }
+
+DistributedDataParallel& Model::distributed_module() {
+  TG_CHECK(ddp_, "Model::distributed_module: the model is not distributed (call distribute())");
+  return *ddp_;
+}
+
+void Model::reduce_metrics() {
+  if (!ddp_ || world_size() == 1) return;
+  for (const auto& m : metrics_) {
+    const std::vector<double> mine = m->state();
+    xt::xarray<double> own = xt::adapt(mine, {mine.size()});
+    const Tensor lengths =
+        distributed::all_gather(Tensor(xt::xarray<std::int64_t>{static_cast<std::int64_t>(mine.size())}));
+    const Tensor all = distributed::all_gather(Tensor(std::move(own)));
+    m->reset();
+    const double* values = all.data<double>();
+    std::size_t at = 0;
+    for (std::size_t r = 0; r < lengths.numel(); ++r) {
+      const auto len = static_cast<std::size_t>(lengths.data<std::int64_t>()[r]);
+      m->merge_state(std::span<const double>(values + at, len));
+      at += len;
+    }
+  }
 }
 
 Tensor Model::compute_loss(const Tensor& out, const Tensor& y) const {
@@ -300,10 +339,23 @@ History Model::run_fit(const datasets::Dataset& data, std::vector<std::size_t> t
   TG_CHECK(options.verbose >= 0 && options.verbose <= 2, "Model::fit: verbose must be 0, 1 or 2, got {}",
            options.verbose);
   std::ostream& os = out_stream(options.out);
-  const bool live = options.verbose == 1 && !options.out && stdout_is_terminal();
-  const std::size_t n = train_indices.size();
+  const auto world = static_cast<std::size_t>(world_size());
+  TG_CHECK(options.batch_size % world == 0,
+           "Model::fit: batch_size {} (the global batch) does not split evenly over {} ranks", options.batch_size,
+           world);
+  const int verbose = is_chief() ? options.verbose : 0;
+  const bool live = verbose == 1 && !options.out && stdout_is_terminal();
+  // Distributed: this rank's shard and its part of the global batch.
+  std::optional<datasets::DistributedSampler> sampler;
+  if (ddp_)
+    sampler.emplace(train_indices.size(), datasets::DistributedSamplerOptions{.rank = static_cast<std::size_t>(rank()),
+                                                                              .world_size = world,
+                                                                              .shuffle = options.shuffle,
+                                                                              .seed = options.seed});
+  const std::size_t n = sampler ? sampler->size() : train_indices.size();
+  const std::size_t batch_size = options.batch_size / world;
   // Rounded up without overflow: a batch_size beyond n is one batch of all samples, as in Keras.
-  const std::size_t steps = n / options.batch_size + (n % options.batch_size != 0);
+  const std::size_t steps = n / batch_size + (n % batch_size != 0);
 
   for (const auto& cb : options.callbacks) {
     TG_CHECK(cb != nullptr, "Model::fit: a callback is null");
@@ -319,14 +371,18 @@ History Model::run_fit(const datasets::Dataset& data, std::vector<std::size_t> t
   std::vector<std::size_t> order(n);
   for (int epoch = options.initial_epoch; epoch < options.epochs && !stop_requested_; ++epoch) {
     for (const auto& cb : options.callbacks) cb->on_epoch_begin(epoch, {});
-    if (options.shuffle) {
+    if (sampler) {
+      sampler->set_epoch(static_cast<std::uint64_t>(epoch));
+      order.clear();
+      for (const std::size_t i : sampler->indices()) order.push_back(train_indices[i]);
+    } else if (options.shuffle) {
       const Tensor perm = randperm(n, gen);
       const std::int64_t* p = perm.data<std::int64_t>();
       for (std::size_t i = 0; i < n; ++i) order[i] = train_indices[static_cast<std::size_t>(p[i])];
     } else {
       order = train_indices;
     }
-    if (options.verbose > 0) os << "Epoch " << epoch + 1 << "/" << options.epochs << "\n" << std::flush;
+    if (verbose > 0) os << "Epoch " << epoch + 1 << "/" << options.epochs << "\n" << std::flush;
     ProgressBar bar(steps, os, {.live = live});
     module_->train(true);
 
@@ -337,8 +393,8 @@ History Model::run_fit(const datasets::Dataset& data, std::vector<std::size_t> t
     for (std::size_t step = 0; step < steps && !stop_requested_; ++step) {
       const auto bi = static_cast<int>(step);
       for (const auto& cb : options.callbacks) cb->on_batch_begin(bi, {});
-      const std::size_t begin = step * options.batch_size;
-      const std::size_t end = std::min(n, begin + options.batch_size);
+      const std::size_t begin = step * batch_size;
+      const std::size_t end = std::min(n, begin + batch_size);
       const std::span<const std::size_t> idx(order.data() + begin, end - begin);
       datasets::Batch batch = data.get_batch(idx);
       if (seen_input_shape_.empty()) {
@@ -351,7 +407,16 @@ History Model::run_fit(const datasets::Dataset& data, std::vector<std::size_t> t
       const Tensor out = forward_for_loss(xb);
       const Tensor loss = compute_loss(out, batch.y);
       TG_CHECK(loss.numel() == 1, "Model::fit: the loss must be a scalar, got shape {}", shape_str(loss.shape()));
-      const double loss_value = loss.item();
+      double loss_value = loss.item();
+      // Keras's running averages weight each batch by its size; distributed, over every rank's
+      // batch (which also lets every rank see a diverging loss alike).
+      double batch_size_seen = static_cast<double>(end - begin);
+      if (ddp_) {
+        Tensor sums(xt::xarray<double>{loss_value * batch_size_seen, batch_size_seen});
+        distributed::all_reduce(sums);
+        batch_size_seen = sums.data<double>()[1];
+        loss_value = sums.data<double>()[0] / batch_size_seen;
+      }
       if (!std::isfinite(loss_value)) {
         // No step on this batch: the weights stay those before it. A callback (TerminateOnNaN)
         // may stop the training; otherwise it stops with an error, never silently.
@@ -372,24 +437,30 @@ History Model::run_fit(const datasets::Dataset& data, std::vector<std::size_t> t
       (penalty.defined() ? add(loss, penalty.to(loss.dtype())) : loss).backward();
       optimizer_->step();
 
-      // Keras's running averages weight each batch by its size.
-      const std::size_t b = end - begin;
-      loss_sum += loss_value * static_cast<double>(b);
-      if (penalty.defined()) penalty_sum += penalty.item() * static_cast<double>(b);
+      const auto b = static_cast<std::size_t>(batch_size_seen);
+      loss_sum += loss_value * batch_size_seen;
+      if (penalty.defined()) penalty_sum += penalty.item() * batch_size_seen;
       update_metrics(out, batch.y);
       seen += b;
       logs = current_logs(loss_sum, seen);
       if (penalty.defined()) logs.set("regularization_loss", penalty_sum / static_cast<double>(seen));
-      if (options.verbose == 1) bar.update(step + 1, logs);
+      if (verbose == 1) bar.update(step + 1, logs);
       for (const auto& cb : options.callbacks) cb->on_batch_end(bi, logs);
     }
 
+    if (ddp_ && !stop_requested_) {
+      // The epoch's metrics over every rank's samples (batch logs above hold this rank's).
+      reduce_metrics();
+      const double regularization = logs.contains("regularization_loss") ? logs.at("regularization_loss") : 0.0;
+      logs = current_logs(loss_sum, seen);
+      if (logs.size() && regularization != 0.0) logs.set("regularization_loss", regularization);
+    }
     epoch_logs = logs;
     if (val_data && !val_indices.empty()) {
       const Logs val = run_evaluate(*val_data, val_indices, options.batch_size, 0, nullptr, "Model::fit (validation)");
       for (const auto& [name, value] : val) epoch_logs.set("val_" + name, value);
     }
-    if (options.verbose > 0) bar.finish(epoch_logs);
+    if (verbose > 0) bar.finish(epoch_logs);
     history_.append(epoch, epoch_logs);
     for (const auto& cb : options.callbacks) cb->on_epoch_end(epoch, epoch_logs);
   }
@@ -404,6 +475,14 @@ Logs Model::run_evaluate(const datasets::Dataset& data, std::span<const std::siz
   TG_CHECK(!indices.empty(), "{}: no samples to evaluate", who);
   NoGradGuard no_grad;
   ModeGuard mode(*module_, false);
+  // Distributed: rank r evaluates positions r, r + world, ... (no padding: every sample once).
+  std::vector<std::size_t> shard;
+  if (ddp_) {
+    for (auto i = static_cast<std::size_t>(rank()); i < indices.size(); i += static_cast<std::size_t>(world_size()))
+      shard.push_back(indices[i]);
+    indices = shard;
+    if (!is_chief()) verbose = 0;
+  }
   const std::size_t n = indices.size();
   const std::size_t steps = n / batch_size + (n % batch_size != 0);  // no overflow for a huge batch_size
   ProgressBar bar(steps, out_stream(out), {.live = verbose == 1 && !out && stdout_is_terminal()});
@@ -417,7 +496,15 @@ Logs Model::run_evaluate(const datasets::Dataset& data, std::span<const std::siz
     update_metrics(o, batch.y);
     if (verbose > 0) bar.update(step + 1, current_logs(loss_sum, end));
   }
-  Logs logs = current_logs(loss_sum, n);
+  std::size_t total = n;
+  if (ddp_) {
+    Tensor sums(xt::xarray<double>{loss_sum, static_cast<double>(n)});
+    distributed::all_reduce(sums);
+    loss_sum = sums.data<double>()[0];
+    total = static_cast<std::size_t>(sums.data<double>()[1]);
+    reduce_metrics();
+  }
+  Logs logs = current_logs(loss_sum, total);
   if (verbose > 0) bar.finish(logs);
   return logs;
 }
@@ -443,15 +530,24 @@ Tensor Model::predict(const Tensor& x, const EvaluateOptions& options) {
   TG_CHECK(options.batch_size > 0, "Model::predict: batch_size must be positive");
   NoGradGuard no_grad;
   ModeGuard mode(*module_, false);
-  const std::size_t n = x.shape(0);
+  std::size_t first = 0, n = x.shape(0);
+  if (ddp_) {
+    // Distributed: rank r predicts the r-th of world_size() contiguous blocks; then every rank
+    // gathers all blocks in order.
+    const auto world = static_cast<std::size_t>(world_size()), per_rank = n / world + (n % world != 0);
+    first = std::min(n, per_rank * static_cast<std::size_t>(rank()));
+    n = std::min(x.shape(0), first + per_rank);
+  }
   TensorList outs;
-  for (std::size_t begin = 0; begin < n; begin += options.batch_size) {
+  for (std::size_t begin = first; begin < n; begin += options.batch_size) {
     const auto idx = iota_indices(begin, std::min(n, begin + options.batch_size));
     outs.push_back(module_->forward(prepare_input(datasets::take_rows(x, idx))));
   }
   // No samples: the module's output for an empty batch ([0, classes], not the input).
-  if (outs.empty()) return module_->forward(prepare_input(x));
-  return outs.size() == 1 ? outs.front() : concat(outs, 0);
+  Tensor local = outs.empty()       ? module_->forward(prepare_input(datasets::take_rows(x, {})))
+                 : outs.size() == 1 ? outs.front()
+                                    : concat(outs, 0);
+  return ddp_ ? distributed::all_gather(local) : local;
 }
 
 NamedTensors Model::state() const {

@@ -29,6 +29,7 @@
 
 #include "autograd/tensor.hpp"
 #include "datasets/data_loader.hpp"
+#include "nn/distributed_data_parallel.hpp"
 #include "nn/module.hpp"
 #include "nn/train/callbacks.hpp"
 #include "nn/train/history.hpp"
@@ -139,6 +140,23 @@ class Model {
   /// Copies values into the parameters and buffers of the same names (no autograd).
   void load_state(const NamedTensors& state);
 
+  /// Trains data-parallel over the ranks of the tg::distributed::Environment (wrapping the module
+  /// in a DistributedDataParallel; names, save and load stay the module's own). Then fit's
+  /// batch_size is the global batch, split evenly over the ranks; each epoch every rank trains on
+  /// its shard (datasets::DistributedSampler: from (seed, epoch), padded so all ranks run the same
+  /// steps); the running loss is the global one; epoch metrics, validation, evaluate and
+  /// predict's outputs are combined over the ranks, the same on every rank; only rank 0 prints
+  /// and writes (ModelCheckpoint, CSVLogger). Every rank makes the same calls. Call before compile.
+  void distribute(DistributedOptions options = {});
+  bool is_distributed() const { return ddp_ != nullptr; }
+  /// This process's rank and the number of ranks (0 and 1 unless distributed).
+  int rank() const;
+  int world_size() const;
+  /// Whether this rank prints and writes files: rank 0.
+  bool is_chief() const { return rank() == 0; }
+  /// The wrapper made by distribute(); throws when not distributed.
+  DistributedDataParallel& distributed_module();
+
   /// Asks fit to stop after the current batch (callbacks use this: Keras's stop_training).
   void request_stop() { stop_requested_ = true; }
   bool stop_requested() const { return stop_requested_; }
@@ -162,7 +180,11 @@ class Model {
   Tensor prepare_input(const Tensor& x) const;
   void check_compiled(const char* verb) const;
 
+  /// Sums every rank's metric counts into this rank's metrics (a no-op unless distributed).
+  void reduce_metrics();
+
   std::shared_ptr<Module> module_;
+  std::shared_ptr<DistributedDataParallel> ddp_;  // set by distribute()
   ModelOptions options_;
   std::shared_ptr<optim::Optimizer> optimizer_;
   LossKind loss_kind_ = LossKind::categorical;
