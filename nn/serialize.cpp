@@ -49,6 +49,9 @@ void write_atomic(const std::filesystem::path& path, const std::string& header, 
 // keeps no checksum of its own, and a flipped bit in a weight would load without a word. Other
 // readers ignore metadata they do not know.
 constexpr std::string_view kCrcPrefix = "tapegrad.crc32.";
+// And the whole metadata (a checkpoint's epoch and generator state, and those checksums) one of
+// its own, so that a changed value or a damaged checksum key is refused too.
+constexpr std::string_view kMetadataCrcKey = "tapegrad.metadata_crc32";
 
 std::string crc32_hex(const void* data, std::size_t size) {
   uLong crc = crc32(0L, Z_NULL, 0);
@@ -60,6 +63,14 @@ std::string crc32_hex(const void* data, std::size_t size) {
     size -= chunk;
   }
   return fmt::format("{:08x}", static_cast<std::uint32_t>(crc));
+}
+
+// The CRC-32 of every metadata entry but its own, as "key\0value\0" in key order.
+std::string metadata_crc(const Metadata& metadata) {
+  std::string text;
+  for (const auto& [key, value] : metadata)
+    if (key != kMetadataCrcKey) text += key + '\0' + value + '\0';
+  return crc32_hex(text.data(), text.size());
 }
 
 // The largest element count accepted, counting the dims that are not 0: a shape like
@@ -78,11 +89,12 @@ void save_safetensors(const std::filesystem::path& path, const NamedTensors& ten
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   Metadata with_crcs = metadata;
   for (const auto& [key, value] : metadata)
-    TG_CHECK(!key.starts_with(kCrcPrefix), "save {}: the metadata key '{}' is reserved (tapegrad's checksums)",
-             path.string(), key);
+    TG_CHECK(!key.starts_with(kCrcPrefix) && key != kMetadataCrcKey,
+             "save {}: the metadata key '{}' is reserved (tapegrad's checksums)", path.string(), key);
   for (const auto& [name, t] : tensors)
     if (t.defined())
       with_crcs[std::string(kCrcPrefix) + name] = crc32_hex(t.data_ptr(), t.numel() * dtype_size(t.dtype()));
+  with_crcs[std::string(kMetadataCrcKey)] = metadata_crc(with_crcs);
   header[std::string(kMetadataKey)] = with_crcs;
   std::set<std::string> names;
   std::uint64_t offset = 0;
@@ -189,7 +201,15 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& s
   }
   TG_CHECK(expected == data_size, "{}: the tensors cover {} bytes but the file has {} data bytes", source, expected,
            data_size);
-  // Checksums: every tensor written by tapegrad has one; files from other writers have none.
+  // Checksums: every tensor written by tapegrad has one, and so has its whole metadata (since
+  // 0.2.0; files of earlier versions and of other writers go without).
+  if (auto it = file.metadata.find(std::string(kMetadataCrcKey)); it != file.metadata.end()) {
+    const std::string stored = it->second;
+    file.metadata.erase(it);
+    const std::string got = metadata_crc(file.metadata);
+    TG_CHECK(got == stored, "{}: the metadata fails its checksum (CRC-32 {} stored, {} computed): the file is corrupt",
+             source, stored, got);
+  }
   std::map<std::string, std::string> crcs;
   for (auto it = file.metadata.begin(); it != file.metadata.end();) {
     if (it->first.starts_with(kCrcPrefix)) {

@@ -41,8 +41,12 @@ nn::Sequential small_net(std::uint64_t seed) {
 }
 
 // Whether two files' tensors are the same names, dtypes, shapes and bytes.
+// The same tensors, and every metadata entry of `b` in `a` with the same value (a flip in the name
+// of the metadata's checksum turns it into an entry of no meaning, leaving the others as they were).
 bool same_tensors(const nn::SafetensorsFile& a, const nn::SafetensorsFile& b) {
   if (a.tensors.size() != b.tensors.size()) return false;
+  for (const auto& [key, value] : b.metadata)
+    if (auto it = a.metadata.find(key); it == a.metadata.end() || it->second != value) return false;
   for (std::size_t i = 0; i < a.tensors.size(); ++i) {
     const Tensor &x = a.tensors[i].second, &y = b.tensors[i].second;
     if (a.tensors[i].first != b.tensors[i].first || x.dtype() != y.dtype() || x.shape() != y.shape() ||
@@ -57,7 +61,8 @@ struct Sweep {
 };
 
 // Every truncation and every single-bit flip of `file`: each is either refused by `parse`
-// (tg::Error) or parses to the same tensors as the original (a flip in JSON whitespace, say).
+// (tg::Error) or parses to the same tensors and metadata as the original (a flip in JSON
+// whitespace, say).
 // Nothing may parse to different values.
 Sweep sweep_safetensors(const Bytes& file) {
   const nn::SafetensorsFile original = nn::parse_safetensors(file, "original");
@@ -93,7 +98,7 @@ TEST_CASE("a damaged model or checkpoint file is refused: every truncation, ever
   nn::save(net, dir / "model.safetensors");
   const Sweep model = sweep_safetensors(read_bytes(dir / "model.safetensors"));
   MESSAGE("model file: ", model.variants, " variants, ", model.rejected, " refused, ", model.harmless,
-          " harmless (same tensors)");
+          " harmless (same tensors and metadata)");
   CHECK(model.rejected + model.harmless == model.variants);
 
   optim::Adam opt(net.parameters(), {.lr = 0.1});
@@ -104,7 +109,7 @@ TEST_CASE("a damaged model or checkpoint file is refused: every truncation, ever
   nn::save_checkpoint(dir / "ckpt.safetensors", net, opt, 4, &gen);
   const Sweep ckpt = sweep_safetensors(read_bytes(dir / "ckpt.safetensors"));
   MESSAGE("checkpoint file: ", ckpt.variants, " variants, ", ckpt.rejected, " refused, ", ckpt.harmless,
-          " harmless (same tensors)");
+          " harmless (same tensors and metadata)");
   CHECK(ckpt.rejected + ckpt.harmless == ckpt.variants);
 }
 
@@ -124,6 +129,20 @@ TEST_CASE("a weight changed on disk fails its checksum, naming the tensor; check
                        doctest::Contains("tensor '2.bias' fails its checksum"), Error);
   CHECK_THROWS_WITH_AS(nn::save_safetensors(dir / "x.safetensors", {}, {{"tapegrad.crc32.w", "0"}}),
                        doctest::Contains("is reserved"), Error);
+  CHECK_THROWS_WITH_AS(nn::save_safetensors(dir / "x.safetensors", {}, {{"tapegrad.metadata_crc32", "0"}}),
+                       doctest::Contains("is reserved"), Error);
+}
+
+TEST_CASE("a checkpoint's metadata changed on disk (its epoch) fails its checksum") {
+  TempDir dir;
+  nn::save_safetensors(dir / "c.safetensors", {{"w", ones({2})}}, {{"epoch", "3"}});
+  Bytes file = read_bytes(dir / "c.safetensors");
+  CHECK(nn::parse_safetensors(file).metadata.at("epoch") == "3");
+  const std::size_t at = file.find("\"3\"");
+  REQUIRE(at != std::string::npos);
+  file[at + 1] = '7';  // a digit for a digit: still valid JSON, another epoch
+  CHECK_THROWS_WITH_AS(nn::parse_safetensors(file, "c.safetensors"),
+                       doctest::Contains("c.safetensors: the metadata fails its checksum"), Error);
 }
 
 TEST_CASE("saves respect the umask and clean up what a killed save left behind") {

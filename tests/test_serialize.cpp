@@ -132,7 +132,10 @@ def get(name):
     return np.frombuffer(data[b:end], dtype=kinds[e['dtype']]).reshape(e['shape'])
 import zlib
 meta = header['__metadata__']
-assert {k: v for k, v in meta.items() if not k.startswith('tapegrad.crc32.')} == {'epoch': '3', 'note': 'héllo'}, meta
+assert {k: v for k, v in meta.items() if not k.startswith('tapegrad.')} == {'epoch': '3', 'note': 'héllo'}, meta
+# The CRC-32 of the rest of the metadata, checksums included: "key\0value\0" in key order.
+rest = b''.join(k.encode() + b'\0' + v.encode() + b'\0' for k, v in sorted(meta.items()) if k != 'tapegrad.metadata_crc32')
+assert meta['tapegrad.metadata_crc32'] == '%08x' % zlib.crc32(rest), meta
 for name in ('w', 'd', 'n', 's'):  # each tensor's CRC-32, as any reader can check it
     b, end = header[name]['data_offsets']
     assert meta['tapegrad.crc32.' + name] == '%08x' % zlib.crc32(data[b:end]), name
