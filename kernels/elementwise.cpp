@@ -140,7 +140,8 @@ void channel_sum(const T* x, std::size_t batch, std::size_t channels, std::size_
 // flatten: the engine's twist inlined here, compiled for this level. A call would go to the one
 // out-of-line copy the linker keeps of std::mt19937_64's twist, compiled for another level.
 template <class T>
-[[gnu::flatten]] void dropout(std::mt19937_64& engine, std::uint64_t threshold, T scale, const T* in, T* mask, T* out, std::size_t n) {
+[[gnu::flatten]] void dropout(std::mt19937_64& engine, std::uint64_t threshold, T scale, const T* in, T* mask, T* out,
+                              std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     mask[i] = engine() >= threshold ? scale : T(0);
     out[i] = in[i] * mask[i];

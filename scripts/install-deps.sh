@@ -10,6 +10,7 @@ packages=(
   python3 python3-numpy
   libopenmpi-dev openmpi-bin  # data-parallel training (distributed/), its tests and the example
   qemu-user  # the tests on an emulated CPU without AVX-512 (tests/CMakeLists.txt)
+  clang-format-14  # the layout check (ctest format)
   clang-14 libclang-rt-14-dev libomp-14-dev  # libFuzzer and clang's OpenMP, for the fuzz targets (scripts/fuzz.sh)
   dataset-fashion-mnist  # Fashion-MNIST's four files (31 MB), read from /usr/share/datasets/fashion-mnist
 )

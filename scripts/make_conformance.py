@@ -617,11 +617,26 @@ def clip_grad_cases():
     return cases
 
 
+def dump_reviewable(doc, f):
+    """The document with each case (each entry of a top-level list) on a line of its own, so that a
+    regeneration's diff shows the cases that changed; a case stays one compact line."""
+    items = list(doc.items())
+    f.write("{\n")
+    for n, (key, value) in enumerate(items):
+        end = ",\n" if n + 1 < len(items) else "\n"
+        if isinstance(value, list):
+            f.write(f" {json.dumps(key)}: [\n")
+            for i, case in enumerate(value):
+                f.write("  " + json.dumps(case, separators=(",", ":")) + (",\n" if i + 1 < len(value) else "\n"))
+            f.write(" ]" + end)
+        else:
+            f.write(f" {json.dumps(key)}: {json.dumps(value, separators=(',', ':'))}" + end)
+    f.write("}\n")
+
 def write(name, payload):
     path = os.path.join(OUT_DIR, name)
     with open(path, "w") as f:
-        json.dump(payload, f, separators=(",", ":"))
-        f.write("\n")
+        dump_reviewable(payload, f)
     print(f"{os.path.relpath(path)}: {os.path.getsize(path) / 1024:.0f} KiB")
 
 

@@ -18,6 +18,8 @@ import zlib
 import numpy as np
 import torch
 
+from make_conformance import dump_reviewable  # one case a line
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "conformance", "rnn.json")
 
 torch.set_num_threads(1)  # deterministic summation order
@@ -98,8 +100,7 @@ def main():
     doc = {"generator": "scripts/make_conformance_rnn.py", "torch": torch.__version__, "numpy": np.__version__,
            "cases": [make_case(*c) for c in CASES]}
     with open(OUT, "w") as f:
-        json.dump(doc, f, separators=(",", ":"))
-        f.write("\n")
+        dump_reviewable(doc, f)
     print(f"wrote {len(doc['cases'])} cases to {os.path.normpath(OUT)} ({os.path.getsize(OUT)} bytes)")
 
 
