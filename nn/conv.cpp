@@ -28,7 +28,7 @@ Conv2d::Conv2d(std::size_t in_channels, std::size_t out_channels, Size2 kernel_s
 }
 
 namespace {
-tg::Conv2dOptions op_options(const Conv2dOptions& o) {
+tg::Conv2dArgs op_options(const Conv2dOptions& o) {
   return {.stride = o.stride, .padding = o.padding, .dilation = o.dilation, .groups = o.groups};
 }
 }  // namespace

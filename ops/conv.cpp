@@ -37,7 +37,7 @@ std::pair<std::size_t, std::size_t> axis_padding(const Padding& p, Index explici
   return {static_cast<std::size_t>(explicit_size), static_cast<std::size_t>(explicit_size)};
 }
 
-ConvGeometry plan_conv(const Shape& xs, const Shape& ws, const Conv2dOptions& o, std::string_view op) {
+ConvGeometry plan_conv(const Shape& xs, const Shape& ws, const Conv2dArgs& o, std::string_view op) {
   TG_CHECK(xs.size() == 4, "{}: expected input x of rank 4 [N,C_in,H,W], got shape {}", op, shape_str(xs));
   TG_CHECK(ws.size() == 4, "{}: expected weight of rank 4 [C_out,C_in/groups,kH,kW], got shape {}", op, shape_str(ws));
   TG_CHECK(o.stride.h > 0 && o.stride.w > 0, "{}: stride must be positive, got [{}, {}] (x {}, weight {})", op,
@@ -120,7 +120,7 @@ TensorList conv2d_relu_backward_params(const Tensor& grad, const Tensor& out, co
 
 // The geometry of conv op `op` on x, weight and bias (may be undefined), after checking their
 // dtypes and the bias's shape.
-ConvGeometry plan_checked(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options,
+ConvGeometry plan_checked(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dArgs& options,
                           std::string_view op) {
   const ConvGeometry geo = plan_conv(x.shape(), weight.shape(), options, op);
   check_dtypes(x, weight, op, "x", "weight");
@@ -132,7 +132,7 @@ ConvGeometry plan_checked(const Tensor& x, const Tensor& weight, const Tensor& b
   return geo;
 }
 
-Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options, bool relu) {
+Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dArgs& options, bool relu) {
   const char* op = relu ? "conv2d_relu" : "conv2d";
   const ConvGeometry geo = plan_checked(x, weight, bias, options, op);
   Tensor out = dispatch_float(x.dtype(), op, [&](auto t) {
@@ -162,7 +162,7 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, co
 // d max_pool2d(relu(conv2d(x, w, b))): the pooled gradient, where the pooled value is positive,
 // scattered to the argmax, then conv2d's gradients (fused into one pass for a first layer).
 // With flatten the result is [N, C_out*H'*W'].
-Tensor relu_pool(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& conv,
+Tensor relu_pool(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dArgs& conv,
                  const MaxPool2dOptions& pool, bool flatten) {
   constexpr const char* op = "conv2d_relu_max_pool2d";
   const ConvGeometry geo = plan_checked(x, weight, bias, conv, op);
@@ -222,29 +222,29 @@ Tensor relu_pool(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
 
 }  // namespace
 
-Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& conv,
+Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dArgs& conv,
                               const MaxPool2dOptions& pool) {
   return relu_pool(x, weight, bias, conv, pool, false);
 }
 
-Tensor conv2d_relu_max_pool2d_flatten(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                      const Conv2dOptions& conv, const MaxPool2dOptions& pool) {
+Tensor conv2d_relu_max_pool2d_flatten(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dArgs& conv,
+                                      const MaxPool2dOptions& pool) {
   return relu_pool(x, weight, bias, conv, pool, true);
 }
 
 // d conv2d(x, w, b) = conv2d_backward_input(g, w), conv2d_backward_weight(g, x), Σ_{n,h,w} g
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options) {
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dArgs& options) {
   return conv2d_impl(x, weight, bias, options, false);
 }
 
 // d relu(conv2d(x, w, b)) = the same with g masked where the output is zero
-Tensor conv2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options) {
+Tensor conv2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dArgs& options) {
   return conv2d_impl(x, weight, bias, options, true);
 }
 
 // d backward_input(g, w) = conv2d(gg, w), conv2d_backward_weight(g, gg)
 Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape,
-                             const Conv2dOptions& options) {
+                             const Conv2dArgs& options) {
   const ConvGeometry geo = plan_conv(input_shape, weight.shape(), options, "conv2d_backward_input");
   check_dtypes(grad_out, weight, "conv2d_backward_input", "grad_out", "weight");
   check_grad_out(grad_out, geo, "conv2d_backward_input");
@@ -263,7 +263,7 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const
 
 // d backward_weight(g, x) = conv2d(x, gg), conv2d_backward_input(g, gg)
 Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& weight_shape,
-                              const Conv2dOptions& options) {
+                              const Conv2dArgs& options) {
   const ConvGeometry geo = plan_conv(x.shape(), weight_shape, options, "conv2d_backward_weight");
   check_dtypes(grad_out, x, "conv2d_backward_weight", "grad_out", "x");
   check_grad_out(grad_out, geo, "conv2d_backward_weight");

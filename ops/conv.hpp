@@ -8,9 +8,9 @@
 
 namespace tg {
 
-/// Options of conv2d: stride, zero padding (sizes or "valid"/"same") and dilation per axis, and
-/// the number of channel groups.
-struct Conv2dOptions {
+/// Arguments of the conv2d op (nn::Conv2dOptions configures the layer): stride, zero padding (sizes or "valid"/"same")
+/// and dilation per axis, and the number of channel groups.
+struct Conv2dArgs {
   Size2 stride = 1;
   Padding padding = 0;
   Size2 dilation = 1;
@@ -20,12 +20,12 @@ struct Conv2dOptions {
 /// x [N,C_in,H,W], weight [C_out,C_in/groups,kH,kW], bias [C_out] (may be undefined) →
 /// [N,C_out,H',W'] with H' = (H + pad_top + pad_bottom - dilation*(kH-1) - 1) / stride + 1.
 /// Cross-correlation, as PyTorch's conv2d. Twice differentiable.
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, const Conv2dOptions& options = {});
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, const Conv2dArgs& options = {});
 
 /// relu(conv2d(x, weight, bias)) as one op (Keras's Conv2D(activation="relu")): the activation is
 /// applied as the output is written and folded into the backward, saving a pass over the
 /// activations each way. Same values and gradients as the two ops. Twice differentiable.
-Tensor conv2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, const Conv2dOptions& options = {});
+Tensor conv2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, const Conv2dArgs& options = {});
 
 /// max_pool2d(conv2d_relu(x, weight, bias, conv), pool) as one op, the Conv2D(relu) →
 /// MaxPooling2D pair of most CNNs (nn::Sequential uses it for that pair): with 2x2 windows at
@@ -33,24 +33,24 @@ Tensor conv2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias = {
 /// in cache and the weight gradient is made from the pooled gradient, so the full-size
 /// activation and its gradient never go to memory. Other configurations run the two ops.
 /// Same values and gradients as the two ops. Twice differentiable.
-Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& conv,
+Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dArgs& conv,
                               const MaxPool2dOptions& pool);
 
 /// flatten(conv2d_relu_max_pool2d(...), 1) → [N, C_out*H'*W'] as one op, written flattened
 /// directly: a reshape copies (a Tensor owns its array), and at batch 128 that copy each way was
 /// ~4% of a training step (nn::Conv2d uses it when a Flatten follows its MaxPool2d).
-Tensor conv2d_relu_max_pool2d_flatten(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                      const Conv2dOptions& conv, const MaxPool2dOptions& pool);
+Tensor conv2d_relu_max_pool2d_flatten(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dArgs& conv,
+                                      const MaxPool2dOptions& pool);
 
 /// The gradient of conv2d with respect to its input (a transposed convolution):
 /// grad_out [N,C_out,H',W'], weight [C_out,C_in/groups,kH,kW] → [N,C_in,H,W] where input_shape is
 /// [N,C_in,H,W]. Linear in grad_out and weight, and differentiable in both.
 Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape,
-                             const Conv2dOptions& options = {});
+                             const Conv2dArgs& options = {});
 
 /// The gradient of conv2d with respect to its weight: grad_out [N,C_out,H',W'], x [N,C_in,H,W]
 /// → [C_out,C_in/groups,kH,kW] (= weight_shape). Differentiable in grad_out and x.
 Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& weight_shape,
-                              const Conv2dOptions& options = {});
+                              const Conv2dArgs& options = {});
 
 }  // namespace tg

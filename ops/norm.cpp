@@ -116,7 +116,7 @@ Tensor saved_weight(const BackwardContext& ctx, bool has_weight) { return has_we
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
-                  const Tensor& bias, const BatchNormOptions& options) {
+                  const Tensor& bias, const BatchNormArgs& options) {
   const Shape xs = x.shape();
   TG_CHECK(xs.size() >= 2, "batch_norm: expected x of rank >= 2 [N,C,...], got shape {}", shape_str(xs));
   TG_CHECK(is_floating(x.dtype()), "batch_norm: expected a float x, got {} {}", x.dtype(), shape_str(xs));

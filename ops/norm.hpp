@@ -4,10 +4,10 @@
 
 namespace tg {
 
-/// Options of batch_norm. In training the batch statistics normalize (biased variance) and the
-/// running statistics are updated in place: running = (1-momentum)·running + momentum·batch, with
-/// the unbiased variance, as PyTorch. In evaluation the running statistics normalize.
-struct BatchNormOptions {
+/// Arguments of the batch_norm op (nn::BatchNormOptions configures the layers). In training the batch statistics
+/// normalize (biased variance) and the running statistics are updated in place: running = (1-momentum)·running +
+/// momentum·batch, with the unbiased variance, as PyTorch. In evaluation the running statistics normalize.
+struct BatchNormArgs {
   bool training = false;
   double momentum = 0.1;
   double eps = 1e-5;
@@ -18,6 +18,6 @@ struct BatchNormOptions {
 /// (x - mean) / sqrt(var + eps) * weight + bias per channel. Differentiable (twice) in x,
 /// weight and bias.
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
-                  const Tensor& bias, const BatchNormOptions& options = {});
+                  const Tensor& bias, const BatchNormArgs& options = {});
 
 }  // namespace tg

@@ -64,7 +64,7 @@ const OpTable& nn_ops() {
       // are updated in place in training and compared after the call.
       {"batch_norm",
        [](In x, P p) {
-         const BatchNormOptions options{.training = p.at("training"), .momentum = p.at("momentum"), .eps = p.at("eps")};
+         const BatchNormArgs options{.training = p.at("training"), .momentum = p.at("momentum"), .eps = p.at("eps")};
          if (!p.at("affine").get<bool>()) return batch_norm(x[0], x[1], x[2], {}, {}, options);
          return batch_norm(x[0], x[3], x[4], x[1], x[2], options);
        }},

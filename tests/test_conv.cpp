@@ -11,7 +11,7 @@ namespace {
 struct Case {
   const char* name;
   Shape x, w;
-  Conv2dOptions options;
+  Conv2dArgs options;
   bool bias = true;
 };
 
@@ -131,7 +131,7 @@ TEST_CASE("conv2d gradients (float64) over every configuration") {
     Tensor x = random(c.x, gen).requires_grad_();
     Tensor w = random(c.w, gen).requires_grad_();
     Tensor b = c.bias ? random({c.w[0]}, gen).requires_grad_() : Tensor();
-    const Conv2dOptions o = c.options;
+    const Conv2dArgs o = c.options;
     auto r = gradcheck([o](const TensorList& in) { return conv2d(in[0], in[1], in[2], o); }, {x, w, b});
     INFO(r.message);
     CHECK(r);
@@ -150,7 +150,7 @@ TEST_CASE("conv2d second-order gradients") {
     Tensor x = random(c.x, gen).requires_grad_();
     Tensor w = random(c.w, gen).requires_grad_();
     Tensor b = random({c.w[0]}, gen).requires_grad_();
-    const Conv2dOptions o = c.options;
+    const Conv2dArgs o = c.options;
     // tanh makes the loss non-linear in the output, so the Hessian has x-x and w-w blocks too.
     auto r = gradgradcheck([o](const TensorList& in) { return tanh(conv2d(in[0], in[1], in[2], o)); }, {x, w, b});
     INFO(r.message);
@@ -170,7 +170,7 @@ TEST_CASE("conv2d_relu equals relu(conv2d): values, gradients, second order") {
     Tensor x = random(c.x, gen).requires_grad_();
     Tensor w = random(c.w, gen).requires_grad_();
     Tensor b = c.bias ? random({c.w[0]}, gen).requires_grad_() : Tensor();
-    const Conv2dOptions o = c.options;
+    const Conv2dArgs o = c.options;
     for (Dtype d : {float64, float32}) {
       Tensor xd = x.detach().to(d).requires_grad_(), wd = w.detach().to(d).requires_grad_();
       Tensor bd = c.bias ? b.detach().to(d).requires_grad_() : Tensor();
@@ -205,7 +205,7 @@ TEST_CASE("conv2d_relu weight and bias gradients when the input needs none (one 
       Tensor x = randn({3, 2, 17, 18}, gen, d);  // a constant input, as a first layer's
       Tensor w = randn({5, 2, 3, 3}, gen, d).requires_grad_();
       Tensor b = with_bias ? randn({5}, gen, d).requires_grad_() : Tensor();
-      const Conv2dOptions o{.padding = 1};
+      const Conv2dArgs o{.padding = 1};
       Tensor g = randn({3, 5, 17, 18}, gen, d);
       const TensorList params = with_bias ? TensorList{w, b} : TensorList{w};
       const TensorList gf = tg::grad({sum(mul(conv2d_relu(x, w, b, o), g))}, params);
@@ -223,7 +223,7 @@ TEST_CASE("conv2d_relu weight and bias gradients when the input needs none (one 
 
 TEST_CASE("conv2d gradient ops are differentiable on their own") {
   Generator gen(17);
-  const Conv2dOptions o{.stride = 2, .padding = {1, 0}, .dilation = {1, 2}, .groups = 2};
+  const Conv2dArgs o{.stride = 2, .padding = {1, 0}, .dilation = {1, 2}, .groups = 2};
   const Shape xs = {2, 4, 6, 7}, ws = {4, 2, 3, 2};
   Tensor x = random(xs, gen).requires_grad_();
   Tensor w = random(ws, gen).requires_grad_();
@@ -281,7 +281,7 @@ TEST_CASE("conv2d rejects bad input with clear messages") {
 TEST_CASE("conv2d gives the same numbers on one thread and on two") {
   Generator gen(23);
   Tensor x = random({8, 16, 30, 30}, gen), w = random({8, 8, 3, 5}, gen);
-  const Conv2dOptions o{.stride = {1, 2}, .padding = {1, 2}, .dilation = {2, 1}, .groups = 2};
+  const Conv2dArgs o{.stride = {1, 2}, .padding = {1, 2}, .dilation = {2, 1}, .groups = 2};
   const int before = get_num_threads();
   TensorList results[2];
   Tensor g;
@@ -344,7 +344,7 @@ TEST_CASE("conv2d_relu_max_pool2d equals max_pool2d(conv2d_relu()): values and g
   struct PoolCase {
     const char* name;
     Shape x, w;
-    Conv2dOptions conv;
+    Conv2dArgs conv;
     MaxPool2dOptions pool;
     bool bias = true;
     bool zero_weight = false;  // every conv output is its bias: each window is a four-way tie
@@ -396,7 +396,7 @@ TEST_CASE("conv2d_relu_max_pool2d equals max_pool2d(conv2d_relu()): values and g
 
 TEST_CASE("conv2d_relu_max_pool2d gradient checks, first and second order") {
   Generator gen(37);
-  const Conv2dOptions conv{.padding = 1};
+  const Conv2dArgs conv{.padding = 1};
   const MaxPool2dOptions pool{.kernel = 2};
   Tensor x = random({2, 2, 7, 8}, gen).requires_grad_();
   Tensor w = random({3, 2, 3, 3}, gen).requires_grad_(), b = random({3}, gen).requires_grad_();
