@@ -1,9 +1,9 @@
 // broadcast_to and sum_to: each a kernel (kernels/broadcast.hpp) and its backward, the other.
-#include "autograd/broadcast.hpp"
+#include "tapegrad/autograd/broadcast.hpp"
 
-#include "autograd/dispatch.hpp"
-#include "autograd/function.hpp"
-#include "kernels/broadcast.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/kernels/broadcast.hpp"
 
 namespace tg {
 

@@ -4,7 +4,7 @@
 // that differentiate into each other.
 #include <string_view>
 
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg {
 

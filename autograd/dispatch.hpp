@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "autograd/dtype.hpp"
-#include "autograd/error.hpp"
+#include "tapegrad/autograd/dtype.hpp"
+#include "tapegrad/autograd/error.hpp"
 
 namespace tg {
 

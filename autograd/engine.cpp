@@ -5,12 +5,12 @@
 #include <queue>
 #include <unordered_map>
 
-#include "autograd/broadcast.hpp"
-#include "autograd/detail/tensor_impl.hpp"
-#include "autograd/dispatch.hpp"
-#include "autograd/function.hpp"
-#include "autograd/grad_mode.hpp"
-#include "kernels/elementwise.hpp"
+#include "tapegrad/autograd/broadcast.hpp"
+#include "tapegrad/autograd/detail/tensor_impl.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/kernels/elementwise.hpp"
 
 namespace tg {
 namespace {

@@ -21,7 +21,7 @@
 #include <memory>
 #include <string>
 
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg {
 

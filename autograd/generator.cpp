@@ -1,8 +1,8 @@
-#include "autograd/generator.hpp"
+#include "tapegrad/autograd/generator.hpp"
 
 #include <sstream>
 
-#include "autograd/dispatch.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
 
 namespace tg {
 

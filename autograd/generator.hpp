@@ -6,7 +6,7 @@
 #include <random>
 #include <string>
 
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg {
 

@@ -1,4 +1,4 @@
-#include "autograd/runtime.hpp"
+#include "tapegrad/autograd/runtime.hpp"
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -6,9 +6,9 @@
 
 #include <cstdlib>
 
-#include "autograd/error.hpp"
-#include "kernels/cpu.hpp"
-#include "kernels/parallel.hpp"
+#include "tapegrad/autograd/error.hpp"
+#include "tapegrad/kernels/cpu.hpp"
+#include "tapegrad/kernels/parallel.hpp"
 
 namespace tg {
 

@@ -1,4 +1,4 @@
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 #include <fmt/ostream.h>
 
@@ -10,12 +10,12 @@
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xio.hpp>
 
-#include "autograd/broadcast.hpp"
-#include "autograd/detail/tensor_impl.hpp"
-#include "autograd/dispatch.hpp"
-#include "autograd/function.hpp"
-#include "autograd/grad_mode.hpp"
-#include "kernels/broadcast.hpp"
+#include "tapegrad/autograd/broadcast.hpp"
+#include "tapegrad/autograd/detail/tensor_impl.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/kernels/broadcast.hpp"
 
 namespace tg {
 namespace {

@@ -10,8 +10,8 @@
 #include <vector>
 #include <xtensor/xarray.hpp>
 
-#include "autograd/dtype.hpp"
-#include "autograd/error.hpp"
+#include "tapegrad/autograd/dtype.hpp"
+#include "tapegrad/autograd/error.hpp"
 
 namespace tg {
 

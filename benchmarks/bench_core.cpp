@@ -3,7 +3,7 @@
 #include <cblas.h>
 
 #include "bench_common.hpp"
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 int main(int argc, char** argv) {
   const auto [threads, quick, only, data] = bench::parse_args(argc, argv, "tapegrad core benchmarks");

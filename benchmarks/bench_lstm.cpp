@@ -4,13 +4,13 @@
 #include <ctime>
 
 #include "bench_common.hpp"
-#include "datasets/mnist.hpp"
-#include "nn/linear.hpp"
-#include "nn/rnn.hpp"
-#include "nn/sequential.hpp"
-#include "ops/loss.hpp"
-#include "optim/adam.hpp"
-#include "tapegrad.hpp"
+#include "tapegrad/datasets/mnist.hpp"
+#include "tapegrad/nn/linear.hpp"
+#include "tapegrad/nn/rnn.hpp"
+#include "tapegrad/nn/sequential.hpp"
+#include "tapegrad/ops/loss.hpp"
+#include "tapegrad/optim/adam.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 namespace {
 

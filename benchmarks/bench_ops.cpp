@@ -2,7 +2,7 @@
 // cross_entropy and an elementwise chain, forward and forward+backward, on the same shapes
 // and under the same workload names as bench_torch.py. Prints JSON lines (bench_common.hpp).
 #include "bench_common.hpp"
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 int main(int argc, char** argv) {
   const auto [threads, quick, only, data] = bench::parse_args(argc, argv, "tapegrad per-op benchmarks");

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 namespace {
 

@@ -12,7 +12,7 @@
 #include <vector>
 #include <xtensor/xadapt.hpp>
 
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 using namespace tg;
 using Clock = std::chrono::steady_clock;

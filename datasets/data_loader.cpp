@@ -1,4 +1,4 @@
-#include "datasets/data_loader.hpp"
+#include "tapegrad/datasets/data_loader.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "autograd/dispatch.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
 
 namespace tg::datasets {
 

@@ -9,8 +9,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "autograd/generator.hpp"
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/generator.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg::datasets {
 

@@ -1,4 +1,4 @@
-#include "datasets/download.hpp"
+#include "tapegrad/datasets/download.hpp"
 
 #include <curl/curl.h>
 #include <fmt/format.h>
@@ -14,9 +14,9 @@
 #include <mutex>
 #include <vector>
 
-#include "autograd/detail/atomic_file.hpp"
-#include "autograd/error.hpp"
-#include "datasets/detail/sha256.hpp"
+#include "tapegrad/autograd/detail/atomic_file.hpp"
+#include "tapegrad/autograd/error.hpp"
+#include "tapegrad/datasets/detail/sha256.hpp"
 
 namespace tg::datasets {
 namespace {

@@ -1,4 +1,4 @@
-#include "datasets/idx.hpp"
+#include "tapegrad/datasets/idx.hpp"
 
 #include <zlib.h>
 
@@ -12,7 +12,7 @@
 #include <optional>
 #include <span>
 
-#include "datasets/detail/sha256.hpp"
+#include "tapegrad/datasets/detail/sha256.hpp"
 
 namespace tg::datasets {
 namespace {

@@ -1,4 +1,4 @@
-#include "datasets/mnist.hpp"
+#include "tapegrad/datasets/mnist.hpp"
 
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -11,8 +11,8 @@
 #include <optional>
 #include <thread>
 
-#include "autograd/runtime.hpp"
-#include "datasets/idx.hpp"
+#include "tapegrad/autograd/runtime.hpp"
+#include "tapegrad/datasets/idx.hpp"
 
 namespace tg::datasets {
 

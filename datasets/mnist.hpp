@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "datasets/data_loader.hpp"
-#include "datasets/download.hpp"
+#include "tapegrad/datasets/data_loader.hpp"
+#include "tapegrad/datasets/download.hpp"
 
 namespace tg::datasets {
 

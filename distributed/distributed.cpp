@@ -1,4 +1,4 @@
-#include "distributed/distributed.hpp"
+#include "tapegrad/distributed/distributed.hpp"
 
 #include <climits>
 #include <cstdint>
@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "autograd/dispatch.hpp"
-#include "autograd/grad_mode.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/grad_mode.hpp"
 
 #if TG_HAVE_MPI
 #include <mpi.h>

@@ -2,15 +2,15 @@
 // chosen for the CPU at run time, measured 1.1-3x faster than OpenBLAS's on every shape tapegrad
 // makes, most on the thin products of small dense layers: [32, 5408] x [5408, 10] 88 -> 50 us),
 // float64 through OpenBLAS's dgemm.
-#include "kernels/blas.hpp"
+#include "tapegrad/kernels/blas.hpp"
 
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
 
-#include "kernels/omp_guard.hpp"
-#include "kernels/parallel.hpp"
+#include "tapegrad/kernels/omp_guard.hpp"
+#include "tapegrad/kernels/parallel.hpp"
 
 namespace tg::kernels {
 namespace {

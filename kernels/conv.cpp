@@ -1,9 +1,9 @@
 // conv2d's kernels: each picks its kernel family (kernels/conv_paths.hpp).
-#include "kernels/conv.hpp"
+#include "tapegrad/kernels/conv.hpp"
 
 #include <type_traits>
 
-#include "kernels/conv_paths.hpp"
+#include "tapegrad/kernels/conv_paths.hpp"
 
 namespace tg::kernels {
 

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/conv_geometry.hpp"
+#include "tapegrad/kernels/conv_geometry.hpp"
 
 namespace tg::kernels {
 

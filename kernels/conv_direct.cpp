@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "kernels/conv_paths.hpp"
-#include "kernels/parallel.hpp"
-#include "kernels/simd.hpp"
+#include "tapegrad/kernels/conv_paths.hpp"
+#include "tapegrad/kernels/parallel.hpp"
+#include "tapegrad/kernels/simd.hpp"
 
 namespace tg::kernels::TG_ISA {
 namespace {

@@ -19,10 +19,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "kernels/conv_paths.hpp"
-#include "kernels/error.hpp"
-#include "kernels/omp_guard.hpp"
-#include "kernels/parallel.hpp"
+#include "tapegrad/kernels/conv_paths.hpp"
+#include "tapegrad/kernels/error.hpp"
+#include "tapegrad/kernels/omp_guard.hpp"
+#include "tapegrad/kernels/parallel.hpp"
 
 namespace tg::kernels::dnnl_conv {
 namespace {

@@ -6,9 +6,9 @@
 #include <cstring>
 #include <memory>
 
-#include "kernels/blas.hpp"
-#include "kernels/conv_paths.hpp"
-#include "kernels/parallel.hpp"
+#include "tapegrad/kernels/blas.hpp"
+#include "tapegrad/kernels/conv_paths.hpp"
+#include "tapegrad/kernels/parallel.hpp"
 
 namespace tg::kernels::im2col {
 namespace {

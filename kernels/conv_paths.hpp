@@ -3,8 +3,8 @@
 // Shapes as in kernels/conv.hpp.
 #include <cstddef>
 
-#include "kernels/conv_geometry.hpp"
-#include "kernels/cpu.hpp"
+#include "tapegrad/kernels/conv_geometry.hpp"
+#include "tapegrad/kernels/cpu.hpp"
 
 namespace tg::kernels {
 

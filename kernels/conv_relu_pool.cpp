@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <vector>
 
-#include "kernels/conv.hpp"
-#include "kernels/conv_paths.hpp"
-#include "kernels/parallel.hpp"
-#include "kernels/simd.hpp"
-#include "kernels/window_max.hpp"
+#include "tapegrad/kernels/conv.hpp"
+#include "tapegrad/kernels/conv_paths.hpp"
+#include "tapegrad/kernels/parallel.hpp"
+#include "tapegrad/kernels/simd.hpp"
+#include "tapegrad/kernels/window_max.hpp"
 
 namespace tg::kernels::TG_ISA {
 namespace {

@@ -1,9 +1,9 @@
-#include "kernels/cpu.hpp"
+#include "tapegrad/kernels/cpu.hpp"
 
 #include <atomic>
 #include <cstdlib>
 
-#include "kernels/error.hpp"
+#include "tapegrad/kernels/error.hpp"
 
 namespace tg::kernels {
 namespace {

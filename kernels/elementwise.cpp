@@ -1,10 +1,10 @@
 // The elementwise kernels of kernels/elementwise.hpp for one instruction set (TG_ISA): each a
 // switch on the op, then one SIMD loop with a scalar tail.
-#include "kernels/elementwise.hpp"
+#include "tapegrad/kernels/elementwise.hpp"
 
 #include <limits>
 
-#include "kernels/simd.hpp"
+#include "tapegrad/kernels/simd.hpp"
 
 namespace tg::kernels::TG_ISA {
 namespace {

@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <random>
 
-#include "kernels/broadcast.hpp"
-#include "kernels/cpu.hpp"
+#include "tapegrad/kernels/broadcast.hpp"
+#include "tapegrad/kernels/cpu.hpp"
 
 namespace tg::kernels {
 

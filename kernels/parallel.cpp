@@ -1,4 +1,4 @@
-#include "kernels/parallel.hpp"
+#include "tapegrad/kernels/parallel.hpp"
 
 #include <algorithm>
 #include <atomic>

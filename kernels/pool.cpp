@@ -1,13 +1,13 @@
 // The pooling kernels of kernels/pool.hpp for one instruction set (TG_ISA).
-#include "kernels/pool.hpp"
+#include "tapegrad/kernels/pool.hpp"
 
 #include <cmath>
 #include <limits>
 #include <vector>
 
-#include "kernels/parallel.hpp"
-#include "kernels/simd.hpp"
-#include "kernels/window_max.hpp"
+#include "tapegrad/kernels/parallel.hpp"
+#include "tapegrad/kernels/simd.hpp"
+#include "tapegrad/kernels/window_max.hpp"
 
 namespace tg::kernels::TG_ISA {
 namespace {

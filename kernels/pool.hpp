@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <utility>
 
-#include "kernels/cpu.hpp"
+#include "tapegrad/kernels/cpu.hpp"
 
 namespace tg::kernels {
 

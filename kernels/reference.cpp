@@ -1,4 +1,4 @@
-#include "kernels/reference.hpp"
+#include "tapegrad/kernels/reference.hpp"
 
 #include <cmath>
 #include <limits>

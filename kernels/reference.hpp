@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/conv_geometry.hpp"
-#include "kernels/pool.hpp"
+#include "tapegrad/kernels/conv_geometry.hpp"
+#include "tapegrad/kernels/pool.hpp"
 
 namespace tg::kernels::reference {
 

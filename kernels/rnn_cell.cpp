@@ -1,9 +1,9 @@
 // The LSTM cell kernels of kernels/rnn_cell.hpp for one instruction set (TG_ISA).
-#include "kernels/rnn_cell.hpp"
+#include "tapegrad/kernels/rnn_cell.hpp"
 
 #include <algorithm>
 
-#include "kernels/simd.hpp"
+#include "tapegrad/kernels/simd.hpp"
 
 namespace tg::kernels::TG_ISA {
 namespace {

@@ -4,7 +4,7 @@
 // compiles them once per instruction set; these functions run the active level's.
 #include <cstddef>
 
-#include "kernels/cpu.hpp"
+#include "tapegrad/kernels/cpu.hpp"
 
 namespace tg::kernels {
 

@@ -11,7 +11,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "kernels/cpu.hpp"
+#include "tapegrad/kernels/cpu.hpp"
 
 #if !defined(TG_ISA) || !defined(TG_ISA_LEVEL)
 #error "kernels/simd.hpp is for the SIMD kernel files: CMake compiles them once per instruction set (TG_ISA)"

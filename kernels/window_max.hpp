@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "kernels/simd.hpp"
+#include "tapegrad/kernels/simd.hpp"
 
 namespace tg::kernels::TG_ISA {
 

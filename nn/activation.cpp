@@ -1,7 +1,7 @@
-#include "nn/activation.hpp"
+#include "tapegrad/nn/activation.hpp"
 
-#include "ops/elementwise.hpp"
-#include "ops/softmax.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/softmax.hpp"
 
 namespace tg::nn {
 

@@ -3,7 +3,7 @@
 // Conv2d can fuse, as Keras's Dense(..., activation="relu").
 #include <string>
 
-#include "nn/module.hpp"
+#include "tapegrad/nn/module.hpp"
 
 namespace tg::nn {
 

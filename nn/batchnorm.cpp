@@ -1,7 +1,7 @@
-#include "nn/batchnorm.hpp"
+#include "tapegrad/nn/batchnorm.hpp"
 
-#include "autograd/grad_mode.hpp"
-#include "ops/norm.hpp"
+#include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/ops/norm.hpp"
 
 namespace tg::nn {
 

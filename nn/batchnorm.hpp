@@ -1,6 +1,6 @@
 #pragma once
 // Batch normalization layers with running statistics (PyTorch's BatchNorm1d / BatchNorm2d).
-#include "nn/module.hpp"
+#include "tapegrad/nn/module.hpp"
 
 namespace tg::nn {
 

@@ -1,9 +1,9 @@
-#include "nn/conv.hpp"
+#include "tapegrad/nn/conv.hpp"
 
-#include "nn/flatten.hpp"
-#include "nn/init.hpp"
-#include "nn/pooling.hpp"
-#include "ops/shape.hpp"
+#include "tapegrad/nn/flatten.hpp"
+#include "tapegrad/nn/init.hpp"
+#include "tapegrad/nn/pooling.hpp"
+#include "tapegrad/ops/shape.hpp"
 
 namespace tg::nn {
 

@@ -1,10 +1,10 @@
 #pragma once
 #include <optional>
 // Conv2d: a 2-D convolution layer over NCHW inputs (Keras's Conv2D, PyTorch's Conv2d).
-#include "autograd/generator.hpp"
-#include "nn/activation.hpp"
-#include "nn/module.hpp"
-#include "ops/conv.hpp"
+#include "tapegrad/autograd/generator.hpp"
+#include "tapegrad/nn/activation.hpp"
+#include "tapegrad/nn/module.hpp"
+#include "tapegrad/ops/conv.hpp"
 
 namespace tg::nn {
 

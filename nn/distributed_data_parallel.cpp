@@ -1,13 +1,13 @@
-#include "nn/distributed_data_parallel.hpp"
+#include "tapegrad/nn/distributed_data_parallel.hpp"
 
 #include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "autograd/function.hpp"
-#include "autograd/grad_mode.hpp"
-#include "distributed/distributed.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/distributed/distributed.hpp"
 
 namespace tg::nn {
 

@@ -24,7 +24,7 @@
 #include <cstddef>
 #include <memory>
 
-#include "nn/module.hpp"
+#include "tapegrad/nn/module.hpp"
 
 namespace tg::nn {
 

@@ -1,6 +1,6 @@
-#include "nn/dropout.hpp"
+#include "tapegrad/nn/dropout.hpp"
 
-#include "ops/dropout.hpp"
+#include "tapegrad/ops/dropout.hpp"
 
 namespace tg::nn {
 

@@ -1,7 +1,7 @@
 #pragma once
 // Dropout layer: zeroes random elements in training, the identity in evaluation.
-#include "autograd/generator.hpp"
-#include "nn/module.hpp"
+#include "tapegrad/autograd/generator.hpp"
+#include "tapegrad/nn/module.hpp"
 
 namespace tg::nn {
 

@@ -1,6 +1,6 @@
-#include "nn/flatten.hpp"
+#include "tapegrad/nn/flatten.hpp"
 
-#include "ops/shape.hpp"
+#include "tapegrad/ops/shape.hpp"
 
 namespace tg::nn {
 

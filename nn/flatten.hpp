@@ -1,6 +1,6 @@
 #pragma once
 // Flatten: collapses axes, by default all but the batch axis (Keras's Flatten).
-#include "nn/module.hpp"
+#include "tapegrad/nn/module.hpp"
 
 namespace tg::nn {
 

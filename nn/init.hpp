@@ -7,8 +7,8 @@
 // Keras's Dense and Conv2D (PyTorch instead uses kaiming_uniform(a=sqrt(5)) with a uniform bias).
 #include <string_view>
 
-#include "autograd/generator.hpp"
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/generator.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg::nn::init {
 

@@ -1,7 +1,7 @@
-#include "nn/linear.hpp"
+#include "tapegrad/nn/linear.hpp"
 
-#include "nn/init.hpp"
-#include "ops/linalg.hpp"
+#include "tapegrad/nn/init.hpp"
+#include "tapegrad/ops/linalg.hpp"
 
 namespace tg::nn {
 

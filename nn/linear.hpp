@@ -1,9 +1,9 @@
 #pragma once
 #include <optional>
 // Linear: the fully connected layer (Keras's Dense).
-#include "autograd/generator.hpp"
-#include "nn/activation.hpp"
-#include "nn/module.hpp"
+#include "tapegrad/autograd/generator.hpp"
+#include "tapegrad/nn/activation.hpp"
+#include "tapegrad/nn/module.hpp"
 
 namespace tg::nn {
 

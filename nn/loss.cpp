@@ -1,4 +1,4 @@
-#include "nn/loss.hpp"
+#include "tapegrad/nn/loss.hpp"
 
 #include <fmt/format.h>
 

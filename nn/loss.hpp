@@ -3,8 +3,8 @@
 // (input, target) that also convert to nn::LossFn for Model::compile.
 #include <string>
 
-#include "autograd/tensor.hpp"
-#include "ops/loss.hpp"
+#include "tapegrad/autograd/tensor.hpp"
+#include "tapegrad/ops/loss.hpp"
 
 namespace tg::nn {
 

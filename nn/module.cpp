@@ -1,4 +1,4 @@
-#include "nn/module.hpp"
+#include "tapegrad/nn/module.hpp"
 
 #include <cxxabi.h>
 
@@ -8,8 +8,8 @@
 #include <sstream>
 #include <typeinfo>
 
-#include "autograd/grad_mode.hpp"
-#include "ops/elementwise.hpp"
+#include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/ops/elementwise.hpp"
 
 namespace tg::nn {
 

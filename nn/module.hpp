@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "autograd/tensor.hpp"
-#include "nn/regularizer.hpp"
+#include "tapegrad/autograd/tensor.hpp"
+#include "tapegrad/nn/regularizer.hpp"
 
 namespace tg::nn {
 

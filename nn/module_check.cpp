@@ -1,7 +1,7 @@
-#include "nn/module_check.hpp"
+#include "tapegrad/nn/module_check.hpp"
 
-#include "autograd/function.hpp"
-#include "autograd/grad_mode.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/grad_mode.hpp"
 
 namespace tg::nn {
 namespace {

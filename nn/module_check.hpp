@@ -2,9 +2,9 @@
 // A generic gradient check for any module: with respect to its input and every parameter.
 #include <cstdint>
 
-#include "autograd/generator.hpp"
-#include "nn/module.hpp"
-#include "ops/gradcheck.hpp"
+#include "tapegrad/autograd/generator.hpp"
+#include "tapegrad/nn/module.hpp"
+#include "tapegrad/ops/gradcheck.hpp"
 
 namespace tg::nn {
 

@@ -1,4 +1,4 @@
-#include "nn/pooling.hpp"
+#include "tapegrad/nn/pooling.hpp"
 
 namespace tg::nn {
 namespace {

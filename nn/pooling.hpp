@@ -2,8 +2,8 @@
 // Pooling layers over NCHW inputs: MaxPool2d, AvgPool2d and GlobalAvgPool2d.
 #include <optional>
 
-#include "nn/module.hpp"
-#include "ops/pool.hpp"
+#include "tapegrad/nn/module.hpp"
+#include "tapegrad/ops/pool.hpp"
 
 namespace tg::nn {
 

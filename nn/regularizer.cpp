@@ -1,9 +1,9 @@
-#include "nn/regularizer.hpp"
+#include "tapegrad/nn/regularizer.hpp"
 
 #include <cmath>
 
-#include "ops/elementwise.hpp"
-#include "ops/reduce.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/reduce.hpp"
 
 namespace tg::nn {
 

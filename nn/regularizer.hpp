@@ -5,7 +5,7 @@
 //   L1(λ): λ·Σ|w|      L2(λ): λ·Σw²  (no ½, as Keras)      L1L2(λ1, λ2): both
 #include <string>
 
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg::nn {
 

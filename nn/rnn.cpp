@@ -1,14 +1,14 @@
-#include "nn/rnn.hpp"
+#include "tapegrad/nn/rnn.hpp"
 
 #include <cmath>
 #include <functional>
 
-#include "autograd/grad_mode.hpp"
-#include "nn/init.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/linalg.hpp"
-#include "ops/rnn.hpp"
-#include "ops/shape.hpp"
+#include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/nn/init.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/linalg.hpp"
+#include "tapegrad/ops/rnn.hpp"
+#include "tapegrad/ops/shape.hpp"
 
 namespace tg::nn {
 namespace {

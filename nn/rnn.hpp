@@ -7,8 +7,8 @@
 //   unless RecurrentInit::keras is chosen.
 // Each step is built from the tape's primitive ops (linear, slice, sigmoid, tanh, mul, add), so
 // gradients, double backward and float64 gradient checks come from the ops themselves.
-#include "autograd/generator.hpp"
-#include "nn/module.hpp"
+#include "tapegrad/autograd/generator.hpp"
+#include "tapegrad/nn/module.hpp"
 
 namespace tg::nn {
 

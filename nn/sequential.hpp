@@ -3,7 +3,7 @@
 #include <memory>
 #include <vector>
 
-#include "nn/module.hpp"
+#include "tapegrad/nn/module.hpp"
 
 namespace tg::nn {
 

@@ -1,4 +1,4 @@
-#include "nn/serialize.hpp"
+#include "tapegrad/nn/serialize.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -12,8 +12,8 @@
 #include <set>
 #include <sstream>
 
-#include "autograd/detail/atomic_file.hpp"
-#include "autograd/grad_mode.hpp"
+#include "tapegrad/autograd/detail/atomic_file.hpp"
+#include "tapegrad/autograd/grad_mode.hpp"
 
 namespace tg::nn {
 

@@ -3,16 +3,16 @@
 // (conv ↔ backward_input ↔ backward_weight), which makes conv2d twice differentiable;
 // conv2d_relu is conv2d with the activation fused in, and conv2d_relu_max_pool2d that followed by
 // a 2x2 max pooling.
-#include "ops/conv.hpp"
+#include "tapegrad/ops/conv.hpp"
 
-#include "autograd/dispatch.hpp"
-#include "autograd/function.hpp"
-#include "kernels/conv.hpp"
-#include "kernels/elementwise.hpp"
-#include "ops/detail/map.hpp"
-#include "ops/detail/pool_backward.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/shape.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/kernels/conv.hpp"
+#include "tapegrad/kernels/elementwise.hpp"
+#include "tapegrad/ops/detail/map.hpp"
+#include "tapegrad/ops/detail/pool_backward.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/shape.hpp"
 
 namespace tg {
 namespace {

@@ -2,9 +2,9 @@
 // 2-D convolution (NCHW): a direct SIMD kernel when the input has few taps (C_in*kH*kW <= 32 at
 // unit stride), else oneDNN's kernels in float32, else im2col + one BLAS GEMM per group for a
 // whole batch chunk (float64, and whatever oneDNN has no kernel for).
-#include "autograd/tensor.hpp"
-#include "ops/pool.hpp"
-#include "ops/window.hpp"
+#include "tapegrad/autograd/tensor.hpp"
+#include "tapegrad/ops/pool.hpp"
+#include "tapegrad/ops/window.hpp"
 
 namespace tg {
 

@@ -1,9 +1,9 @@
-#include "ops/dropout.hpp"
+#include "tapegrad/ops/dropout.hpp"
 
-#include "autograd/dispatch.hpp"
-#include "autograd/function.hpp"
-#include "kernels/elementwise.hpp"
-#include "ops/elementwise.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/kernels/elementwise.hpp"
+#include "tapegrad/ops/elementwise.hpp"
 
 namespace tg {
 

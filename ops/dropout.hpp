@@ -1,7 +1,7 @@
 #pragma once
 // Dropout with inverted scaling.
-#include "autograd/generator.hpp"
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/generator.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg {
 

@@ -1,12 +1,12 @@
 // Elementwise ops: forward kernel, then the recorded backward right below it.
-#include "ops/elementwise.hpp"
+#include "tapegrad/ops/elementwise.hpp"
 
 #include <cmath>
 #include <limits>
 #include <xtensor/xbroadcast.hpp>
 
-#include "autograd/function.hpp"
-#include "ops/detail/map.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/ops/detail/map.hpp"
 
 namespace tg {
 

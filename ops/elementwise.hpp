@@ -1,7 +1,7 @@
 #pragma once
 // Differentiable elementwise ops with NumPy broadcasting.
-#include "autograd/broadcast.hpp"  // broadcast_shapes
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/broadcast.hpp"  // broadcast_shapes
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg {
 

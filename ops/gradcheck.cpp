@@ -1,13 +1,13 @@
-#include "ops/gradcheck.hpp"
+#include "tapegrad/ops/gradcheck.hpp"
 
 #include <cmath>
 #include <limits>
 
-#include "autograd/function.hpp"
-#include "autograd/generator.hpp"
-#include "autograd/grad_mode.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/reduce.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/generator.hpp"
+#include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/reduce.hpp"
 
 namespace tg {
 namespace {

@@ -2,16 +2,16 @@
 // dims, with the transposes passed to BLAS as flags. Its gradients are the same op with other
 // flags and the input's batch shape as target, so backward never copies a transpose, weight
 // gradients of broadcast operands accumulate in BLAS through beta = 1, and double backward works.
-#include "ops/linalg.hpp"
+#include "tapegrad/ops/linalg.hpp"
 
 #include <algorithm>
 
-#include "autograd/dispatch.hpp"
-#include "autograd/function.hpp"
-#include "kernels/blas.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/reduce.hpp"
-#include "ops/shape.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/kernels/blas.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/reduce.hpp"
+#include "tapegrad/ops/shape.hpp"
 
 namespace tg {
 namespace {

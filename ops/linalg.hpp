@@ -1,6 +1,6 @@
 #pragma once
 // Matrix products (kernels/blas.hpp).
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg {
 

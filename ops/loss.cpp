@@ -1,17 +1,17 @@
 // Losses. Each computes per-sample values (one fused kernel where it pays), then the reduction
 // as an ordinary mean/sum op.
-#include "ops/loss.hpp"
+#include "tapegrad/ops/loss.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-#include "autograd/dispatch.hpp"
-#include "autograd/function.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/reduce.hpp"
-#include "ops/shape.hpp"
-#include "ops/softmax.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/reduce.hpp"
+#include "tapegrad/ops/shape.hpp"
+#include "tapegrad/ops/softmax.hpp"
 
 namespace tg {
 namespace {

@@ -2,7 +2,7 @@
 // Loss functions with PyTorch's reductions.
 #include <cstdint>
 
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg {
 

@@ -1,16 +1,16 @@
 // batch_norm: fused per-channel kernels over x viewed as [N, C, S]. The training backward is one
 // fused pass for a plain backward, and differentiable ops recomputing the statistics from the
 // saved x when the backward itself is recorded (create_graph).
-#include "ops/norm.hpp"
+#include "tapegrad/ops/norm.hpp"
 
 #include <cmath>
 #include <numeric>
 
-#include "autograd/dispatch.hpp"
-#include "autograd/function.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/reduce.hpp"
-#include "ops/shape.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/reduce.hpp"
+#include "tapegrad/ops/shape.hpp"
 
 namespace tg {
 namespace {

@@ -1,6 +1,6 @@
 #pragma once
 // Batch normalization.
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg {
 

@@ -1,16 +1,16 @@
 // Pooling. Max pooling finds value and argmax in one pass; its backward is a scatter to the
 // saved argmax, whose own backward is the matching gather (and back), so it is differentiable to
 // any order. Average pooling and its backward are each other's adjoints in the same way.
-#include "ops/pool.hpp"
+#include "tapegrad/ops/pool.hpp"
 
 #include <algorithm>
 
-#include "autograd/dispatch.hpp"
-#include "autograd/function.hpp"
-#include "kernels/pool.hpp"
-#include "ops/detail/pool_backward.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/shape.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/kernels/pool.hpp"
+#include "tapegrad/ops/detail/pool_backward.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/shape.hpp"
 
 namespace tg {
 namespace {

@@ -1,7 +1,7 @@
 #pragma once
 // 2-D pooling (NCHW): max (routing the gradient to the argmax), average and global average.
-#include "autograd/tensor.hpp"
-#include "ops/window.hpp"
+#include "tapegrad/autograd/tensor.hpp"
+#include "tapegrad/ops/window.hpp"
 
 namespace tg {
 

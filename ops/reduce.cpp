@@ -1,14 +1,14 @@
 // Reductions: forward kernel, then the recorded backward right below it.
-#include "ops/reduce.hpp"
+#include "tapegrad/ops/reduce.hpp"
 
 #include <algorithm>
 #include <limits>
 #include <numeric>
 
-#include "autograd/dispatch.hpp"
-#include "autograd/function.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/shape.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/shape.hpp"
 
 namespace tg {
 

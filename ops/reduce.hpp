@@ -2,8 +2,8 @@
 // Differentiable reductions over all axes or chosen axes (negative axes count from the end).
 #include <vector>
 
-#include "autograd/broadcast.hpp"  // sum_to
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/broadcast.hpp"  // sum_to
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg {
 

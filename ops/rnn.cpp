@@ -1,16 +1,16 @@
 // The LSTM cell ops: each a kernel (kernels/rnn_cell.hpp) and its backward. The plain backward
 // runs one kernel; when the backward itself is recorded (create_graph) it is written with
 // differentiable ops instead, so that gradients of gradients work.
-#include "ops/rnn.hpp"
+#include "tapegrad/ops/rnn.hpp"
 
 #include <algorithm>
 
-#include "autograd/dispatch.hpp"
-#include "autograd/function.hpp"
-#include "kernels/rnn_cell.hpp"
-#include "ops/detail/map.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/shape.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/kernels/rnn_cell.hpp"
+#include "tapegrad/ops/detail/map.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/shape.hpp"
 
 namespace tg {
 namespace {

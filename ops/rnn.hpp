@@ -5,7 +5,7 @@
 // Each is twice differentiable.
 #include <cstddef>
 
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg {
 

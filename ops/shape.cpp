@@ -1,5 +1,5 @@
 // Shape ops: forward kernel, then the recorded backward right below it.
-#include "ops/shape.hpp"
+#include "tapegrad/ops/shape.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -8,11 +8,11 @@
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xmanipulation.hpp>
 
-#include "autograd/dispatch.hpp"
-#include "autograd/function.hpp"
-#include "kernels/parallel.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/reduce.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/kernels/parallel.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/reduce.hpp"
 
 namespace tg {
 namespace {

@@ -3,8 +3,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "autograd/broadcast.hpp"  // broadcast_to
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/broadcast.hpp"  // broadcast_to
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg {
 

@@ -1,16 +1,16 @@
 // softmax / log_softmax: fused forward kernels, and backward either as one fused loop (plain
 // backward) or, when the backward itself is being recorded (create_graph), as differentiable ops
 // on the saved output.
-#include "ops/softmax.hpp"
+#include "tapegrad/ops/softmax.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-#include "autograd/dispatch.hpp"
-#include "autograd/function.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/reduce.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/reduce.hpp"
 
 namespace tg {
 namespace {

@@ -1,6 +1,6 @@
 #pragma once
 // softmax and log_softmax over one axis, shifted by the maximum so that logits of ±1e4 stay finite.
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg {
 

@@ -4,7 +4,7 @@
 #include <optional>
 #include <string_view>
 
-#include "autograd/error.hpp"
+#include "tapegrad/autograd/error.hpp"
 
 namespace tg {
 

@@ -1,10 +1,10 @@
-#include "optim/adam.hpp"
+#include "tapegrad/optim/adam.hpp"
 
 #include <algorithm>
 #include <cmath>
 
-#include "autograd/dispatch.hpp"
-#include "autograd/runtime.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/runtime.hpp"
 
 namespace tg::optim {
 namespace {

@@ -1,9 +1,9 @@
-#include "optim/clip_grad.hpp"
+#include "tapegrad/optim/clip_grad.hpp"
 
 #include <algorithm>
 #include <cmath>
 
-#include "autograd/dispatch.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
 
 namespace tg::optim {
 

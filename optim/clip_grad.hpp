@@ -2,7 +2,7 @@
 // Gradient clipping over a list of parameters (PyTorch's torch.nn.utils.clip_grad_*).
 #include <limits>
 
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg::optim {
 

@@ -1,4 +1,4 @@
-#include "optim/lr_scheduler.hpp"
+#include "tapegrad/optim/lr_scheduler.hpp"
 
 #include <cmath>
 #include <limits>

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "optim/optimizer.hpp"
+#include "tapegrad/optim/optimizer.hpp"
 
 namespace tg::optim {
 

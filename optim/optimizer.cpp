@@ -1,11 +1,11 @@
-#include "optim/optimizer.hpp"
+#include "tapegrad/optim/optimizer.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <set>
 
-#include "autograd/function.hpp"
-#include "autograd/grad_mode.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/grad_mode.hpp"
 
 namespace tg::optim {
 

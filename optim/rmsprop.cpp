@@ -1,8 +1,8 @@
-#include "optim/rmsprop.hpp"
+#include "tapegrad/optim/rmsprop.hpp"
 
 #include <cmath>
 
-#include "autograd/dispatch.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
 
 namespace tg::optim {
 

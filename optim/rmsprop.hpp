@@ -1,6 +1,6 @@
 #pragma once
 // RMSprop with PyTorch's options: smoothing alpha, eps, momentum, centered, weight decay.
-#include "optim/optimizer.hpp"
+#include "tapegrad/optim/optimizer.hpp"
 
 namespace tg::optim {
 

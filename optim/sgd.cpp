@@ -1,6 +1,6 @@
-#include "optim/sgd.hpp"
+#include "tapegrad/optim/sgd.hpp"
 
-#include "autograd/dispatch.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
 
 namespace tg::optim {
 

@@ -1,6 +1,6 @@
 #pragma once
 // Stochastic gradient descent with momentum, dampening, Nesterov and weight decay (PyTorch's).
-#include "optim/optimizer.hpp"
+#include "tapegrad/optim/optimizer.hpp"
 
 namespace tg::optim {
 

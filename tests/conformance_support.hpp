@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 namespace tg::conformance {
 

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "autograd/error.hpp"
-#include "autograd/runtime.hpp"
+#include "tapegrad/autograd/error.hpp"
+#include "tapegrad/autograd/runtime.hpp"
 
 int main(int argc, char** argv) {
   try {

@@ -4,7 +4,8 @@ optim, datasets and distributed see autograd only (nn may use distributed for da
 training); only the Keras-style training code (nn/train) sees optim
 and datasets. Internal headers (kernels/ and any detail/ folder) stay out of the public headers,
 the examples and the benchmarks. Each `#include "..."` of a project header is checked against the
-including file's folder.  Usage: layering_check.py SOURCE_DIR"""
+including file's folder, and must be spelled "tapegrad/<folder>/<file>" (a bare "nn/module.hpp"
+could pick up a user's header of that name).  Usage: layering_check.py SOURCE_DIR"""
 import pathlib
 import re
 import sys
@@ -24,7 +25,7 @@ ALLOWED = {
     "tapegrad.hpp": ["autograd/", "ops/", "nn/", "optim/", "datasets/", "distributed/"],
 }
 INTERNAL = re.compile(r"^kernels/(?!error\.hpp$)|/detail/")  # kernels/error.hpp holds tg::Error, public
-INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 
 def folder_rule(relative):
@@ -46,15 +47,24 @@ def main(root):
             continue
         public_header = path.suffix == ".hpp" and not INTERNAL.search(relative) and rule not in ("examples/",
                                                                                                  "benchmarks/")
-        for included in INCLUDE.findall(path.read_text()):
+        for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+            match = INCLUDE.match(line)
+            if not match:
+                continue
+            spelled = match.group(1)
+            included = spelled.removeprefix("tapegrad/")
+            where = f"{relative}:{line_number}"
             if not (root / included).exists() and not rule.startswith(("examples/", "benchmarks/")):
                 continue  # a system header spelled with quotes
             checked += 1
+            if spelled == included and not included.startswith("bench_"):
+                problems.append(f'{where}: includes "{spelled}"; spell it "tapegrad/{spelled}"')
+                continue
             within_train = rule == "nn/" and included.startswith("nn/train/")
             if within_train or not any(included.startswith(p) for p in ALLOWED[rule]):
-                problems.append(f"{relative}: includes {included}, outside what {rule} may see")
+                problems.append(f"{where}: includes {included}, outside what {rule} may see")
             elif INTERNAL.search(included) and (public_header or rule in ("examples/", "benchmarks/")):
-                problems.append(f"{relative}: includes the internal header {included}")
+                problems.append(f"{where}: includes the internal header {included}")
     for p in problems:
         print(p)
     print(f"{checked} includes checked; {len(problems)} break the dependency rule")

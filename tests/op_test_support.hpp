@@ -3,7 +3,7 @@
 // worst element when they fail.
 #include <doctest/doctest.h>
 
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 namespace tg::testing {
 

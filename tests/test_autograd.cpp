@@ -2,7 +2,7 @@
 // long chains, live-node counting, tg::grad and higher order.
 #include <doctest/doctest.h>
 
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 using namespace tg;
 

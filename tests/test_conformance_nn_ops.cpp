@@ -4,11 +4,11 @@
 // tapegrad's generator, so PyTorch's numbers cannot be reproduced. Tolerances: see
 // conformance_support.hpp (float64 rtol 1e-10, atol 1e-12; float32 rtol 1e-5, atol 5e-6).
 #include "conformance_support.hpp"
-#include "ops/conv.hpp"
-#include "ops/loss.hpp"
-#include "ops/norm.hpp"
-#include "ops/pool.hpp"
-#include "ops/softmax.hpp"
+#include "tapegrad/ops/conv.hpp"
+#include "tapegrad/ops/loss.hpp"
+#include "tapegrad/ops/norm.hpp"
+#include "tapegrad/ops/pool.hpp"
+#include "tapegrad/ops/softmax.hpp"
 
 using namespace tg;
 using namespace tg::conformance;

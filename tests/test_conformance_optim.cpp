@@ -7,11 +7,11 @@
 #include <memory>
 
 #include "conformance_support.hpp"
-#include "optim/adam.hpp"
-#include "optim/clip_grad.hpp"
-#include "optim/lr_scheduler.hpp"
-#include "optim/rmsprop.hpp"
-#include "optim/sgd.hpp"
+#include "tapegrad/optim/adam.hpp"
+#include "tapegrad/optim/clip_grad.hpp"
+#include "tapegrad/optim/lr_scheduler.hpp"
+#include "tapegrad/optim/rmsprop.hpp"
+#include "tapegrad/optim/sgd.hpp"
 
 using namespace tg;
 using namespace tg::conformance;

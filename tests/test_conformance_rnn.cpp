@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "conformance_support.hpp"
-#include "nn/rnn.hpp"
+#include "tapegrad/nn/rnn.hpp"
 
 using namespace tg;
 using namespace tg::conformance;

@@ -2,7 +2,7 @@
 // second order) over strides, padding, dilation, groups and odd shapes, and bad input.
 #include <doctest/doctest.h>
 
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 using namespace tg;
 

@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 #include "temp_dir.hpp"
 
 extern char** environ;

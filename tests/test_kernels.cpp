@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "autograd/generator.hpp"
-#include "autograd/runtime.hpp"
-#include "kernels/conv.hpp"
-#include "kernels/elementwise.hpp"
-#include "kernels/pool.hpp"
-#include "kernels/reference.hpp"
-#include "kernels/rnn_cell.hpp"
+#include "tapegrad/autograd/generator.hpp"
+#include "tapegrad/autograd/runtime.hpp"
+#include "tapegrad/kernels/conv.hpp"
+#include "tapegrad/kernels/elementwise.hpp"
+#include "tapegrad/kernels/pool.hpp"
+#include "tapegrad/kernels/reference.hpp"
+#include "tapegrad/kernels/rnn_cell.hpp"
 
 namespace {
 

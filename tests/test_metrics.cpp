@@ -2,9 +2,9 @@
 // class never predicted), Keras-style metric objects, and weight regularizers.
 #include <doctest/doctest.h>
 
-#include "nn/regularizer.hpp"
-#include "nn/train/metrics.hpp"
-#include "tapegrad.hpp"
+#include "tapegrad/nn/regularizer.hpp"
+#include "tapegrad/nn/train/metrics.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 using namespace tg;
 

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <sstream>
 
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 using namespace tg;
 

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <xtensor/xview.hpp>
 
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 using namespace tg;
 

@@ -7,7 +7,7 @@
 #include <limits>
 #include <memory>
 
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 using namespace tg;
 using Expected = std::vector<std::vector<double>>;

@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 #include "temp_dir.hpp"
 
 using namespace tg;

@@ -7,11 +7,11 @@
 #include <memory>
 #include <xtensor/xview.hpp>
 
-#include "nn/linear.hpp"
-#include "nn/module_check.hpp"
-#include "nn/rnn.hpp"
-#include "nn/sequential.hpp"
-#include "tapegrad.hpp"
+#include "tapegrad/nn/linear.hpp"
+#include "tapegrad/nn/module_check.hpp"
+#include "tapegrad/nn/rnn.hpp"
+#include "tapegrad/nn/sequential.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 using namespace tg;
 

@@ -12,7 +12,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 using namespace tg;
 namespace fs = std::filesystem;

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 namespace {
 std::ptrdiff_t process_threads() {

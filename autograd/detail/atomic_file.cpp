@@ -1,4 +1,4 @@
-#include "autograd/detail/atomic_file.hpp"
+#include "tapegrad/autograd/detail/atomic_file.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <random>
 
-#include "autograd/error.hpp"
+#include "tapegrad/autograd/error.hpp"
 
 namespace tg::detail {
 namespace {

@@ -8,7 +8,7 @@
 #include <vector>
 #include <xtensor/xarray.hpp>
 
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg {
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "autograd/error.hpp"
+#include "tapegrad/autograd/error.hpp"
 
 namespace tg::detail {
 

@@ -10,19 +10,19 @@
 #include <cstdint>
 #include <vector>
 
-#include "autograd/dispatch.hpp"
-#include "autograd/function.hpp"
-#include "autograd/generator.hpp"
-#include "autograd/grad_mode.hpp"
-#include "autograd/runtime.hpp"
-#include "datasets/data_loader.hpp"
-#include "datasets/mnist.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/gradcheck.hpp"
-#include "ops/linalg.hpp"
-#include "ops/loss.hpp"
-#include "ops/reduce.hpp"
-#include "ops/shape.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/generator.hpp"
+#include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/autograd/runtime.hpp"
+#include "tapegrad/datasets/data_loader.hpp"
+#include "tapegrad/datasets/mnist.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/gradcheck.hpp"
+#include "tapegrad/ops/linalg.hpp"
+#include "tapegrad/ops/loss.hpp"
+#include "tapegrad/ops/reduce.hpp"
+#include "tapegrad/ops/shape.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "nn/train/callbacks.hpp"
+#include "tapegrad/nn/train/callbacks.hpp"
 
 #include <fmt/args.h>
 #include <fmt/format.h>
@@ -7,10 +7,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "autograd/error.hpp"
-#include "nn/train/model.hpp"
-#include "optim/lr_scheduler.hpp"
-#include "optim/optimizer.hpp"
+#include "tapegrad/autograd/error.hpp"
+#include "tapegrad/nn/train/model.hpp"
+#include "tapegrad/optim/lr_scheduler.hpp"
+#include "tapegrad/optim/optimizer.hpp"
 
 namespace tg::nn {
 namespace {

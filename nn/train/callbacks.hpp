@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "autograd/tensor.hpp"
-#include "nn/train/history.hpp"
+#include "tapegrad/autograd/tensor.hpp"
+#include "tapegrad/nn/train/history.hpp"
 
 namespace tg::optim {
 class LRScheduler;

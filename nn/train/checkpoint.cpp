@@ -1,5 +1,5 @@
 // Optimizer state and training checkpoints, in safetensors files (nn/serialize.hpp).
-#include "nn/train/checkpoint.hpp"
+#include "tapegrad/nn/train/checkpoint.hpp"
 
 #include <stdexcept>
 #include <string>

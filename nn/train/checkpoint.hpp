@@ -4,10 +4,10 @@
 #include <cstdint>
 #include <filesystem>
 
-#include "autograd/generator.hpp"
-#include "nn/module.hpp"
-#include "nn/serialize.hpp"
-#include "optim/optimizer.hpp"
+#include "tapegrad/autograd/generator.hpp"
+#include "tapegrad/nn/module.hpp"
+#include "tapegrad/nn/serialize.hpp"
+#include "tapegrad/optim/optimizer.hpp"
 
 namespace tg::nn {
 

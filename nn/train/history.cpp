@@ -1,4 +1,4 @@
-#include "nn/train/history.hpp"
+#include "tapegrad/nn/train/history.hpp"
 
 #include <unistd.h>
 
@@ -6,8 +6,8 @@
 #include <fstream>
 #include <system_error>
 
-#include "autograd/detail/atomic_file.hpp"
-#include "autograd/error.hpp"
+#include "tapegrad/autograd/detail/atomic_file.hpp"
+#include "tapegrad/autograd/error.hpp"
 
 namespace tg::nn {
 

@@ -1,11 +1,11 @@
-#include "nn/train/metrics.hpp"
+#include "tapegrad/nn/train/metrics.hpp"
 
 #include <algorithm>
 #include <cmath>
 
-#include "autograd/grad_mode.hpp"
-#include "ops/reduce.hpp"
-#include "ops/shape.hpp"
+#include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/ops/reduce.hpp"
+#include "tapegrad/ops/shape.hpp"
 
 namespace tg::nn {
 namespace {

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg::nn {
 

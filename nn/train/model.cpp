@@ -1,4 +1,4 @@
-#include "nn/train/model.hpp"
+#include "tapegrad/nn/train/model.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -9,23 +9,23 @@
 #include <optional>
 #include <xtensor/xadapt.hpp>
 
-#include "autograd/dispatch.hpp"
-#include "autograd/generator.hpp"
-#include "autograd/grad_mode.hpp"
-#include "distributed/distributed.hpp"
-#include "nn/activation.hpp"
-#include "nn/linear.hpp"
-#include "nn/sequential.hpp"
-#include "nn/serialize.hpp"
-#include "nn/train/progress.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/linalg.hpp"
-#include "ops/loss.hpp"
-#include "ops/reduce.hpp"
-#include "ops/shape.hpp"
-#include "optim/adam.hpp"
-#include "optim/rmsprop.hpp"
-#include "optim/sgd.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/generator.hpp"
+#include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/distributed/distributed.hpp"
+#include "tapegrad/nn/activation.hpp"
+#include "tapegrad/nn/linear.hpp"
+#include "tapegrad/nn/sequential.hpp"
+#include "tapegrad/nn/serialize.hpp"
+#include "tapegrad/nn/train/progress.hpp"
+#include "tapegrad/ops/elementwise.hpp"
+#include "tapegrad/ops/linalg.hpp"
+#include "tapegrad/ops/loss.hpp"
+#include "tapegrad/ops/reduce.hpp"
+#include "tapegrad/ops/shape.hpp"
+#include "tapegrad/optim/adam.hpp"
+#include "tapegrad/optim/rmsprop.hpp"
+#include "tapegrad/optim/sgd.hpp"
 
 namespace tg::nn {
 namespace {

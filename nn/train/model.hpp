@@ -27,14 +27,14 @@
 #include <variant>
 #include <vector>
 
-#include "autograd/tensor.hpp"
-#include "datasets/data_loader.hpp"
-#include "nn/distributed_data_parallel.hpp"
-#include "nn/module.hpp"
-#include "nn/train/callbacks.hpp"
-#include "nn/train/history.hpp"
-#include "nn/train/metrics.hpp"
-#include "optim/optimizer.hpp"
+#include "tapegrad/autograd/tensor.hpp"
+#include "tapegrad/datasets/data_loader.hpp"
+#include "tapegrad/nn/distributed_data_parallel.hpp"
+#include "tapegrad/nn/module.hpp"
+#include "tapegrad/nn/train/callbacks.hpp"
+#include "tapegrad/nn/train/history.hpp"
+#include "tapegrad/nn/train/metrics.hpp"
+#include "tapegrad/optim/optimizer.hpp"
 
 namespace tg::nn {
 

@@ -1,4 +1,4 @@
-#include "nn/train/plot.hpp"
+#include "tapegrad/nn/train/plot.hpp"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include <cmath>
 #include <limits>
 
-#include "autograd/error.hpp"
+#include "tapegrad/autograd/error.hpp"
 
 namespace tg::nn {
 namespace {

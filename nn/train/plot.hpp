@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "nn/train/history.hpp"
+#include "tapegrad/nn/train/history.hpp"
 
 namespace tg::nn {
 

@@ -1,4 +1,4 @@
-#include "nn/train/progress.hpp"
+#include "tapegrad/nn/train/progress.hpp"
 
 #include <fmt/format.h>
 #include <unistd.h>

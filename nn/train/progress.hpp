@@ -7,7 +7,7 @@
 #include <iosfwd>
 #include <string>
 
-#include "nn/train/history.hpp"
+#include "tapegrad/nn/train/history.hpp"
 
 namespace tg::nn {
 

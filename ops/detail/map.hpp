@@ -4,11 +4,11 @@
 // element (any dtype), broadcasting as kernels/broadcast.hpp plans it.
 #include <type_traits>
 
-#include "autograd/dispatch.hpp"
-#include "autograd/tensor.hpp"
-#include "kernels/broadcast.hpp"
-#include "kernels/elementwise.hpp"
-#include "ops/elementwise.hpp"
+#include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/tensor.hpp"
+#include "tapegrad/kernels/broadcast.hpp"
+#include "tapegrad/kernels/elementwise.hpp"
+#include "tapegrad/ops/elementwise.hpp"
 
 namespace tg::detail {
 

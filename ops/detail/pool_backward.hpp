@@ -1,6 +1,6 @@
 #pragma once
 // Internal to ops/: max pooling's gradient, for ops that fuse a max pooling (conv2d_relu_max_pool2d).
-#include "autograd/tensor.hpp"
+#include "tapegrad/autograd/tensor.hpp"
 
 namespace tg::detail {
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# A user's project, three ways: against the installed package with find_package(tapegrad), with
-# pkg-config, and with tapegrad's sources inside it (add_subdirectory). Each builds main.cpp and
-# runs it.  Usage: check.sh BUILD_DIR SOURCE_DIR [--no-subproject]
+# A user's project, four ways: against the installed package with find_package(tapegrad), with
+# pkg-config, with -I<prefix>/include alone, and with tapegrad's sources inside it
+# (add_subdirectory). Each builds main.cpp and runs it, and each builds own_headers_main.cpp, whose
+# own nn/module.hpp and autograd/tensor.hpp must not be confused with tapegrad's, whichever
+# include directory comes first.  Usage: check.sh BUILD_DIR SOURCE_DIR [--no-subproject]
 set -euo pipefail
 build_dir=$1
 tapegrad_source=$2
@@ -21,12 +23,22 @@ run_quiet "$scratch/configure.log" cmake -S "$here" -B "$scratch/build" -DCMAKE_
 run_quiet "$scratch/build.log" cmake --build "$scratch/build"
 libdir=$(dirname "$(find "$scratch/prefix" -name 'libtapegrad.so.0' | head -n 1)")
 LD_LIBRARY_PATH="$libdir" "$scratch/build/consumer"
+LD_LIBRARY_PATH="$libdir" "$scratch/build/consumer_own_headers"
 
 echo "== pkg-config tapegrad"
 pc_dir=$(dirname "$(find "$scratch/prefix" -name tapegrad.pc | head -n 1)")
 flags=$(PKG_CONFIG_PATH="$pc_dir" pkg-config --cflags --libs tapegrad)
 run_quiet "$scratch/pkg-config.log" c++ -O1 "$here/main.cpp" -o "$scratch/consumer-pc" $flags
 LD_LIBRARY_PATH="$libdir" "$scratch/consumer-pc"
+# tapegrad's include directory first this time, the user's after it.
+run_quiet "$scratch/pkg-config-own.log" c++ -O1 "$here/own_headers_main.cpp" -o "$scratch/consumer-pc-own" $flags \
+  -I"$here/own_headers"
+LD_LIBRARY_PATH="$libdir" "$scratch/consumer-pc-own"
+
+echo "== -I<prefix>/include alone"
+run_quiet "$scratch/plain.log" c++ -std=c++20 -pthread -O1 -I"$scratch/prefix/include" "$here/main.cpp" \
+  -o "$scratch/consumer-plain" -L"$libdir" -ltapegrad -lfmt
+LD_LIBRARY_PATH="$libdir" "$scratch/consumer-plain"
 
 [[ "${3:-}" == "--no-subproject" ]] && exit 0
 echo "== add_subdirectory(tapegrad) in a Debug project"
@@ -37,3 +49,4 @@ run_quiet "$scratch/sub-configure.log" cmake -S "$here/subproject" -B "$scratch/
   -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SOURCE_DIR="$tapegrad_source" "${launcher[@]}"
 run_quiet "$scratch/sub-build.log" cmake --build "$scratch/sub"
 "$scratch/sub/consumer"
+"$scratch/sub/consumer_own_headers"

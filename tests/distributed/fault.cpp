@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <string>
 
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 namespace {
 void train(int argc, char** argv, const std::string& mode) {

@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <xtensor/xadapt.hpp>
 
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 using namespace tg;
 

@@ -9,12 +9,12 @@
 #include <cstring>
 #include <string>
 
-#include "autograd/error.hpp"
-#include "nn/activation.hpp"
-#include "nn/linear.hpp"
-#include "nn/sequential.hpp"
-#include "nn/train/checkpoint.hpp"
-#include "optim/adam.hpp"
+#include "tapegrad/autograd/error.hpp"
+#include "tapegrad/nn/activation.hpp"
+#include "tapegrad/nn/linear.hpp"
+#include "tapegrad/nn/sequential.hpp"
+#include "tapegrad/nn/train/checkpoint.hpp"
+#include "tapegrad/optim/adam.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const int fd = ::memfd_create("checkpoint", MFD_CLOEXEC);

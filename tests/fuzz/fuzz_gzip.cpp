@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "autograd/error.hpp"
-#include "datasets/idx.hpp"
+#include "tapegrad/autograd/error.hpp"
+#include "tapegrad/datasets/idx.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::vector<std::uint8_t> file{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff};

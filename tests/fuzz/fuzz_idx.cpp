@@ -2,8 +2,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "autograd/error.hpp"
-#include "datasets/idx.hpp"
+#include "tapegrad/autograd/error.hpp"
+#include "tapegrad/datasets/idx.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {

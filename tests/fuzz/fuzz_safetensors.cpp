@@ -3,8 +3,8 @@
 #include <cstdint>
 #include <string>
 
-#include "autograd/error.hpp"
-#include "nn/serialize.hpp"
+#include "tapegrad/autograd/error.hpp"
+#include "tapegrad/nn/serialize.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {

@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "nn/activation.hpp"
-#include "nn/linear.hpp"
-#include "nn/sequential.hpp"
-#include "nn/serialize.hpp"
-#include "nn/train/checkpoint.hpp"
-#include "optim/adam.hpp"
+#include "tapegrad/nn/activation.hpp"
+#include "tapegrad/nn/linear.hpp"
+#include "tapegrad/nn/sequential.hpp"
+#include "tapegrad/nn/serialize.hpp"
+#include "tapegrad/nn/train/checkpoint.hpp"
+#include "tapegrad/optim/adam.hpp"
 
 namespace fs = std::filesystem;
 

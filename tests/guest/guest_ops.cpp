@@ -3,7 +3,7 @@
 #include <exception>
 #include <iostream>
 
-#include "tapegrad.hpp"
+#include "tapegrad/tapegrad.hpp"
 
 /// tapegrad's own thread count: its pool has this many threads, the caller's among them.
 extern "C" int tg_guest_threads() { return tg::get_num_threads(); }
