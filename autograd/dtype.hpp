@@ -11,8 +11,11 @@ namespace tg {
 /// differentiable.
 enum class Dtype : std::uint8_t { float32, float64, int64 };
 
+/// tg::float32, short for Dtype::float32 (as torch.float32).
 inline constexpr Dtype float32 = Dtype::float32;
+/// tg::float64, short for Dtype::float64.
 inline constexpr Dtype float64 = Dtype::float64;
+/// tg::int64, short for Dtype::int64.
 inline constexpr Dtype int64 = Dtype::int64;
 
 /// "float32", "float64" or "int64".
@@ -28,20 +31,26 @@ constexpr std::string_view dtype_name(Dtype d) {
   return "?";
 }
 
+/// Whether d is float32 or float64: the dtypes that can require grad.
 constexpr bool is_floating(Dtype d) { return d != Dtype::int64; }
 
+/// Bytes per element: 4 for float32, 8 for float64 and int64.
 constexpr std::size_t dtype_size(Dtype d) { return d == Dtype::float32 ? 4 : 8; }
 
+/// The Dtype of element type T; defined for float, double and std::int64_t only.
 template <class T>
 constexpr Dtype dtype_of();
+/// float → float32.
 template <>
 constexpr Dtype dtype_of<float>() {
   return Dtype::float32;
 }
+/// double → float64.
 template <>
 constexpr Dtype dtype_of<double>() {
   return Dtype::float64;
 }
+/// std::int64_t → int64.
 template <>
 constexpr Dtype dtype_of<std::int64_t>() {
   return Dtype::int64;
@@ -49,8 +58,10 @@ constexpr Dtype dtype_of<std::int64_t>() {
 
 }  // namespace tg
 
+/// Lets fmt print a Dtype by name: fmt::format("{}", tg::float32) is "float32".
 template <>
 struct fmt::formatter<tg::Dtype> : fmt::formatter<std::string_view> {
+  /// Writes dtype_name(d).
   auto format(tg::Dtype d, format_context& ctx) const {
     return fmt::formatter<std::string_view>::format(tg::dtype_name(d), ctx);
   }

@@ -31,7 +31,9 @@ using BackwardFn = std::function<TensorList(const BackwardContext&, const Tensor
 
 /// A tensor kept for backward, with the storage version it had when saved.
 struct SavedTensor {
+  /// The tensor as the op saved it.
   Tensor tensor;
+  /// Its storage version when saved; BackwardContext::saved throws if it has changed since.
   std::uint64_t version = 0;
 };
 
@@ -40,7 +42,9 @@ struct Edge {
   std::shared_ptr<Node> node;        // the input's grad_fn, or null for a leaf
   std::shared_ptr<TensorImpl> leaf;  // the leaf input, or null
   Shape shape;                       // the input's shape (gradients are summed back to it)
+  /// The input's dtype (gradients are converted to it).
   Dtype dtype = float32;
+  /// Whether the edge leads anywhere, i.e. the input needs a gradient.
   bool defined() const { return node || leaf; }
 };
 
@@ -48,15 +52,22 @@ struct Edge {
 /// inputs, never its output (the output's value is saved as storage, re-wrapped on demand).
 class Node : public std::enable_shared_from_this<Node> {
  public:
+  /// Made by record(): the op's name, one edge per input, the saved tensors, the output's storage (when saved)
+  /// and shape, and the backward function.
   Node(std::string name, std::vector<Edge> edges, std::vector<SavedTensor> saved, std::shared_ptr<Storage> output,
        Shape output_shape, BackwardFn backward);
+  /// Frees the graph behind it iteratively, so that a long chain of nodes cannot overflow the stack.
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
+  /// The op's name (OpSpec::name), as errors and grad_fn show it.
   const std::string& name() const { return name_; }
+  /// Creation order over the process; backward runs later nodes first.
   std::uint64_t sequence_nr() const { return sequence_nr_; }
+  /// One edge per input of the op, in order.
   const std::vector<Edge>& edges() const { return edges_; }
+  /// Whether release() has run (backward through this node then throws).
   bool released() const { return released_; }
 
   /// Runs backward for gradient `grad_out` of the output.
@@ -79,6 +90,7 @@ class Node : public std::enable_shared_from_this<Node> {
 /// What a backward function can see: its saved tensors, its output, which inputs need grads.
 class BackwardContext {
  public:
+  /// The context of `node`'s backward (the engine makes it).
   explicit BackwardContext(Node& node) : node_(node) {}
   /// The i-th saved tensor; throws if it was modified in place after being saved.
   const Tensor& saved(std::size_t i) const;
@@ -91,6 +103,7 @@ class BackwardContext {
   /// it may run a fused kernel that records nothing, as most ops' backward does:
   /// `return {ctx.create_graph() ? g * ctx.output() : fused_exp_backward(g, ctx.output())};`
   bool create_graph() const;
+  /// The op's name, for error messages.
   const std::string& name() const { return node_.name_; }
 
  private:
@@ -125,6 +138,7 @@ void queue_backward_callback(std::function<void()> callback);
 struct GradOptions {
   TensorList grad_outputs = {};                     ///< seeds, one per output (default: ones for scalars)
   std::optional<bool> retain_graph = std::nullopt;  ///< default: create_graph
+  /// Record the backward pass, so that the returned gradients are differentiable.
   bool create_graph = false;
   bool allow_unused = false;  ///< return undefined tensors for inputs the outputs don't reach
 };

@@ -17,9 +17,13 @@ namespace tg {
 /// one thread draws), at any thread count of tapegrad's own loops, which never draw.
 class Generator {
  public:
+  /// An engine seeded with `seed`.
   explicit Generator(std::uint64_t seed = 0) : engine_(seed) {}
+  /// Copies other's engine state (under its lock): the copy draws what other would draw next.
   Generator(const Generator& other);
+  /// The same by assignment (both locks held).
   Generator& operator=(const Generator& other);
+  /// Restarts the engine from seed `s`.
   void seed(std::uint64_t s);
   /// The engine itself, for draws of one's own: hold lock() while using it when the generator
   /// may be shared with another thread.
@@ -31,6 +35,7 @@ class Generator {
   /// The full engine state as text, and back: for checkpoints that resume exactly. set_state
   /// rejects text that is not a state, and the all-zero state (every draw would be 0).
   std::string state() const;
+  /// Restores a state() text; throws tg::Error for other text and for the all-zero state.
   void set_state(const std::string& state);
 
  private:

@@ -15,6 +15,7 @@ namespace tg {
 /// (OPENBLAS_NUM_THREADS, openblas_set_num_threads) when that is above 1, else split over
 /// tapegrad's threads.
 void set_num_threads(int n);
+/// The threads of tapegrad's parallel loops: set_num_threads's n (>= 1), else the number of cores.
 int get_num_threads();
 
 /// Runs fn(begin, end) over [0, n) split into contiguous chunks across tapegrad's threads; runs

@@ -15,14 +15,17 @@
 
 namespace tg {
 
+/// The size of each axis, outermost first ({} for a 0-d tensor).
 using Shape = std::vector<std::size_t>;
 class Node;
 class Generator;
 class Tensor;
+/// Tensors in order: an op's inputs, a backward's gradients, a module's parameters.
 using TensorList = std::vector<Tensor>;
 
-// The state behind a handle (autograd/detail/tensor_impl.hpp, internal).
+/// The state behind a handle (autograd/detail/tensor_impl.hpp, internal): the array and its version.
 struct Storage;
+/// A handle's own state: its Storage, requires_grad, grad, grad_fn and hooks (internal).
 struct TensorImpl;
 
 /// Options of Tensor::backward.
@@ -36,22 +39,33 @@ struct BackwardOptions {
 class Tensor {
  public:
   Tensor() = default;
+  /// A handle onto existing state (impl_ptr() of another tensor).
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
   /// Wraps (moves or copies) an xtensor array; the dtype follows the element type.
   Tensor(xt::xarray<float> a);
+  /// The same for a double array → float64.
   Tensor(xt::xarray<double> a);
+  /// The same for an std::int64_t array → int64.
   Tensor(xt::xarray<std::int64_t> a);
   /// Nested initializer lists, as float32: Tensor({{1, 2}, {3, 4}}).
   Tensor(std::initializer_list<double> v);
+  /// Two levels: rows of equal length → [rows, columns].
   Tensor(std::initializer_list<std::initializer_list<double>> v);
+  /// Three levels → a 3-D tensor.
   Tensor(std::initializer_list<std::initializer_list<std::initializer_list<double>>> v);
+  /// Four levels → a 4-D tensor.
   Tensor(std::initializer_list<std::initializer_list<std::initializer_list<std::initializer_list<double>>>> v);
 
+  /// False for a default-constructed Tensor, whose other members then throw tg::Error.
   bool defined() const { return impl_ != nullptr; }
+  /// The element type: float32, float64 or int64.
   Dtype dtype() const;
+  /// The size of every axis.
   Shape shape() const;
   std::size_t shape(int axis) const;  ///< size of one axis; negative counts from the end
+  /// Number of axes (0 for a scalar).
   std::size_t ndim() const;
+  /// Number of elements: the product of the shape (1 for a 0-d tensor).
   std::size_t numel() const;
 
   /// The array (throws unless T matches the dtype).
@@ -60,6 +74,7 @@ class Tensor {
   /// Mutable access for in-place changes: bumps the version so saved tensors notice.
   template <class T>
   xt::xarray<T>& mutable_array();
+  /// The elements as a T* (throws unless T matches the dtype), row-major and contiguous.
   template <class T>
   const T* data() const {
     return array<T>().data();
@@ -71,6 +86,7 @@ class Tensor {
 
   /// The single element as a double (throws unless numel() == 1).
   double item() const;
+  /// item() converted to T: t.item<int>().
   template <class T>
   T item() const {
     return static_cast<T>(item());
@@ -84,24 +100,30 @@ class Tensor {
   Tensor detach() const;
 
   // Autograd state.
+  /// Whether backward computes a gradient for it (a marked leaf, or an op's result recorded from one).
   bool requires_grad() const;
   /// Marks a leaf as needing gradients; returns *this for chaining.
   Tensor& requires_grad_(bool value = true);
+  /// True unless an op recorded it (no grad_fn); plain tensors are leaves too.
   bool is_leaf() const;
   /// Gradient accumulated by backward (leaves only); undefined until the first backward.
   Tensor grad() const;
+  /// Replaces the accumulated gradient (same shape and dtype; undefined drops it).
   void set_grad(const Tensor& g);
   void zero_grad();  ///< drops the accumulated gradient
   /// Calls `hook(*this)` once per backward() (not tg::grad), after this leaf's grad() has taken
   /// every contribution of that backward: the moment its gradient is final (PyTorch's
   /// register_post_accumulate_grad_hook). Returns a handle for remove_post_accumulate_grad_hook.
   std::size_t register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook);
+  /// Removes the hook registered under `handle`; an unknown handle is ignored.
   void remove_post_accumulate_grad_hook(std::size_t handle);
+  /// The node that recorded this tensor; null for a leaf.
   const std::shared_ptr<Node>& grad_fn() const;
   /// Backpropagates from this scalar (or with `seed`, d(loss)/d(this), for any shape).
   void backward(BackwardOptions options = {}) const;
   // A template only so that backward({.retain_graph = true}) stays unambiguous: GCC 12 wrongly
   // lets a designated-initializer list reach Tensor's xarray constructors.
+  /// Backpropagates `seed`, d(loss)/d(this) of this tensor's shape, from a tensor of any shape.
   template <std::same_as<Tensor> Seed>
   void backward(const Seed& seed, BackwardOptions options = {}) const {
     backward_with_seed(seed, options);
@@ -114,10 +136,13 @@ class Tensor {
 
   // In-place changes (not differentiable; refuse a tensor that requires grad while grad mode
   // is on, as PyTorch does). Each bumps the version.
+  /// Sets every element to 0; returns *this.
   Tensor& zero_();
+  /// Sets every element to `value`, converted to the dtype; returns *this.
   Tensor& fill_(double value);
   Tensor& copy_(const Tensor& src);                       ///< same shape; converts dtype
   Tensor& add_(const Tensor& other, double alpha = 1.0);  ///< this += alpha * other (broadcast)
+  /// Multiplies every element by `value`; returns *this.
   Tensor& mul_(double value);
   /// Replaces the values behind this handle (and so every copy of it) by src's: its dtype,
   /// shape and values, keeping this tensor's identity and autograd state (Module::to uses it on
@@ -126,7 +151,9 @@ class Tensor {
 
   /// The state behind the handle (an identity for containers; its type is internal).
   TensorImpl* impl() const { return impl_.get(); }
+  /// The shared state itself, as Tensor(impl) takes it.
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
+  /// Whether both handles share one state (the same tensor, not merely equal values).
   bool is_same(const Tensor& other) const { return impl_ == other.impl_; }
 
  private:
@@ -139,14 +166,21 @@ class Tensor {
 std::string shape_str(const Shape& s);
 
 // Factories.
+/// A tensor of `shape` filled with 0.
 Tensor zeros(const Shape& shape, Dtype dtype = float32);
+/// A tensor of `shape` filled with 1.
 Tensor ones(const Shape& shape, Dtype dtype = float32);
+/// A tensor of `shape` filled with `value`.
 Tensor full(const Shape& shape, double value, Dtype dtype = float32);
+/// Zeros of t's shape and dtype.
 Tensor zeros_like(const Tensor& t);
+/// Ones of t's shape and dtype.
 Tensor ones_like(const Tensor& t);
+/// `value` in t's shape and dtype.
 Tensor full_like(const Tensor& t, double value);
 /// start, start+step, ... below stop.
 Tensor arange(double start, double stop, double step = 1.0, Dtype dtype = float32);
+/// 0, 1, 2, ... below stop.
 Tensor arange(double stop, Dtype dtype = float32);
 /// A 0-d tensor holding `value`.
 Tensor scalar_tensor(double value, Dtype dtype = float32);
@@ -156,7 +190,9 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
 }  // namespace tg
 
+/// Lets fmt print a Tensor as operator<< does.
 template <>
 struct fmt::formatter<tg::Tensor> : fmt::formatter<std::string_view> {
+  /// Writes the tensor as operator<< prints it.
   auto format(const tg::Tensor& t, format_context& ctx) const -> format_context::iterator;
 };

@@ -16,7 +16,9 @@ namespace tg::datasets {
 
 /// A batch of examples: inputs x [B,...] and targets y [B,...].
 struct Batch {
+  /// Inputs [B,...].
   Tensor x;
+  /// Targets [B,...].
   Tensor y;
 };
 
@@ -37,11 +39,15 @@ Tensor take_rows(const Tensor& t, std::span<const std::size_t> indices);
 /// Examples as the rows of two tensors of any dtypes: x [N,...], y [N,...].
 class TensorDataset : public Dataset {
  public:
+  /// x and y share the tensors given; throws unless both have the same first axis N.
   TensorDataset(Tensor x, Tensor y);
+  /// N, the rows of x.
   std::size_t size() const override;
   /// x [B,...], y [B,...]: the rows at `indices`.
   Batch get_batch(std::span<const std::size_t> indices) const override;
+  /// All inputs [N,...].
   const Tensor& x() const { return x_; }
+  /// All targets [N,...].
   const Tensor& y() const { return y_; }
 
  private:
@@ -53,12 +59,15 @@ class TensorDataset : public Dataset {
 /// example i is dataset[indices[i]]. Shares the dataset.
 class Subset : public Dataset {
  public:
+  /// The examples of `dataset` at `indices`; throws for an index out of range.
   Subset(std::shared_ptr<const Dataset> dataset, std::vector<std::size_t> indices);
   /// Examples begin..end-1 of `dataset`.
   Subset(std::shared_ptr<const Dataset> dataset, std::size_t begin, std::size_t end);
+  /// Number of indices.
   std::size_t size() const override { return indices_.size(); }
   /// The batch the underlying dataset gives for the mapped indices.
   Batch get_batch(std::span<const std::size_t> indices) const override;
+  /// The indices into the underlying dataset.
   const std::vector<std::size_t>& indices() const { return indices_; }
 
  private:
@@ -71,6 +80,7 @@ struct DistributedSamplerOptions {
   std::size_t rank = 0;        ///< this process's shard, 0..world_size-1
   std::size_t world_size = 1;  ///< the number of shards (processes)
   bool shuffle = true;         ///< a new permutation every epoch, the same on every rank
+  /// Epoch e's permutation comes from Generator(seed + e).
   std::uint64_t seed = 0;
   /// Drop the last samples so that every rank has floor(N / world_size); by default samples are
   /// repeated from the start of the epoch's order so that every rank has ceil(N / world_size).
@@ -85,14 +95,17 @@ struct DistributedSamplerOptions {
 /// depends on (seed, epoch) only: resuming at epoch e gives the batches an uninterrupted run would.
 class DistributedSampler {
  public:
+  /// Throws unless rank < world_size.
   DistributedSampler(std::size_t dataset_size, DistributedSamplerOptions options);
   /// Chooses the epoch whose order indices() gives (0 at first).
   void set_epoch(std::uint64_t epoch) { epoch_ = epoch; }
+  /// The epoch set by set_epoch.
   std::uint64_t epoch() const { return epoch_; }
   /// This rank's indices for the current epoch, size() of them.
   std::vector<std::size_t> indices() const;
   /// Samples per rank.
   std::size_t size() const;
+  /// The options given.
   const DistributedSamplerOptions& options() const { return options_; }
 
  private:
@@ -103,9 +116,11 @@ class DistributedSampler {
 
 /// Options of DataLoader.
 struct DataLoaderOptions {
+  /// Examples per batch (> 0).
   std::size_t batch_size = 32;
   bool shuffle = false;    ///< a new permutation every epoch, from a Generator seeded with `seed`
   bool drop_last = false;  ///< drop a last batch smaller than batch_size (by default it is kept, as Keras does)
+  /// Seeds the generator of the shuffles.
   std::uint64_t seed = 0;
   bool prefetch = false;  ///< build the next batch on a background thread; the batches are the same
   /// Takes each epoch's indices from this sampler (one rank's shard) instead of 0..N-1; call its
@@ -120,6 +135,7 @@ struct DataLoaderOptions {
 class DataLoader {
  public:
   class Iterator;
+  /// Shares `dataset`; throws for batch_size 0, or for shuffle with a sampler.
   DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions options = {});
   /// Takes a dataset by value (cheap for MNIST and TensorDataset, which share their storage).
   template <class D>
@@ -130,10 +146,14 @@ class DataLoader {
   std::size_t size() const;
   /// Starts an epoch (drawing its permutation when shuffling).
   Iterator begin();
+  /// The end of an epoch (a sentinel).
   std::default_sentinel_t end() const { return {}; }
+  /// The dataset batched.
   const Dataset& dataset() const { return *dataset_; }
+  /// The options given.
   const DataLoaderOptions& options() const { return options_; }
 
+  /// One pass over the data, which its iterators share (internal; defined in the .cpp).
   struct Epoch;
 
  private:
@@ -145,15 +165,24 @@ class DataLoader {
 /// Input iterator over the batches of one epoch.
 class DataLoader::Iterator {
  public:
+  /// An input iterator: each batch can be read once.
   using iterator_category = std::input_iterator_tag;
+  /// The element type: Batch.
   using value_type = Batch;
+  /// Required of iterators; unused.
   using difference_type = std::ptrdiff_t;
   Iterator() = default;
+  /// An iterator over `epoch` (DataLoader::begin makes it).
   explicit Iterator(std::shared_ptr<Epoch> epoch) : epoch_(std::move(epoch)) {}
+  /// The current batch; throws past the last one.
   const Batch& operator*() const;
+  /// The current batch's address.
   const Batch* operator->() const { return &**this; }
+  /// Moves to the next batch; throws past the last one.
   Iterator& operator++();
+  /// Post-increment: the same as ++it, returning nothing.
   void operator++(int) { ++*this; }
+  /// Whether the epoch has no batch left.
   bool operator==(std::default_sentinel_t) const;
 
  private:

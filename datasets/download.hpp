@@ -10,7 +10,9 @@ namespace tg::datasets {
 
 /// A file to fetch: its name under each mirror's base URL and the SHA-256 of its bytes (hex).
 struct RemoteFile {
+  /// File name, appended to each mirror's base URL.
   std::string name{};
+  /// SHA-256 of the bytes served, as 64 lowercase hex digits.
   std::string sha256{};
   /// The SHA-256 of the file's content, decompressed when the file is gzip'd: local copies (raw,
   /// or gzip'd by another tool) are checked against it. Empty: local copies are not checked.
@@ -20,6 +22,7 @@ struct RemoteFile {
 
 /// Progress of one transfer, as reported to DownloadOptions::progress.
 struct DownloadProgress {
+  /// The URL being fetched.
   std::string url{};
   std::uint64_t received = 0;  ///< bytes so far
   std::uint64_t total = 0;     ///< 0 while the server has not said
@@ -31,7 +34,9 @@ struct DownloadOptions {
   std::vector<std::string> mirrors{};  ///< base URLs tried in order; the file name is appended
   /// Called as bytes arrive; when empty, one line per file goes to stderr unless `quiet`.
   std::function<void(const DownloadProgress&)> progress{};
+  /// No lines on stderr when progress is empty.
   bool quiet = false;
+  /// A mirror that does not connect within this is abandoned.
   long connect_timeout_seconds = 30;
   long stall_timeout_seconds = 60;                   ///< a transfer that moves no byte for this long is abandoned
   std::uint64_t max_bytes = std::uint64_t{1} << 30;  ///< a file of unknown size stops beyond this

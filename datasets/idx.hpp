@@ -21,15 +21,20 @@ std::size_t idx_type_size(IdxType t);
 
 /// The contents of an IDX file: dims and the elements, row-major, in host byte order.
 struct IdxArray {
+  /// The element type.
   IdxType type = IdxType::u8;
+  /// The size of each dimension, outermost first.
   Shape dims;
   std::vector<std::uint8_t> bytes;  ///< numel() * idx_type_size(type) bytes
+  /// The product of dims.
   std::size_t numel() const;
 };
 
 /// What the caller requires of a file; unset fields accept anything.
 struct IdxExpect {
+  /// The element type required.
   std::optional<IdxType> type{};
+  /// The number of dimensions required.
   std::optional<std::size_t> rank{};
   /// The SHA-256 (64 lowercase hex digits) of the file's IDX bytes, decompressed when it is
   /// gzip'd (so that any gzip of the same data matches); empty: not checked.

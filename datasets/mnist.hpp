@@ -53,10 +53,12 @@ struct MnistOptions {
 /// split) and are scaled to float per batch. Copies share the data.
 class MNIST : public Dataset {
  public:
+  /// Finds (or downloads) the split's files as `options` say, checks them and keeps the pixels in memory.
   explicit MNIST(Split split = Split::train, const MnistOptions& options = {});
   /// Any MNIST-format dataset described by `source`.
   MNIST(const MnistSource& source, Split split, const MnistOptions& options = {});
 
+  /// Number of images: 60000 (train) or 10000 (test) for MNIST.
   std::size_t size() const override;
   /// x [B,1,28,28] float32 in [0,1] (pixel/255), y [B] int64.
   Batch get_batch(std::span<const std::size_t> indices) const override;
@@ -70,12 +72,16 @@ class MNIST : public Dataset {
   std::span<const std::uint8_t> pixels() const;
   /// The labels as read: N bytes.
   std::span<const std::uint8_t> raw_labels() const;
+  /// Class names: "0".."9" for MNIST, "T-shirt/top".."Ankle boot" for Fashion-MNIST.
   const std::vector<std::string>& classes() const;
+  /// The split held.
   Split split() const;
   /// The directory the files were read from.
   const std::filesystem::path& directory() const;
 
+  /// Image height in pixels.
   static constexpr std::size_t rows = 28;
+  /// Image width in pixels.
   static constexpr std::size_t cols = 28;
 
  private:
@@ -86,12 +92,14 @@ class MNIST : public Dataset {
 /// One split of Fashion-MNIST (same format and interface as MNIST).
 class FashionMNIST : public MNIST {
  public:
+  /// The split of Fashion-MNIST (fashion_mnist_source()), found or downloaded as for MNIST.
   explicit FashionMNIST(Split split = Split::train, const MnistOptions& options = {});
 };
 
 /// Both splits as whole tensors, like keras.datasets.mnist.load_data() but scaled:
 /// x [N,1,28,28] float32 in [0,1], y [N] int64.
 struct MnistData {
+  /// Images x [N,1,28,28] float32 in [0,1] and labels y [N] int64 of each split.
   Tensor x_train, y_train, x_test, y_test;
 };
 /// MNIST's two splits as tensors (x_train alone is 188 MB; a DataLoader over MNIST needs less).

@@ -28,13 +28,18 @@ bool is_available();
 /// (MPI_Abort) instead of finalizing: the other ranks would otherwise wait forever for this one.
 class Environment {
  public:
+  /// Initializes MPI without the command line; throws when built without MPI or when one exists.
   Environment();
+  /// The same with main's arguments, from which MPI may remove its own.
   Environment(int& argc, char**& argv);
+  /// Frees tapegrad's communicator and finalizes MPI if it initialized it (MPI_Abort in an exception).
   ~Environment();
   Environment(const Environment&) = delete;
   Environment& operator=(const Environment&) = delete;
 
+  /// This process's rank, 0..world_size()-1.
   int rank() const;
+  /// The number of processes.
   int world_size() const;
   /// Prints "tapegrad: rank R of N failed: <why>; stopping every rank" to stderr and ends every
   /// process of the job with `exit_code` (MPI_Abort).
@@ -53,6 +58,7 @@ int world_size();
 /// Returns when every rank has called it.
 void barrier();
 
+/// How all_reduce combines the ranks' values, elementwise.
 enum class ReduceOp { sum, mean, min, max };
 
 /// Replaces t (float32, float64 or int64) on every rank with the elementwise reduction over the
@@ -72,8 +78,10 @@ class Work {
   void wait();
   /// Whether the operation is done (and lets MPI make progress on it).
   bool test();
+  /// Whether wait() is still to be called.
   bool pending() const { return state_ != nullptr; }
 
+  /// The request and its tensor (internal; defined in the .cpp).
   struct State;
 
  private:

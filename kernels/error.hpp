@@ -13,6 +13,7 @@ namespace tg {
 /// was expected.
 class Error : public std::runtime_error {
  public:
+  /// Takes the message, as std::runtime_error does.
   using std::runtime_error::runtime_error;
 };
 

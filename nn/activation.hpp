@@ -18,14 +18,18 @@ std::string activation_name(Activation act);
 /// x → max(x, 0), any shape.
 class ReLU : public Module {
  public:
+  /// max(x, 0), x's shape.
   Tensor forward(const Tensor& x) override;
 };
 
 /// x → x if x > 0 else negative_slope * x, any shape.
 class LeakyReLU : public Module {
  public:
+  /// The slope for x <= 0 (PyTorch's default 0.01; Keras's LeakyReLU uses 0.3).
   explicit LeakyReLU(double negative_slope = 0.01) : negative_slope_(negative_slope) {}
+  /// x if x > 0 else negative_slope * x, x's shape.
   Tensor forward(const Tensor& x) override;
+  /// "negative_slope=0.01".
   std::string extra_repr() const override;
 
  private:
@@ -35,24 +39,30 @@ class LeakyReLU : public Module {
 /// x → 1 / (1 + exp(-x)), any shape.
 class Sigmoid : public Module {
  public:
+  /// 1 / (1 + exp(-x)), x's shape.
   Tensor forward(const Tensor& x) override;
 };
 
 /// x → tanh(x), any shape.
 class Tanh : public Module {
  public:
+  /// tanh(x), x's shape.
   Tensor forward(const Tensor& x) override;
 };
 
 /// x → exp(x) / Σ exp(x) along `dim` (default: the last axis, as Keras's Softmax), any shape.
 class Softmax : public Module {
  public:
+  /// Over axis `dim` (negative counts from the end).
   explicit Softmax(int dim = -1) : dim_(dim) {}
+  /// softmax(x, dim), x's shape; throws when x has no axis dim.
   Tensor forward(const Tensor& x) override;
   /// Over the last axis (dim -1, or 1 for the [N, classes] outputs Model's cross-entropy takes),
   /// its logits are its input.
   bool has_logits() const override { return is_exactly<Softmax>() && (dim_ == -1 || dim_ == 1); }
+  /// x itself, the logits; throws unless has_logits() and the softmax is over x's last axis.
   Tensor forward_logits(const Tensor& x) override;
+  /// "dim=-1".
   std::string extra_repr() const override;
 
  private:
@@ -62,8 +72,11 @@ class Softmax : public Module {
 /// x → log(softmax(x)) along `dim` (default: the last axis), computed stably, any shape.
 class LogSoftmax : public Module {
  public:
+  /// Over axis `dim` (negative counts from the end).
   explicit LogSoftmax(int dim = -1) : dim_(dim) {}
+  /// log_softmax(x, dim), x's shape; throws when x has no axis dim.
   Tensor forward(const Tensor& x) override;
+  /// "dim=-1".
   std::string extra_repr() const override;
 
  private:
@@ -73,6 +86,7 @@ class LogSoftmax : public Module {
 /// x → x, any shape (a placeholder, e.g. to switch a layer off).
 class Identity : public Module {
  public:
+  /// Returns x.
   Tensor forward(const Tensor& x) override { return x; }
 };
 

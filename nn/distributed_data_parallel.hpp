@@ -40,30 +40,41 @@ struct DistributedOptions {
 /// Wraps `module` (registered as the child "module") for data-parallel training.
 class DistributedDataParallel : public Module {
  public:
+  /// Collective: checks that every rank holds the same model, gives every rank rank 0's values and
+  /// sets up the buckets. Throws when the module has no parameter that requires grad.
   explicit DistributedDataParallel(AnyModule module, DistributedOptions options = {});
+  /// Removes its gradient hooks from the parameters.
   ~DistributedDataParallel() override;
 
   /// The wrapped module's forward; when grad mode is on and synchronization too, the next
   /// backward averages the gradients.
   Tensor forward(const Tensor& x) override;
+  /// The wrapped module's has_logits().
   bool has_logits() const override;
+  /// The wrapped module's forward_logits, its gradients averaged as forward's are.
   Tensor forward_logits(const Tensor& x) override;
+  /// "DistributedDataParallel".
   std::string name() const override { return "DistributedDataParallel"; }
 
+  /// The wrapped module.
   Module& module() { return *module_; }
+  /// The wrapped module, shared.
   const std::shared_ptr<Module>& module_ptr() const { return module_; }
 
   /// Turns gradient synchronization off (gradients accumulate locally, as PyTorch's no_sync) or
   /// back on; it takes effect at the next forward.
   void set_gradient_sync(bool on) { sync_ = on; }
+  /// Whether the next forward's backward averages the gradients (see set_gradient_sync).
   bool gradient_sync() const { return sync_; }
   /// Turns synchronization off for its scope: for gradient accumulation, run every micro-batch
   /// but the last under a NoSync.
   class NoSync {
    public:
+    /// Turns ddp's synchronization off until destroyed, then puts back the previous setting.
     explicit NoSync(DistributedDataParallel& ddp) : ddp_(ddp), previous_(ddp.gradient_sync()) {
       ddp_.set_gradient_sync(false);
     }
+    /// Puts back the previous synchronization setting.
     ~NoSync() { ddp_.set_gradient_sync(previous_); }
     NoSync(const NoSync&) = delete;
     NoSync& operator=(const NoSync&) = delete;
@@ -75,13 +86,16 @@ class DistributedDataParallel : public Module {
 
   /// What the last synchronized backward cost.
   struct SyncStats {
+    /// Buckets allreduced.
     std::size_t buckets = 0;
     std::size_t bytes = 0;                ///< gradient bytes sent into allreduce
     std::size_t started_in_backward = 0;  ///< buckets started before backward ended
     double wait_seconds = 0;              ///< time backward's end waited for the allreduces
   };
+  /// What the last synchronized backward cost.
   const SyncStats& last_sync() const;
 
+  /// The buckets and their progress through a backward (internal; defined in the .cpp).
   struct State;
 
  private:

@@ -10,9 +10,13 @@ namespace tg::nn {
 /// null), which must outlive the layer.
 class Dropout : public Module {
  public:
+  /// p in [0, 1) (throws otherwise); generator: the masks' source, default_generator() if null.
   explicit Dropout(double p = 0.5, Generator* generator = nullptr);
+  /// x with dropout applied in train mode, x itself in eval mode.
   Tensor forward(const Tensor& x) override;
+  /// "p=0.5".
   std::string extra_repr() const override;
+  /// The probability of zeroing an element.
   double p() const { return p_; }
 
  private:

@@ -27,7 +27,9 @@ void uniform_(Tensor t, double low = 0.0, double high = 1.0, Generator& gen = de
 void normal_(Tensor t, double mean = 0.0, double std = 1.0, Generator& gen = default_generator());
 /// t ← value.
 void constant_(Tensor t, double value);
+/// t ← 0.
 void zeros_(Tensor t);
+/// t ← 1.
 void ones_(Tensor t);
 /// Glorot/Xavier uniform: U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out)).
 void xavier_uniform_(Tensor t, double gain = 1.0, Generator& gen = default_generator());
@@ -43,8 +45,11 @@ void kaiming_normal_(Tensor t, double a = 0.0, FanMode mode = FanMode::fan_in,
 
 /// Keras names: glorot_* = xavier_* (gain 1); he_* = kaiming_* with fan_in and ReLU gain.
 void glorot_uniform_(Tensor t, Generator& gen = default_generator());
+/// xavier_normal_ with gain 1 (Keras's glorot_normal, not truncated).
 void glorot_normal_(Tensor t, Generator& gen = default_generator());
+/// kaiming_uniform_ with fan_in and relu's gain: U(-b, b), b = sqrt(6 / fan_in).
 void he_uniform_(Tensor t, Generator& gen = default_generator());
+/// kaiming_normal_ with fan_in and relu's gain: N(0, 2 / fan_in), not truncated.
 void he_normal_(Tensor t, Generator& gen = default_generator());
 
 }  // namespace tg::nn::init

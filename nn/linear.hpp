@@ -21,17 +21,23 @@ struct LinearOptions {
 /// The weight starts glorot_uniform and the bias zero (Keras's defaults, not PyTorch's).
 class Linear : public Module {
  public:
+  /// The weight starts glorot_uniform from options.generator (default_generator() if null), the bias zero.
   Linear(std::size_t in_features, std::size_t out_features, LinearOptions options = {});
+  /// x [N, in_features] → [N, out_features], then the activation; throws for another x.
   Tensor forward(const Tensor& x) override;
   /// With a softmax activation: the logits are forward's without it.
   bool has_logits() const override { return is_exactly<Linear>() && activation_ == Activation::softmax; }
+  /// x @ weight^T + bias without the softmax; throws unless has_logits().
   Tensor forward_logits(const Tensor& x) override;
+  /// "in_features=784, out_features=10, bias=true", then ", activation=relu" when one is fused.
   std::string extra_repr() const override;
 
   const Tensor& weight() const { return weight_; }  ///< [out_features, in_features]
   const Tensor& bias() const { return bias_; }      ///< [out_features], undefined without bias
+  /// The size of an input row.
   std::size_t in_features() const { return in_features_; }
   Activation activation() const { return activation_; }  ///< the fused activation
+  /// The size of an output row.
   std::size_t out_features() const { return out_features_; }
 
  private:

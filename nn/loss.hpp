@@ -12,7 +12,9 @@ namespace tg::nn {
 class Loss {
  public:
   virtual ~Loss() = default;
+  /// The loss of input against target.
   virtual Tensor forward(const Tensor& input, const Tensor& target) const = 0;
+  /// forward(input, target).
   Tensor operator()(const Tensor& input, const Tensor& target) const { return forward(input, target); }
   /// "CrossEntropyLoss", ...
   virtual std::string name() const = 0;
@@ -26,8 +28,11 @@ class Loss {
 /// logits [N, C], target int64 [N] or probabilities [N, C] → scalar (see tg::cross_entropy).
 class CrossEntropyLoss : public Loss {
  public:
+  /// Throws unless label_smoothing is in [0, 1].
   explicit CrossEntropyLoss(CrossEntropyOptions options = {});
+  /// tg::cross_entropy(input, target, options).
   Tensor forward(const Tensor& input, const Tensor& target) const override;
+  /// "CrossEntropyLoss".
   std::string name() const override { return "CrossEntropyLoss"; }
 
  protected:
@@ -40,8 +45,11 @@ class CrossEntropyLoss : public Loss {
 /// log_probs [N, C], int64 target [N] → scalar (see tg::nll_loss).
 class NLLLoss : public Loss {
  public:
+  /// With the given reduction (mean by default).
   explicit NLLLoss(LossOptions options = {}) : options_(options) {}
+  /// tg::nll_loss(input, target, options).
   Tensor forward(const Tensor& input, const Tensor& target) const override;
+  /// "NLLLoss".
   std::string name() const override { return "NLLLoss"; }
 
  protected:
@@ -54,8 +62,11 @@ class NLLLoss : public Loss {
 /// input and target of one shape → mean squared error (see tg::mse_loss).
 class MSELoss : public Loss {
  public:
+  /// With the given reduction (mean by default).
   explicit MSELoss(LossOptions options = {}) : options_(options) {}
+  /// tg::mse_loss(input, target, options).
   Tensor forward(const Tensor& input, const Tensor& target) const override;
+  /// "MSELoss".
   std::string name() const override { return "MSELoss"; }
 
  protected:
@@ -69,8 +80,11 @@ class MSELoss : public Loss {
 /// tg::binary_cross_entropy_with_logits).
 class BCEWithLogitsLoss : public Loss {
  public:
+  /// With the given reduction (mean by default).
   explicit BCEWithLogitsLoss(LossOptions options = {}) : options_(options) {}
+  /// tg::binary_cross_entropy_with_logits(input, target, options).
   Tensor forward(const Tensor& input, const Tensor& target) const override;
+  /// "BCEWithLogitsLoss".
   std::string name() const override { return "BCEWithLogitsLoss"; }
 
  protected:

@@ -17,7 +17,9 @@
 namespace tg::nn {
 
 class Module;
+/// (dotted name, tensor) pairs in registration order: "0.weight", "0.bias", ...
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+/// (name, child module) pairs in registration order.
 using NamedModules = std::vector<std::pair<std::string, std::shared_ptr<Module>>>;
 
 /// A building block with parameters (trained), buffers (saved but not trained, e.g. running
@@ -40,11 +42,14 @@ class Module {
 
   /// The computation: x → y (shapes are the layer's contract).
   virtual Tensor forward(const Tensor& x) = 0;
+  /// forward(x).
   Tensor operator()(const Tensor& x) { return forward(x); }
 
   /// What forward_chain computed: the output, and how many of the following layers it took.
   struct Chained {
+    /// The output of this layer and of the ones it took.
     Tensor output;
+    /// How many of the following layers it took (0: this layer alone).
     std::size_t consumed = 0;
   };
   /// This layer and, where it knows one fused op for them, some of the layers that follow it in a
@@ -82,10 +87,13 @@ class Module {
   TensorList parameters(bool recurse = true) const;
   /// The same with dotted names: "0.weight", "features.conv1.bias".
   NamedTensors named_parameters(bool recurse = true) const;
+  /// Buffers of this module, then (recurse) of each child in turn, in registration order.
   TensorList buffers(bool recurse = true) const;
+  /// The same with dotted names: "1.running_mean".
   NamedTensors named_buffers(bool recurse = true) const;
   /// Direct children in registration order.
   const NamedModules& named_children() const { return children_; }
+  /// The direct children, without their names.
   std::vector<std::shared_ptr<Module>> children() const;
   /// Number of trainable scalar values (parameters that require grad).
   std::size_t num_parameters() const;
@@ -94,6 +102,7 @@ class Module {
   virtual void train(bool on = true);
   /// Same as train(false).
   void eval() { train(false); }
+  /// Whether the module is in training mode (the default) rather than eval mode.
   bool is_training() const { return training_; }
 
   /// Sum of the weight penalties of this module and its descendants (Keras's model.losses), a
@@ -155,6 +164,7 @@ class AnyModule {
   requires std::derived_from<M, Module> AnyModule(std::shared_ptr<M> module) : ptr_(std::move(module)) {
     TG_CHECK(ptr_ != nullptr, "AnyModule: got a null module pointer");
   }
+  /// The module held.
   const std::shared_ptr<Module>& ptr() const { return ptr_; }
 
  private:

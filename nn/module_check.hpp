@@ -10,10 +10,12 @@ namespace tg::nn {
 
 /// Options of check_module.
 struct ModuleCheckOptions {
+  /// Step and tolerances of the underlying tg::gradcheck.
   GradcheckOptions gradcheck = {};
   /// Reseeded with `seed` before every evaluation, so a random layer (Dropout in train mode)
   /// sees the same mask each time; leave null for deterministic modules.
   Generator* generator = nullptr;
+  /// What `generator` is reseeded with before every evaluation.
   std::uint64_t seed = 0;
   bool check_input = true;  ///< also check d(output)/d(input)
 };

@@ -26,9 +26,11 @@ enum class RecurrentInit {
 /// Options of RNN.
 struct RNNOptions {
   std::size_t num_layers = 1;  ///< stacked layers; layer k > 0 reads layer k-1's outputs
+  /// tanh (the default) or relu.
   RNNNonlinearity nonlinearity = RNNNonlinearity::tanh;
   bool bias = true;               ///< learn b_ih and b_hh
   bool return_sequences = false;  ///< forward(x) gives [N,T,H] (true) or the last output [N,H] (Keras's default)
+  /// PyTorch's initialization (the default) or Keras's.
   RecurrentInit init = RecurrentInit::pytorch;
   Generator* generator = nullptr;  ///< for the initial weights; default_generator() if null
 };
@@ -38,9 +40,11 @@ struct LSTMOptions {
   std::size_t num_layers = 1;     ///< stacked layers; layer k > 0 reads layer k-1's outputs
   bool bias = true;               ///< learn b_ih and b_hh
   bool return_sequences = false;  ///< forward(x) gives [N,T,H] (true) or the last output [N,H] (Keras's default)
+  /// PyTorch's initialization (the default) or Keras's.
   RecurrentInit init = RecurrentInit::pytorch;
   Generator* generator = nullptr;  ///< for the initial weights; default_generator() if null
 };
+/// GRU takes the same options as LSTM.
 using GRUOptions = LSTMOptions;
 
 /// Initial state of a recurrent layer; undefined members mean zeros.
@@ -63,11 +67,16 @@ class RecurrentBase : public Module {
   RNNOutput forward_with_state(const Tensor& x, const RNNState& state = {});
   /// x [N, T, input_size] → [N, T, H] with return_sequences, else the last output [N, H].
   Tensor forward(const Tensor& x) override;
+  /// "10, 20, batch_first=true", with num_layers, nonlinearity=relu, bias=false, return_sequences=true if set.
   std::string extra_repr() const override;
 
+  /// Features per step of the input.
   std::size_t input_size() const { return input_size_; }
+  /// H, the features of each layer's state and output.
   std::size_t hidden_size() const { return hidden_size_; }
+  /// Number of stacked layers.
   std::size_t num_layers() const { return num_layers_; }
+  /// Whether forward returns every step's output [N, T, H] rather than the last one [N, H].
   bool return_sequences() const { return return_sequences_; }
   /// weight_ih_lk [G*H, in_k] of layer k (G gates).
   const Tensor& weight_ih(std::size_t layer) const { return layers_.at(layer).w_ih; }
@@ -113,6 +122,7 @@ class RecurrentBase : public Module {
 /// x [N, T, input_size] → [N, T, hidden] (return_sequences) or [N, hidden].
 class RNN : public RecurrentBase {
  public:
+  /// input_size features per step, hidden_size per state; throws when one of them or num_layers is 0.
   RNN(std::size_t input_size, std::size_t hidden_size, RNNOptions options = {});
 };
 
@@ -121,6 +131,7 @@ class RNN : public RecurrentBase {
 /// x [N, T, input_size] → [N, T, hidden] (return_sequences) or [N, hidden].
 class LSTM : public RecurrentBase {
  public:
+  /// input_size features per step, hidden_size per state; throws when one of them or num_layers is 0.
   LSTM(std::size_t input_size, std::size_t hidden_size, LSTMOptions options = {});
 };
 
@@ -130,6 +141,7 @@ class LSTM : public RecurrentBase {
 /// x [N, T, input_size] → [N, T, hidden] (return_sequences) or [N, hidden].
 class GRU : public RecurrentBase {
  public:
+  /// input_size features per step, hidden_size per state; throws when one of them or num_layers is 0.
   GRU(std::size_t input_size, std::size_t hidden_size, GRUOptions options = {});
 };
 

@@ -12,6 +12,7 @@ namespace tg::nn {
 class Sequential : public Module {
  public:
   Sequential() = default;
+  /// The layers in order, each by value or by shared_ptr.
   Sequential(std::initializer_list<AnyModule> layers);
 
   /// Appends a layer (by value or shared_ptr); returns *this for chaining.
@@ -28,7 +29,9 @@ class Sequential : public Module {
   /// forward(x) with the last layer's softmax left out.
   Tensor forward_logits(const Tensor& x) override;
 
+  /// Number of layers.
   std::size_t size() const { return layers_.size(); }
+  /// Whether it has no layer.
   bool empty() const { return layers_.empty(); }
   /// The i-th layer; throws when out of range.
   const std::shared_ptr<Module>& operator[](std::size_t i) const;
@@ -39,7 +42,9 @@ class Sequential : public Module {
     TG_CHECK(typed != nullptr, "Sequential::at: layer {} is a {}, not the type asked for", i, (*this)[i]->name());
     return typed;
   }
+  /// The layers (shared_ptr<Module>) in order, for range-for.
   auto begin() const { return layers_.begin(); }
+  /// The end of the layers.
   auto end() const { return layers_.end(); }
 
  private:

@@ -24,7 +24,9 @@ using Metadata = std::map<std::string, std::string>;
 
 /// The content of a safetensors file: tensors in the order of their data, and the metadata.
 struct SafetensorsFile {
+  /// By name, in the order of their data in the file.
   NamedTensors tensors;
+  /// The "__metadata__" strings (empty when the file has none).
   Metadata metadata;
 };
 
@@ -51,6 +53,7 @@ void load(Module& module, const std::filesystem::path& path);
 /// of a file checks them all before changing anything.
 class StateDictLoad {
  public:
+  /// Checks `tensors` against the module's names, shapes and dtypes; throws naming `source` on a mismatch.
   StateDictLoad(const Module& module, const NamedTensors& tensors, const std::string& source);
   /// Copies the values into the module (under no-grad).
   void apply();

@@ -11,9 +11,13 @@ namespace tg {
 /// Arguments of the conv2d op (nn::Conv2dOptions configures the layer): stride, zero padding (sizes or "valid"/"same")
 /// and dilation per axis, and the number of channel groups.
 struct Conv2dArgs {
+  /// Step of the window per axis.
   Size2 stride = 1;
+  /// Zero padding per side: sizes, or "valid" / "same" (see tg::Padding).
   Padding padding = 0;
+  /// Spacing of the kernel taps per axis (1: adjacent).
   Size2 dilation = 1;
+  /// Channel groups, each convolved apart: C_in and C_out must divide by it.
   std::int64_t groups = 1;
 };
 

@@ -12,12 +12,15 @@ enum class Reduction : std::uint8_t { mean, sum, none };
 /// Options of cross_entropy: reduction and label smoothing ε in [0, 1] (the target becomes
 /// (1-ε)·target + ε/C, as in PyTorch).
 struct CrossEntropyOptions {
+  /// How the per-sample losses combine (mean by default).
   Reduction reduction = Reduction::mean;
+  /// ε in [0, 1]; 0 (the default) leaves the target as it is.
   double label_smoothing = 0.0;
 };
 
 /// Options of the other losses.
 struct LossOptions {
+  /// How the per-element losses combine (mean by default).
   Reduction reduction = Reduction::mean;
 };
 

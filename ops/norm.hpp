@@ -8,8 +8,11 @@ namespace tg {
 /// normalize (biased variance) and the running statistics are updated in place: running = (1-momentum)·running +
 /// momentum·batch, with the unbiased variance, as PyTorch. In evaluation the running statistics normalize.
 struct BatchNormArgs {
+  /// Normalize by the batch statistics and update the running ones; else use the running ones.
   bool training = false;
+  /// Weight of the batch statistic in the running update.
   double momentum = 0.1;
+  /// Added to the variance before the square root.
   double eps = 1e-5;
 };
 

@@ -8,17 +8,24 @@ namespace tg {
 /// Options of max_pool2d: window size, stride (defaults to the kernel) and padding per side
 /// (at most half the kernel, as in PyTorch; max pooling pads with -inf).
 struct MaxPool2dOptions {
+  /// Window size (kH, kW).
   Size2 kernel;
+  /// Step of the window; unset: the kernel size.
   OptionalSize2 stride = std::nullopt;
+  /// Rows/columns of -inf added on each side, at most half the kernel.
   Size2 padding = 0;
 };
 
 /// Options of avg_pool2d; count_include_pad (PyTorch's default) divides by the full window
 /// area kH*kW, otherwise by the number of non-padding elements in the window.
 struct AvgPool2dOptions {
+  /// Window size (kH, kW).
   Size2 kernel;
+  /// Step of the window; unset: the kernel size.
   OptionalSize2 stride = std::nullopt;
+  /// Rows/columns of zeros added on each side, at most half the kernel.
   Size2 padding = 0;
+  /// Divide by kH*kW, padding included (the default); else by the non-padding elements.
   bool count_include_pad = true;
 };
 

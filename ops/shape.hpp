@@ -18,6 +18,7 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm);
 Tensor transpose(const Tensor& x, int axis0 = -2, int axis1 = -1);
 /// Drops size-1 axes (all of them, or the one given).
 Tensor squeeze(const Tensor& x);
+/// Drops axis `axis`; throws tg::Error unless its size is 1 (PyTorch would leave it).
 Tensor squeeze(const Tensor& x, int axis);
 /// Inserts a size-1 axis at `axis` (in the result's numbering).
 Tensor unsqueeze(const Tensor& x, int axis);

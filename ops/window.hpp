@@ -11,9 +11,13 @@ namespace tg {
 /// A (height, width) pair; one number means the same for both axes: `.stride = 2` or `{2, 1}`.
 /// Signed so that a negative value reaches the op's check and gets a clear error.
 struct Size2 {
+  /// Height: the first spatial axis.
   std::int64_t h = 0;
+  /// Width: the second spatial axis.
   std::int64_t w = 0;
+  /// The same size for both axes (implicit, so that `.stride = 2` works).
   constexpr Size2(std::int64_t both) : h(both), w(both) {}
+  /// Height and width apart: `{2, 1}`.
   constexpr Size2(std::int64_t height, std::int64_t width) : h(height), w(width) {}
 };
 
@@ -22,10 +26,15 @@ struct Size2 {
 /// constructors that braces and plain numbers need.
 struct OptionalSize2 : std::optional<Size2> {
   constexpr OptionalSize2() = default;
+  /// Unset.
   constexpr OptionalSize2(std::nullopt_t) {}
+  /// Set, the same for both axes.
   constexpr OptionalSize2(std::int64_t both) : std::optional<Size2>(Size2(both)) {}
+  /// Set, height and width apart.
   constexpr OptionalSize2(std::int64_t height, std::int64_t width) : std::optional<Size2>(Size2(height, width)) {}
+  /// Set to `size`.
   constexpr OptionalSize2(Size2 size) : std::optional<Size2>(size) {}
+  /// From a std::optional<Size2>: unset stays unset.
   constexpr OptionalSize2(const std::optional<Size2>& size) : std::optional<Size2>(size) {}
 };
 
@@ -34,11 +43,15 @@ struct OptionalSize2 : std::optional<Size2> {
 /// padding of an axis is max((out-1)*stride + (k-1)*dilation + 1 - in, 0), and when it is odd
 /// the extra row/column goes to the bottom/right, as in Keras/TensorFlow and PyTorch.
 struct Padding {
+  /// Explicit sizes, or one of the Keras words.
   enum class Kind : std::uint8_t { explicit_size, valid, same };
+  /// Which of them this padding is.
   Kind kind = Kind::explicit_size;
   Size2 size = 0;  ///< padding per side, for Kind::explicit_size
 
+  /// `both` rows and columns of zeros on every side.
   constexpr Padding(std::int64_t both) : size(both) {}
+  /// `height` rows above and below, `width` columns left and right.
   constexpr Padding(std::int64_t height, std::int64_t width) : size(height, width) {}
   /// "valid" or "same" (a string literal, so that `.padding = "same"` works).
   template <std::size_t N>

@@ -38,6 +38,7 @@ class LRScheduler {
 /// lr = base · gamma^floor(epoch / step_size).
 class StepLR : public LRScheduler {
  public:
+  /// Multiplies the lr by gamma every step_size epochs; throws unless step_size > 0 and gamma >= 0.
   StepLR(Optimizer& optimizer, std::int64_t step_size, double gamma = 0.1);
 
  protected:
@@ -51,6 +52,7 @@ class StepLR : public LRScheduler {
 /// lr = base · gamma^epoch.
 class ExponentialLR : public LRScheduler {
  public:
+  /// Multiplies the lr by gamma every epoch; throws unless gamma >= 0.
   ExponentialLR(Optimizer& optimizer, double gamma);
 
  protected:
@@ -63,6 +65,7 @@ class ExponentialLR : public LRScheduler {
 /// lr = eta_min + (base - eta_min)·(1 + cos(π·epoch/T_max))/2 (PyTorch's closed form).
 class CosineAnnealingLR : public LRScheduler {
  public:
+  /// From base down to eta_min over T_max epochs; throws unless T_max > 0 and eta_min >= 0.
   CosineAnnealingLR(Optimizer& optimizer, std::int64_t T_max, double eta_min = 0.0);
 
  protected:
@@ -76,6 +79,8 @@ class CosineAnnealingLR : public LRScheduler {
 /// Linear warmup (PyTorch's LinearLR): lr = base · (start + (end - start)·min(epoch, total)/total).
 class LinearLR : public LRScheduler {
  public:
+  /// From base·start_factor to base·end_factor over total_iters epochs; start_factor in (0, 1],
+  /// end_factor in [0, 1], total_iters > 0, or it throws.
   LinearLR(Optimizer& optimizer, double start_factor = 1.0 / 3.0, double end_factor = 1.0,
            std::int64_t total_iters = 5);
 
@@ -87,16 +92,20 @@ class LinearLR : public LRScheduler {
   double end_factor_;
   std::int64_t total_iters_;
 };
+/// LinearLR under the name of its usual purpose.
 using LinearWarmup = LinearLR;
 
 /// Options of ReduceLROnPlateau (PyTorch's names and defaults).
 struct ReduceLROnPlateauOptions {
+  /// Whether the metric should fall (min) or rise (max).
   enum class Mode { min, max };
+  /// rel: better than best·(1 ∓ threshold); abs: better than best ∓ threshold.
   enum class ThresholdMode { rel, abs };
   Mode mode = Mode::min;       ///< min: the metric should fall (a loss); max: rise (accuracy)
   double factor = 0.1;         ///< new lr = lr · factor
   std::int64_t patience = 10;  ///< epochs without improvement tolerated before reducing
   double threshold = 1e-4;     ///< how much better counts as an improvement
+  /// How threshold counts (rel by default).
   ThresholdMode threshold_mode = ThresholdMode::rel;
   std::int64_t cooldown = 0;  ///< epochs to wait after a reduction before counting again
   double min_lr = 0.0;        ///< lower bound of every group's lr
@@ -106,10 +115,13 @@ struct ReduceLROnPlateauOptions {
 /// Reduces the lr by `factor` when a metric has stopped improving for `patience` epochs.
 class ReduceLROnPlateau {
  public:
+  /// Watches a metric for `optimizer`'s groups; throws for an option out of range.
   explicit ReduceLROnPlateau(Optimizer& optimizer, ReduceLROnPlateauOptions options = {});
   /// Reports the epoch's metric; may reduce the learning rates.
   void step(double metric);
+  /// Epochs since the last improvement (0 during a cooldown).
   std::int64_t num_bad_epochs() const { return num_bad_epochs_; }
+  /// The best metric seen (±infinity before any).
   double best() const { return best_; }
 
  private:

@@ -14,15 +14,21 @@ namespace tg::optim {
 
 /// Parameters with optional settings of their own; unset ones take the optimizer's options.
 struct ParamGroupOptions {
+  /// The group's parameters: float leaves, each in one group only.
   TensorList params;
+  /// The group's learning rate; unset: the optimizer's.
   std::optional<double> lr = std::nullopt;
+  /// The group's weight decay; unset: the optimizer's.
   std::optional<double> weight_decay = std::nullopt;
 };
 
 /// A group as the optimizer uses it: schedulers change `lr` here.
 struct ParamGroup {
+  /// The group's parameters.
   TensorList params;
+  /// Its learning rate, which schedulers change.
   double lr = 0.0;
+  /// Its weight decay.
   double weight_decay = 0.0;
 };
 
@@ -44,7 +50,9 @@ class Optimizer {
   /// Drops every parameter's gradient (PyTorch's set_to_none=True).
   void zero_grad();
 
+  /// The groups, to read or change their lr and weight decay (as schedulers do).
   std::vector<ParamGroup>& param_groups() { return groups_; }
+  /// The groups, read-only.
   const std::vector<ParamGroup>& param_groups() const { return groups_; }
   /// The first group's learning rate.
   double lr() const { return groups_.front().lr; }

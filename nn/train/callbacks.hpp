@@ -26,11 +26,17 @@ class Model;
 class Callback {
  public:
   virtual ~Callback() = default;
+  /// At the start of fit, before the first epoch (empty logs).
   virtual void on_train_begin(const Logs& /*logs*/) {}
+  /// At the end of fit, with the last epoch's logs.
   virtual void on_train_end(const Logs& /*logs*/) {}
+  /// Before epoch `epoch` runs (empty logs).
   virtual void on_epoch_begin(int /*epoch*/, const Logs& /*logs*/) {}
+  /// After epoch `epoch`, with its logs, validation included.
   virtual void on_epoch_end(int /*epoch*/, const Logs& /*logs*/) {}
+  /// Before batch `batch` (0-based within the epoch; empty logs).
   virtual void on_batch_begin(int /*batch*/, const Logs& /*logs*/) {}
+  /// After batch `batch`'s step; or, with a NaN or infinite "loss", instead of its step.
   virtual void on_batch_end(int /*batch*/, const Logs& /*logs*/) {}
 
   /// Called by fit() before on_train_begin.
@@ -42,6 +48,7 @@ class Callback {
   Model* model_ = nullptr;
 };
 
+/// The callbacks of a fit, called in order.
 using CallbackList = std::vector<std::shared_ptr<Callback>>;
 
 /// Whether a monitored metric should fall (a loss) or rise (accuracy); auto: rise for names
@@ -50,27 +57,35 @@ enum class MonitorMode { auto_, min, max };
 
 /// Options of EarlyStopping (Keras's names and defaults).
 struct EarlyStoppingOptions {
+  /// The logged value watched: "val_loss", "val_accuracy", "loss", ...
   std::string monitor = "val_loss";
   double min_delta = 0.0;  ///< smaller changes do not count as an improvement
   int patience = 0;        ///< epochs without improvement before stopping
+  /// Whether `monitor` should fall or rise (auto_: from its name).
   MonitorMode mode = MonitorMode::auto_;
   std::optional<double> baseline = std::nullopt;  ///< stop unless the metric beats this
   bool restore_best_weights = false;              ///< on stop, put back the weights of the best epoch
   int start_from_epoch = 0;                       ///< epochs of warm-up during which nothing is counted
+  /// 1: print when stopping and when restoring the best weights.
   int verbose = 0;
 };
 
 /// Stops training when `monitor` has not improved by `min_delta` for `patience` epochs.
 class EarlyStopping : public Callback {
  public:
+  /// Throws when patience is negative.
   explicit EarlyStopping(EarlyStoppingOptions options = {});
+  /// Resets the count, the best value and the stored weights.
   void on_train_begin(const Logs& logs) override;
+  /// Counts the epoch as an improvement or not; may stop the training and restore the best weights.
   void on_epoch_end(int epoch, const Logs& logs) override;
+  /// Prints the epoch training stopped at (verbose).
   void on_train_end(const Logs& logs) override;
   /// The epoch training stopped at (0 if it ran to the end).
   int stopped_epoch() const { return stopped_epoch_; }
   /// The best epoch seen (-1 before any).
   int best_epoch() const { return best_epoch_; }
+  /// The best value of `monitor` seen (±infinity before any).
   double best() const { return best_; }
 
  private:
@@ -86,9 +101,12 @@ class EarlyStopping : public Callback {
 
 /// Options of ModelCheckpoint.
 struct ModelCheckpointOptions {
+  /// The logged value that save_best_only compares.
   std::string monitor = "val_loss";
   bool save_best_only = false;  ///< save only when `monitor` improved
+  /// Whether `monitor` should fall or rise (auto_: from its name).
   MonitorMode mode = MonitorMode::auto_;
+  /// 1: print a line at each save (or skipped save).
   int verbose = 0;
 };
 
@@ -96,8 +114,11 @@ struct ModelCheckpointOptions {
 /// "{epoch}" (1-based, as Keras's {epoch:02d} is) which is replaced by the epoch number.
 class ModelCheckpoint : public Callback {
  public:
+  /// Throws when `path` is empty.
   explicit ModelCheckpoint(std::filesystem::path path, ModelCheckpointOptions options = {});
+  /// Resets the best value.
   void on_train_begin(const Logs& logs) override;
+  /// Saves the model to the path made for this epoch (with save_best_only: when `monitor` improved).
   void on_epoch_end(int epoch, const Logs& logs) override;
   /// The best value of `monitor` seen so far.
   double best() const { return best_; }
@@ -115,7 +136,9 @@ class CSVLogger : public Callback {
  public:
   /// append: keep the rows of an existing file (columns must match).
   explicit CSVLogger(std::filesystem::path path, bool append = false);
+  /// Starts the rows, keeping those of an existing file with append.
   void on_train_begin(const Logs& logs) override;
+  /// Adds the epoch's row and rewrites the file; throws when its columns differ from the header's.
   void on_epoch_end(int epoch, const Logs& logs) override;
 
  private:
@@ -130,6 +153,7 @@ class CSVLogger : public Callback {
 /// weights are those before it.
 class TerminateOnNaN : public Callback {
  public:
+  /// Stops the training when logs' "loss" is NaN or infinite.
   void on_batch_end(int batch, const Logs& logs) override;
 };
 
@@ -138,10 +162,13 @@ class TerminateOnNaN : public Callback {
 /// the end of every epoch.
 class LearningRateScheduler : public Callback {
  public:
+  /// Sets lr = schedule(epoch, lr) at the start of every epoch; verbose 1 prints it.
   explicit LearningRateScheduler(std::function<double(int epoch, double lr)> schedule, int verbose = 0);
   /// Steps `scheduler` (built on the model's optimizer) after every epoch.
   explicit LearningRateScheduler(std::shared_ptr<optim::LRScheduler> scheduler);
+  /// Applies the schedule function, if given.
   void on_epoch_begin(int epoch, const Logs& logs) override;
+  /// Steps the scheduler, if given.
   void on_epoch_end(int epoch, const Logs& logs) override;
 
  private:
@@ -152,23 +179,31 @@ class LearningRateScheduler : public Callback {
 
 /// A callback made of lambdas, as Keras's LambdaCallback; unset hooks do nothing.
 struct LambdaCallback : public Callback {
+  /// Called by on_train_begin and on_train_end.
   std::function<void(const Logs&)> train_begin, train_end;
+  /// Called by the epoch and batch hooks, with the epoch or batch number.
   std::function<void(int, const Logs&)> epoch_begin, epoch_end, batch_begin, batch_end;
+  /// Calls train_begin if set.
   void on_train_begin(const Logs& logs) override {
     if (train_begin) train_begin(logs);
   }
+  /// Calls train_end if set.
   void on_train_end(const Logs& logs) override {
     if (train_end) train_end(logs);
   }
+  /// Calls epoch_begin if set.
   void on_epoch_begin(int epoch, const Logs& logs) override {
     if (epoch_begin) epoch_begin(epoch, logs);
   }
+  /// Calls epoch_end if set.
   void on_epoch_end(int epoch, const Logs& logs) override {
     if (epoch_end) epoch_end(epoch, logs);
   }
+  /// Calls batch_begin if set.
   void on_batch_begin(int batch, const Logs& logs) override {
     if (batch_begin) batch_begin(batch, logs);
   }
+  /// Calls batch_end if set.
   void on_batch_end(int batch, const Logs& logs) override {
     if (batch_end) batch_end(batch, logs);
   }

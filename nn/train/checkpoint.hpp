@@ -18,6 +18,7 @@ void load(optim::Optimizer& optimizer, const std::filesystem::path& path);
 
 /// What load_checkpoint found besides the tensors.
 struct CheckpointInfo {
+  /// The epoch given to save_checkpoint.
   std::int64_t epoch = 0;
   Metadata metadata;  ///< everything in the file's metadata, including `extra` given at saving
 };

@@ -14,8 +14,10 @@ namespace tg::nn {
 /// insertion order so that progress lines and CSV columns read like Keras's.
 class Logs {
  public:
+  /// A (name, value) pair.
   using Entry = std::pair<std::string, double>;
   Logs() = default;
+  /// Entries in order: Logs{{"loss", 0.25}, {"accuracy", 0.9}}.
   Logs(std::initializer_list<Entry> entries);
 
   /// Sets `name` (replacing its value, or appending it).
@@ -24,11 +26,17 @@ class Logs {
   std::optional<double> get(std::string_view name) const;
   /// The value of `name`; throws tg::Error naming the keys present.
   double at(std::string_view name) const;
+  /// Whether `name` is present.
   bool contains(std::string_view name) const { return get(name).has_value(); }
+  /// The names in insertion order.
   std::vector<std::string> keys() const;
+  /// Number of entries.
   std::size_t size() const { return entries_.size(); }
+  /// Whether there is no entry.
   bool empty() const { return entries_.empty(); }
+  /// The (name, value) entries in insertion order, for range-for.
   auto begin() const { return entries_.begin(); }
+  /// The end of the entries.
   auto end() const { return entries_.end(); }
 
  private:
@@ -45,12 +53,15 @@ class History {
   const std::vector<int>& epoch() const { return epoch_; }
   /// The series of `name` (one value per epoch); throws tg::Error naming the keys present.
   const std::vector<double>& at(std::string_view name) const;
+  /// at(name).
   const std::vector<double>& operator[](std::string_view name) const { return at(name); }
+  /// Whether a series `name` was recorded.
   bool contains(std::string_view name) const;
   /// Metric names in the order they first appeared ("loss", "accuracy", "val_loss", ...).
   const std::vector<std::string>& keys() const { return keys_; }
   /// Number of epochs recorded.
   std::size_t size() const { return epoch_.size(); }
+  /// Whether no epoch was recorded.
   bool empty() const { return epoch_.empty(); }
   /// Writes "epoch,loss,accuracy,..." with one row per epoch, atomically (temp file + rename).
   void save_csv(const std::filesystem::path& path) const;

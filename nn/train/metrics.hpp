@@ -39,12 +39,16 @@ std::string confusion_matrix_string(const Tensor& matrix, const std::vector<std:
 
 /// Fraction of samples whose predicted class is the true one (0 for no samples).
 double accuracy(const Tensor& y_true, const Tensor& y_pred);
+/// The same on index vectors.
 double accuracy(const std::vector<std::int64_t>& y_true, const std::vector<std::int64_t>& y_pred);
 
 /// Precision, recall, F1 and support of one class (or an average over classes).
 struct ClassScores {
+  /// tp / (tp + fp); 0 when nothing was predicted as the class.
   double precision = 0.0;
+  /// tp / (tp + fn); 0 when the class has no true sample.
   double recall = 0.0;
+  /// 2tp / (2tp + fp + fn); 0 when that denominator is.
   double f1 = 0.0;
   std::int64_t support = 0;  ///< true samples of the class (the total for averages)
 };
@@ -71,6 +75,7 @@ struct ReportOptions {
 
 /// y_true [N], y_pred [N] or [N, C] → per-class precision, recall, F1, support and averages.
 ClassificationReport classification_report(const Tensor& y_true, const Tensor& y_pred, ReportOptions options = {});
+/// The same on index vectors.
 ClassificationReport classification_report(const std::vector<std::int64_t>& y_true,
                                            const std::vector<std::int64_t>& y_pred, ReportOptions options = {});
 
@@ -83,14 +88,17 @@ class Metric {
   virtual ~Metric() = default;
   /// The key in History and in the progress line ("accuracy", "precision").
   virtual std::string name() const = 0;
+  /// Forgets everything accumulated.
   virtual void reset() = 0;
   /// Adds a batch: y_pred [N] or [N, C], y_true [N] (see predicted_classes / true_classes).
   virtual void update(const Tensor& y_pred, const Tensor& y_true) = 0;
+  /// The value over every batch since reset().
   virtual double result() const = 0;
   /// The accumulated counts as numbers, and adding another instance's counts to these: how
   /// distributed fit and evaluate combine the ranks' metrics. The defaults throw; a metric of
   /// one's own used with Model::distribute implements both.
   virtual std::vector<double> state() const;
+  /// Adds another instance's state() to this one's counts.
   virtual void merge_state(std::span<const double> state);
 };
 
@@ -103,6 +111,7 @@ enum class Average {
 
 /// Options of the confusion-matrix metrics.
 struct MetricOptions {
+  /// How the classes combine when class_id is -1.
   Average average = Average::macro;
   /// Score only this class (its one-vs-rest precision/recall/F1) instead of averaging; -1: all.
   std::int64_t class_id = -1;
@@ -113,12 +122,19 @@ struct MetricOptions {
 /// Fraction of correct predictions ("accuracy").
 class Accuracy : public Metric {
  public:
+  /// Logged under `name` (compile's "acc" gives "acc").
   explicit Accuracy(std::string name = "accuracy") : name_(std::move(name)) {}
+  /// The name given.
   std::string name() const override { return name_; }
+  /// Zeroes the counts.
   void reset() override { correct_ = total_ = 0; }
+  /// Counts the batch's samples and its correct predictions.
   void update(const Tensor& y_pred, const Tensor& y_true) override;
+  /// Correct predictions / samples (0 before any sample).
   double result() const override { return total_ ? static_cast<double>(correct_) / static_cast<double>(total_) : 0.0; }
+  /// {correct, total}.
   std::vector<double> state() const override;
+  /// Adds another instance's {correct, total}.
   void merge_state(std::span<const double> state) override;
 
  private:
@@ -130,15 +146,21 @@ class Accuracy : public Metric {
 /// Accumulates a confusion matrix over batches; precision, recall and F1 derive from it.
 class ConfusionMatrixMetric : public Metric {
  public:
+  /// Logged as options.name, or `default_name` when that is empty; throws for a class_id out of range.
   explicit ConfusionMatrixMetric(MetricOptions options, std::string default_name);
+  /// The logged name.
   std::string name() const override { return name_; }
+  /// Empties the matrix.
   void reset() override;
+  /// Adds the batch's (true, predicted) pairs to the matrix (grown for new classes when num_classes is 0).
   void update(const Tensor& y_pred, const Tensor& y_true) override;
   /// The matrix accumulated so far, int64 [K, K] (rows true, columns predicted).
   Tensor matrix() const;
   /// The classification report of everything accumulated so far.
   ClassificationReport report() const;
+  /// {K, the K×K counts row-major, K flags of the classes seen}.
   std::vector<double> state() const override;
+  /// Adds another instance's state(), widening the matrix to its classes.
   void merge_state(std::span<const double> state) override;
 
  protected:
@@ -158,21 +180,27 @@ class ConfusionMatrixMetric : public Metric {
 /// Precision (macro by default), Keras's "precision".
 class Precision : public ConfusionMatrixMetric {
  public:
+  /// average, class_id, num_classes and the name (default "precision").
   explicit Precision(MetricOptions options = {}) : ConfusionMatrixMetric(std::move(options), "precision") {}
+  /// The precision of class_id, or the chosen average.
   double result() const override { return scores().precision; }
 };
 
 /// Recall (macro by default), Keras's "recall".
 class Recall : public ConfusionMatrixMetric {
  public:
+  /// average, class_id, num_classes and the name (default "recall").
   explicit Recall(MetricOptions options = {}) : ConfusionMatrixMetric(std::move(options), "recall") {}
+  /// The recall of class_id, or the chosen average.
   double result() const override { return scores().recall; }
 };
 
 /// F1 score (macro by default), Keras's "f1_score".
 class F1Score : public ConfusionMatrixMetric {
  public:
+  /// average, class_id, num_classes and the name (default "f1_score").
   explicit F1Score(MetricOptions options = {}) : ConfusionMatrixMetric(std::move(options), "f1_score") {}
+  /// The F1 score of class_id, or the chosen average.
   double result() const override { return scores().f1; }
 };
 

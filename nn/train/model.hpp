@@ -63,7 +63,9 @@ struct CompileOptions {
 
 /// Options of Model::fit (Keras's arguments).
 struct FitOptions {
+  /// Train up to this epoch count (from initial_epoch).
   int epochs = 1;
+  /// Samples per step (distributed: the global batch, split over the ranks).
   std::size_t batch_size = 32;
   /// Fraction of the samples held out for validation: the LAST ones, taken before shuffling.
   double validation_split = 0.0;
@@ -75,6 +77,7 @@ struct FitOptions {
   std::uint64_t seed = 0;  ///< of the shuffles: the same seed gives the same batches
   /// 0 silent, 1 a progress bar (live on a terminal, a line per epoch otherwise), 2 a line per epoch.
   int verbose = 1;
+  /// Called around the epochs and batches, in order.
   CallbackList callbacks = {};
   int initial_epoch = 0;        ///< to resume: epochs run from initial_epoch to epochs-1
   std::ostream* out = nullptr;  ///< where progress goes (default std::cout)
@@ -82,8 +85,10 @@ struct FitOptions {
 
 /// Options of Model::evaluate and Model::predict.
 struct EvaluateOptions {
+  /// Samples per forward pass.
   std::size_t batch_size = 32;
   int verbose = 0;  ///< 1: a progress bar
+  /// Where progress goes (default std::cout).
   std::ostream* out = nullptr;
 };
 
@@ -92,16 +97,19 @@ struct ModelOptions {
   /// One sample's shape without the batch axis, e.g. {1, 28, 28}: lets summary() show output
   /// shapes before fit (otherwise the first batch's shape is used).
   Shape input_shape = {};
+  /// The model's name, shown by summary().
   std::string name = "sequential";
 };
 
 /// Keras's training API around a Module (typically a Sequential ending in Softmax).
 class Model {
  public:
+  /// Wraps `module` (by value or by shared_ptr).
   explicit Model(AnyModule module, ModelOptions options = {});
 
   /// Chooses the optimizer, the loss and the metrics; must precede fit and evaluate.
   void compile(CompileOptions options);
+  /// Whether compile() was called.
   bool compiled() const { return optimizer_ != nullptr; }
 
   /// Trains on x [N,...] and y (int64 [N] class indices, or float [N,C] one-hot) and returns the
@@ -113,6 +121,7 @@ class Model {
 
   /// Loss and metrics on x, y under no-grad in eval mode: {"loss", "accuracy"}.
   Logs evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
+  /// The same on a Dataset.
   Logs evaluate(const datasets::Dataset& data, const EvaluateOptions& options = {});
   /// The model's outputs for x [N,...] in batches, under no-grad in eval mode → [N,...].
   Tensor predict(const Tensor& x, const EvaluateOptions& options = {});
@@ -129,11 +138,15 @@ class Model {
   /// Loads a file written by save(); throws naming the tensor when it does not fit the model.
   void load(const std::filesystem::path& path);
 
+  /// The module trained (never the DistributedDataParallel wrapper).
   Module& module() { return *module_; }
+  /// The module trained, read-only.
   const Module& module() const { return *module_; }
+  /// The module trained, shared.
   const std::shared_ptr<Module>& module_ptr() const { return module_; }
   /// The compiled optimizer; throws before compile.
   optim::Optimizer& optimizer();
+  /// The module's parameters.
   TensorList parameters() const { return module_->parameters(); }
   /// Parameters and buffers by name: what save() writes and EarlyStopping restores.
   NamedTensors state() const;
@@ -148,9 +161,11 @@ class Model {
   /// predict's outputs are combined over the ranks, the same on every rank; only rank 0 prints
   /// and writes (ModelCheckpoint, CSVLogger). Every rank makes the same calls. Call before compile.
   void distribute(DistributedOptions options = {});
+  /// Whether distribute() was called.
   bool is_distributed() const { return ddp_ != nullptr; }
   /// This process's rank and the number of ranks (0 and 1 unless distributed).
   int rank() const;
+  /// The number of ranks (1 unless distributed).
   int world_size() const;
   /// Whether this rank prints and writes files: rank 0.
   bool is_chief() const { return rank() == 0; }
@@ -159,9 +174,11 @@ class Model {
 
   /// Asks fit to stop after the current batch (callbacks use this: Keras's stop_training).
   void request_stop() { stop_requested_ = true; }
+  /// Whether request_stop() was called during the current or last fit.
   bool stop_requested() const { return stop_requested_; }
   /// The history of the last fit.
   const History& history() const { return history_; }
+  /// The name given in ModelOptions ("sequential" by default).
   const std::string& name() const { return options_.name; }
 
  private:

@@ -11,23 +11,31 @@ namespace tg::nn {
 
 /// One line of a panel; NaN values leave a gap.
 struct LineSeries {
+  /// Legend text.
   std::string label;
+  /// X coordinates, one per point.
   std::vector<double> x;
+  /// Y coordinates, parallel to x (NaN: a gap).
   std::vector<double> y;
   std::string color = "";  ///< CSS colour; empty picks the next of matplotlib's palette
 };
 
 /// One chart: a title, a y-axis label and its lines.
 struct Panel {
+  /// Shown above the chart.
   std::string title;
+  /// Label of the y axis (none when empty).
   std::string y_label = "";
+  /// The lines, drawn in order.
   std::vector<LineSeries> series;
 };
 
 /// Options of the SVG writers.
 struct PlotOptions {
   int width = 1200;  ///< pixels (the tutorial's figsize 12x8 at 100 dpi)
+  /// Pixels of the whole figure.
   int height = 800;
+  /// Label under the x axis, shared by the panels.
   std::string x_label = "Epochs";
   bool integer_x = true;  ///< x ticks on whole numbers only (epochs)
 };

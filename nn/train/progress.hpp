@@ -21,6 +21,7 @@ struct ProgressOptions {
 /// A progress bar over `target` steps writing to `os`.
 class ProgressBar {
  public:
+  /// A bar for `target` steps written to `os` (which must outlive it); its clock starts now.
   ProgressBar(std::size_t target, std::ostream& os, ProgressOptions options = {});
   /// Reports that `current` steps are done, with the running metrics; redraws when live.
   void update(std::size_t current, const Logs& logs);
