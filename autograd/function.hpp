@@ -118,8 +118,8 @@ struct OpSpec {
   bool save_output = false;  ///< backward reads the output (BackwardContext::output)
 };
 
-/// Links `result` to the graph as the output of op `spec` when grad mode is on and an input
-/// requires grad; otherwise returns it unchanged.
+/// Links `result` to the graph as the output of op `spec` when grad mode is on, an input
+/// requires grad and `result` is floating point; otherwise returns it unchanged.
 Tensor record(OpSpec spec, Tensor result, BackwardFn backward);
 
 /// True when an op on `inputs` would be recorded.

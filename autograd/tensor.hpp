@@ -30,7 +30,7 @@ struct TensorImpl;
 
 /// Options of Tensor::backward.
 struct BackwardOptions {
-  bool retain_graph = false;  ///< keep saved tensors so that backward can run again
+  bool retain_graph = false;  ///< keep saved tensors so that backward can run again (implied by create_graph)
   bool create_graph = false;  ///< record the backward pass so gradients are differentiable
 };
 

@@ -1,6 +1,7 @@
 #pragma once
-#include <optional>
 // Conv2d: a 2-D convolution layer over NCHW inputs (Keras's Conv2D, PyTorch's Conv2d).
+#include <optional>
+
 #include "tapegrad/autograd/generator.hpp"
 #include "tapegrad/nn/activation.hpp"
 #include "tapegrad/nn/module.hpp"

@@ -30,8 +30,8 @@ namespace tg::nn {
 
 /// Options of DistributedDataParallel.
 struct DistributedOptions {
-  /// Bytes of gradients per allreduce (PyTorch's bucket_cap_mb); smaller buckets start earlier
-  /// during backward, larger ones cost fewer messages.
+  /// Bytes of gradients per allreduce (PyTorch's bucket_cap_mb, whose default is 25 MB); smaller
+  /// buckets start earlier during backward, larger ones cost fewer messages.
   std::size_t bucket_cap_bytes = std::size_t{1} << 20;
   /// Give every rank rank 0's buffers after each synchronized backward.
   bool broadcast_buffers = true;

@@ -1,6 +1,7 @@
 #pragma once
-#include <optional>
 // Linear: the fully connected layer (Keras's Dense).
+#include <optional>
+
 #include "tapegrad/autograd/generator.hpp"
 #include "tapegrad/nn/activation.hpp"
 #include "tapegrad/nn/module.hpp"

@@ -54,8 +54,8 @@ class Module {
   };
   /// This layer and, where it knows one fused op for them, some of the layers that follow it in a
   /// container (`next`, in order; nn::Sequential asks each layer). The default runs forward(x)
-  /// and takes none; a Conv2d with a relu takes a MaxPool2d of 2x2 windows and a Flatten after
-  /// it (tg::conv2d_relu_max_pool2d: the same values and gradients, without the full-size
+  /// and takes none; a Conv2d with a relu takes a MaxPool2d after it, and a Flatten(1, -1 or 3)
+  /// after that (tg::conv2d_relu_max_pool2d: the same values and gradients, without the full-size
   /// activation). A layer fuses only while it is exactly its own class, and takes only layers that
   /// are exactly theirs (is_exactly): a subclass may override forward, and its forward then runs.
   virtual Chained forward_chain(const Tensor& x, std::span<const std::shared_ptr<Module>> next);

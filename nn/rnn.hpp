@@ -5,8 +5,10 @@
 //   layer k: weight_ih_lk [G*H, in], weight_hh_lk [G*H, H], bias_ih_lk [G*H], bias_hh_lk [G*H]
 //   with G = 1 (RNN), 4 (LSTM, gates i, f, g, o), 3 (GRU, gates r, z, n), all U(-1/√H, 1/√H)
 //   unless RecurrentInit::keras is chosen.
-// Each step is built from the tape's primitive ops (linear, slice, sigmoid, tanh, mul, add), so
-// gradients, double backward and float64 gradient checks come from the ops themselves.
+// RNN and GRU steps are built from the tape's primitive ops (linear, slice, sigmoid, tanh, mul,
+// add); LSTM steps from the fused cell ops of ops/rnn.hpp (lstm_gates, lstm_cell_state,
+// lstm_hidden_state). Either way gradients, double backward and float64 gradient checks come
+// from ops that are checked on their own.
 #include "tapegrad/autograd/generator.hpp"
 #include "tapegrad/nn/module.hpp"
 

@@ -1,5 +1,6 @@
 #pragma once
 // Differentiable reductions over all axes or chosen axes (negative axes count from the end).
+#include <string_view>
 #include <vector>
 
 #include "tapegrad/autograd/broadcast.hpp"  // sum_to

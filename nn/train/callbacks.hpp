@@ -110,8 +110,9 @@ struct ModelCheckpointOptions {
   int verbose = 0;
 };
 
-/// Saves the model (safetensors, written atomically) after epochs. `path` may contain
-/// "{epoch}" (1-based, as Keras's {epoch:02d} is) which is replaced by the epoch number.
+/// Saves the model (safetensors, written atomically) after epochs. `path` is formatted with fmt
+/// from the epoch (1-based, as in Keras) and every logged value: "ckpt-{epoch:02d}-{val_loss:.3f}"
+/// works; a literal brace is written "{{" or "}}", and a path that does not format throws.
 class ModelCheckpoint : public Callback {
  public:
   /// Throws when `path` is empty.
