@@ -121,6 +121,7 @@ int main(int argc, char** argv) {
         "{:.2f}, \"allreduce_seconds\": {:.6f}, \"exposed_wait_seconds\": {:.6f}, \"hidden_fraction\": {:.3f}}}\n",
         independent ? "independent" : "ddp", kind, batch, env.world_size(), threads, step_time, images_per_second,
         mean_of_max, bytes, buckets, static_cast<double>(buckets_in_backward) / static_cast<double>(steps), allreduce,
-        exposed, !independent && env.world_size() > 1 && allreduce > 0 ? std::clamp(1.0 - exposed / allreduce, 0.0, 1.0) : 0.0);
+        exposed,
+        !independent && env.world_size() > 1 && allreduce > 0 ? std::clamp(1.0 - exposed / allreduce, 0.0, 1.0) : 0.0);
   return 0;
 }
