@@ -36,7 +36,9 @@ class BatchNormBase : public Module {
   const Tensor& num_batches_tracked() const { return num_batches_tracked_; }
 
  protected:
+  /// `expected_shape` names the accepted input in errors, formatted with num_features ("[N, {0}, H, W]").
   BatchNormBase(std::size_t num_features, BatchNormOptions options, std::string expected_shape);
+  /// Whether `x` has the rank this layer normalizes.
   virtual bool accepts(const Tensor& x) const = 0;
 
  private:

@@ -22,6 +22,7 @@ class Loss {
   std::string repr() const;
 
  protected:
+  /// The options shown inside repr()'s parentheses, e.g. "reduction=mean".
   virtual std::string extra_repr() const = 0;
 };
 

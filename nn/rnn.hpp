@@ -90,7 +90,9 @@ class RecurrentBase : public Module {
   const Tensor& bias_hh(std::size_t layer) const { return layers_.at(layer).b_hh; }
 
  protected:
+  /// The recurrence a layer runs.
   enum class Cell { rnn_tanh, rnn_relu, lstm, gru };
+  /// Creates num_layers layers of `cell`, initialized by `init` from `generator` (the default one when null).
   RecurrentBase(Cell cell, std::size_t input_size, std::size_t hidden_size, std::size_t num_layers, bool bias,
                 bool return_sequences, RecurrentInit init, Generator* generator);
 

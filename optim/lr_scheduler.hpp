@@ -23,9 +23,11 @@ class LRScheduler {
   std::vector<double> get_last_lr() const;
 
  protected:
+  /// Schedules `optimizer`'s groups from their current lrs (the base lrs).
   explicit LRScheduler(Optimizer& optimizer);
   /// Must be called at the end of each subclass constructor (applies epoch 0).
   void initialize();
+  /// A subclass's schedule: the lr of a group whose base lr is `base_lr`, at `epoch`.
   virtual double lr_at(double base_lr, std::int64_t epoch) const = 0;
   Optimizer& optimizer_;
 

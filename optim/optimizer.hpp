@@ -75,6 +75,7 @@ class Optimizer {
     std::map<std::string, Tensor> buffers;
   };
 
+  /// `name` shows in errors; groups without their own lr or weight_decay take these.
   Optimizer(std::string name, std::vector<ParamGroupOptions> groups, double lr, double weight_decay);
   /// One update of `param` (float32 or float64, contiguous) from `grad` of the same shape and
   /// dtype; state.step was already incremented.
