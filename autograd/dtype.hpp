@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstdint>
+#include <iosfwd>
 #include <string_view>
 
 namespace tg {
@@ -30,6 +31,9 @@ constexpr std::string_view dtype_name(Dtype d) {
   }
   return "?";
 }
+
+/// Writes dtype_name(d): `std::cout << x.dtype()` prints "float32".
+std::ostream& operator<<(std::ostream& os, Dtype d);
 
 /// Whether d is float32 or float64: the dtypes that can require grad.
 constexpr bool is_floating(Dtype d) { return d != Dtype::int64; }

@@ -132,15 +132,23 @@ Tensor neg(const Tensor& x) {
                 [](const BackwardContext&, const Tensor& g) -> TensorList { return {neg(g)}; });
 }
 
-// d(a^b) = g*b*a^(b-1), g*a^b*log(a)
+// d(a^b) = g*b*a^(b-1), g*a^b*log(a); as PyTorch, 0 where b == 0 (first) and where a == 0 with
+// b >= 0 (second): the limits there, where the formulas give 0 * inf.
 Tensor pow(const Tensor& a, const Tensor& b) {
   Tensor out = binary_map<SameType>(a, b, "pow", [](auto u, auto v) { return std::pow(u, v); });
   return record({.name = "pow", .inputs = {a, b}, .saved = {a, b}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   const Tensor& sa = ctx.saved(0);
                   const Tensor& sb = ctx.saved(1);
-                  return {ctx.needs_grad(0) ? mul(g, mul(sb, pow(sa, sub(sb, ones_like(sb))))) : Tensor(),
-                          ctx.needs_grad(1) ? mul(g, mul(ctx.output(), log(sa))) : Tensor()};
+                  const Tensor zero = zeros_like(g);
+                  Tensor da, db;
+                  if (ctx.needs_grad(0))
+                    da = where(eq(sb, zeros_like(sb)), zero, mul(g, mul(sb, pow(sa, sub(sb, ones_like(sb))))));
+                  if (ctx.needs_grad(1)) {
+                    const Tensor zero_base = mul(eq(sa, zeros_like(sa)), ge(sb, zeros_like(sb)));
+                    db = where(zero_base, zero, mul(g, mul(ctx.output(), log(sa))));
+                  }
+                  return {da, db};
                 });
 }
 

@@ -24,13 +24,16 @@ std::vector<std::size_t> differentiable_inputs(const TensorList& inputs) {
   return idx;
 }
 
-// fn at `inputs` with input `which` replaced by `value`, without recording, as a flat vector.
+// fn at `inputs` with input `which` replaced by `value`, as a flat vector. As PyTorch's gradcheck
+// does, fn runs with grad mode on and its inputs requiring grad as the originals do (fresh leaves),
+// so that a function may take gradients itself (a gradient penalty, a Hessian-vector product).
 std::vector<double> evaluate(const DifferentiableFn& fn, TensorList inputs, std::size_t which, const Tensor& value) {
-  NoGradGuard no_grad;
+  GradModeGuard grad_on(true);
+  const bool value_requires_grad = inputs[which].requires_grad();
   for (Tensor& t : inputs)
-    if (t.defined()) t = t.detach();
-  inputs[which] = value;
-  const Tensor out = fn(inputs);
+    if (t.defined()) t = t.detach().requires_grad_(t.requires_grad());
+  inputs[which] = value.detach().requires_grad_(value_requires_grad);
+  const Tensor out = fn(inputs).detach();
   TG_CHECK(is_floating(out.dtype()), "gradcheck: the function returned a {} tensor", out.dtype());
   const xt::xarray<double>& a = out.to(float64).array<double>();
   return {a.begin(), a.end()};
@@ -86,6 +89,7 @@ xt::xarray<double> random_direction(const Shape& shape, Generator& gen) {
 }  // namespace
 
 GradcheckResult gradcheck(const DifferentiableFn& fn, const TensorList& inputs, GradcheckOptions options) {
+  GradModeGuard grad_on(true);  // the analytic side needs a graph, whatever the caller's mode
   const std::vector<std::size_t> which = differentiable_inputs(inputs);
   const std::size_t out_numel = evaluate(fn, inputs, which[0], inputs[which[0]].detach()).size();
   std::size_t in_numel = 0;
@@ -159,7 +163,7 @@ GradcheckResult gradgradcheck(const DifferentiableFn& fn, const TensorList& inpu
   }
   // s(x) = Σ_i <d(w · fn(x))/dx_i, r_i>: its gradient holds Hessian-vector products.
   DifferentiableFn first_order = [&](const TensorList& given) {
-    // The numeric pass calls this under no-grad with detached inputs: it still needs a graph.
+    // Inputs that do not require grad (given so by a caller) still need a graph here.
     GradModeGuard grad_on(true);
     TensorList xs = given;
     for (std::size_t i : which)

@@ -41,7 +41,7 @@ struct GradcheckResult {
 using DifferentiableFn = std::function<Tensor(const TensorList&)>;
 
 /// Checks the gradients of fn (any output shape) with respect to every input that requires
-/// grad; the inputs must be float64.
+/// grad; the inputs must be float64. fn always runs with grad mode on (it may call tg::grad).
 GradcheckResult gradcheck(const DifferentiableFn& fn, const TensorList& inputs, GradcheckOptions options = {});
 
 /// Second order: gradient-checks the first-order gradients of fn (built with create_graph),

@@ -125,11 +125,12 @@ Tensor sum(const Tensor& x, const Axes& axes, bool keepdims) {
 
 Tensor sum(const Tensor& x) { return sum(x, all_axes(x)); }
 
-// mean = sum / count
+// mean = sum / count; over no elements 0 * (1/0): NaN, as PyTorch gives.
 Tensor mean(const Tensor& x, const Axes& axes, bool keepdims) {
   TG_CHECK(is_floating(x.dtype()), "mean: needs a float tensor, got {}", x.dtype());
   const Reduction r = plan(x, axes, keepdims, "mean");
-  return mul(sum(x, axes, keepdims), 1.0 / static_cast<double>(std::max<std::size_t>(r.count, 1)));
+  const double scale = r.count > 0 ? 1.0 / static_cast<double>(r.count) : std::numeric_limits<double>::infinity();
+  return mul(sum(x, axes, keepdims), scale);
 }
 
 Tensor mean(const Tensor& x) { return mean(x, all_axes(x)); }
@@ -138,8 +139,12 @@ namespace {
 // d max(x) = g * [x == max] / (number of tied maxima)
 Tensor extreme(const Tensor& x, const Axes& axes, bool keepdims, bool is_max) {
   const char* name = is_max ? "max" : "min";
-  TG_CHECK(x.numel() > 0, "{}: cannot reduce an empty tensor of shape {}", name, shape_str(x.shape()));
   const Reduction r = plan(x, axes, keepdims, name);
+  // An empty axis has no extreme (PyTorch refuses it too); other axes of an empty tensor give an
+  // empty result.
+  for (std::size_t a : r.axes)
+    TG_CHECK(x.shape()[a] > 0, "{}: cannot reduce over axis {} of shape {}, which is empty", name, a,
+             shape_str(x.shape()));
   // The identity of max (min): -inf (+inf), or the extreme int64.
   auto identity = [is_max](auto t) {
     using L = std::numeric_limits<decltype(t)>;

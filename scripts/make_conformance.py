@@ -44,14 +44,20 @@ def float32_json(v):
     return short if np.float32(short) == v else float("%.9g" % v)
 
 
+def non_finite_json(v):
+    """JSON has no NaN or infinity: they are written as the strings "nan", "inf" and "-inf"."""
+    return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+
+
 def values(a, dtype):
     """Flat values as JSON numbers that read back exactly in the case's dtype."""
     a = np.asarray(a)
     if a.dtype.kind in "iub":
         return [int(v) for v in a.reshape(-1)]
     if dtype == "float32":
-        return [float32_json(v) for v in a.astype(np.float32).reshape(-1)]
-    return [float(v) for v in a.astype(np.float64).reshape(-1)]
+        return [float32_json(v) if math.isfinite(v) else non_finite_json(v)
+                for v in a.astype(np.float32).reshape(-1)]
+    return [float(v) if math.isfinite(v) else non_finite_json(v) for v in a.astype(np.float64).reshape(-1)]
 
 
 def numpy_of(t):
@@ -188,6 +194,10 @@ def core_cases():
         c.add(op, "scalar_tensor", [("a", normal(2, 3), X), ("b", b_gen(), X)], f)
     c.add("pow", "tensor_exponent", [("a", positive(3, 4), X), ("b", normal(3, 4), X)], torch.pow)
     c.add("pow", "broadcast", [("a", positive(2, 3), X), ("b", normal(3), X)], torch.pow)
+    # A zero or negative base: PyTorch's gradients are 0 where b == 0 (d/da) and where a == 0 with
+    # b >= 0 (d/db), not 0 * inf; what is really infinite or undefined stays so.
+    c.add("pow", "zero_base", [("a", const([0.0, 0.0, 0.0, 0.0, 0.0, 1.5, -2.0]), X),
+                               ("b", const([2.0, 0.0, 0.5, 3.0, -1.0, 0.0, 2.0]), X)], torch.pow)
     for e in [2.0, 3.0, 0.5, -1.5]:
         gen = normal(3, 4) if e in (2.0, 3.0) else positive(3, 4)
         c.add("pow_scalar", f"exponent_{e:g}", [("x", gen, X)], lambda x, e=e: torch.pow(x, e),
@@ -238,6 +248,17 @@ def core_cases():
             c.add(op, f"axes_{'_'.join(map(str, axes))}{'_keepdims' if keep else ''}",
                   [("x", x234, X)], lambda x, a=axes, k=keep, f=f_axes: f(x, dim=a, keepdim=k),
                   {"axes": axes, "keepdims": keep})
+    # Empty tensors: the mean of nothing is NaN; a sum is 0; max and min over a non-empty axis of
+    # an empty tensor give an empty result.
+    empty = const(np.zeros((0, 3)))
+    c.add("mean", "empty_all", [("x", empty, X)], torch.mean, {"axes": None, "keepdims": False})
+    c.add("mean", "empty_axis_0", [("x", empty, X)], lambda x: torch.mean(x, dim=[0]),
+          {"axes": [0], "keepdims": False})
+    c.add("sum", "empty_axis_0", [("x", empty, X)], lambda x: torch.sum(x, dim=[0]),
+          {"axes": [0], "keepdims": False})
+    for op, f in {"max": torch.amax, "min": torch.amin}.items():
+        c.add(op, "empty_axis_1", [("x", empty, X)], lambda x, f=f: f(x, dim=[1]),
+              {"axes": [1], "keepdims": False})
     c.add("argmax", "all", [("x", x234, Y)], torch.argmax, {"axis": None, "keepdims": False})
     for axis, keep in [(1, False), (-1, True), (0, False)]:
         c.add("argmax", f"axis_{axis}{'_keepdims' if keep else ''}", [("x", x234, Y)],

@@ -12,10 +12,12 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tapegrad/tapegrad.hpp"
@@ -42,6 +44,19 @@ inline Dtype dtype_from(const std::string& name) {
   return int64;
 }
 
+/// One value of a file: a number, or "nan", "inf" or "-inf" (JSON has no such numbers).
+template <class T>
+T value_from(const Json& v) {
+  if (!v.is_string()) return v.get<T>();
+  const std::string s = v.get<std::string>();
+  if constexpr (std::is_floating_point_v<T>) {
+    if (s == "nan") return std::numeric_limits<T>::quiet_NaN();
+    if (s == "inf") return std::numeric_limits<T>::infinity();
+    if (s == "-inf") return -std::numeric_limits<T>::infinity();
+  }
+  detail::fail("conformance: the value \"{}\" is not a number, \"nan\", \"inf\" or \"-inf\"", s);
+}
+
 /// A tensor from {"shape": [...], "values": [...]} in `dtype`.
 inline Tensor tensor_from(const Json& a, Dtype dtype) {
   const Shape shape = a.at("shape").get<Shape>();
@@ -50,7 +65,7 @@ inline Tensor tensor_from(const Json& a, Dtype dtype) {
     using T = decltype(zero);
     xt::xarray<T> arr = xt::xarray<T>::from_shape(shape);
     TG_CHECK(arr.size() == v.size(), "conformance: {} values for shape {}", v.size(), shape_str(shape));
-    for (std::size_t i = 0; i < v.size(); ++i) arr.data()[i] = v[i].get<T>();
+    for (std::size_t i = 0; i < v.size(); ++i) arr.data()[i] = value_from<T>(v[i]);
     return Tensor(std::move(arr));
   };
   if (dtype == float64) return fill(0.0);
@@ -89,8 +104,14 @@ inline std::string mismatch(const Tensor& got, const Json& expected, Dtype dtype
   double worst_excess = 1.0;  // |diff| / allowed of the worst element past its tolerance
   std::size_t worst = n;
   for (std::size_t i = 0; i < n; ++i) {
+    // NaN only where PyTorch has NaN, an infinity only where it has the same one.
+    if (!std::isfinite(e[i]) || !std::isfinite(g[i])) {
+      const bool same = std::isnan(e[i]) ? std::isnan(g[i]) : g[i] == e[i];
+      if (!same) return fmt::format("element {} of {}: expected {}, got {}", i, shape_str(shape), e[i], g[i]);
+      continue;
+    }
     const double allowed = tol.atol + tol.rtol * std::abs(e[i]);
-    const double excess = std::isnan(g[i]) ? INFINITY : std::abs(g[i] - e[i]) / allowed;
+    const double excess = std::abs(g[i] - e[i]) / allowed;
     if (excess > worst_excess) worst_excess = excess, worst = i;
   }
   if (worst == n) return {};

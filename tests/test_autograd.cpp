@@ -188,6 +188,22 @@ TEST_CASE("gradcheck rejects a deliberately wrong gradient") {
   CHECK(r.message.find("FAILED") != std::string::npos);
 }
 
+TEST_CASE("gradcheck runs the function with grad mode on, so that it may take gradients itself") {
+  // A gradient penalty: f(x) = sum((d sum(x^3)/dx)^2) = sum(9 x^4), whose gradient is 36 x^3.
+  auto penalty = [](const TensorList& in) {
+    const Tensor inner = sum(pow(in[0], 3.0));
+    const Tensor g = grad({inner}, {in[0]}, {.create_graph = true})[0];
+    return sum(mul(g, g));
+  };
+  Tensor x = Tensor({0.5, -1.0, 2.0}).to(float64).requires_grad_();
+  GradcheckResult r = gradcheck(penalty, {x});
+  INFO(r.message);
+  CHECK(r);
+  NoGradGuard callers_mode;  // the caller's grad mode does not matter
+  CHECK(gradcheck(penalty, {x}));
+  CHECK_FALSE(is_grad_enabled());
+}
+
 TEST_CASE("a post-accumulate hook runs once per backward, after every contribution to the leaf") {
   Tensor w = Tensor({1.0, 2.0}).requires_grad_();
   Tensor v = Tensor({3.0, 4.0}).requires_grad_();

@@ -13,6 +13,7 @@
 #include "tapegrad/autograd/generator.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
 #include "tapegrad/nn/activation.hpp"
+#include "tapegrad/nn/batchnorm.hpp"
 #include "tapegrad/nn/conv.hpp"
 #include "tapegrad/nn/flatten.hpp"
 #include "tapegrad/nn/linear.hpp"
@@ -415,6 +416,18 @@ TEST_CASE("Model::summary prints Keras's table for the tutorial model") {
   CHECK(s.find("Total params: 54,410\n") != std::string::npos);
   CHECK(s.find("Trainable params: 54,410\n") != std::string::npos);
   CHECK(s.find("Non-trainable params: 0\n") != std::string::npos);
+}
+
+TEST_CASE("Model::summary counts BatchNorm's moving statistics as non-trainable, not its batch counter") {
+  // Keras: BatchNormalization(8) has 32 parameters, 16 of them non-trainable.
+  nn::Model model(nn::Sequential{nn::Linear(4, 8), nn::BatchNorm1d(8)}, {.input_shape = {4}});
+  const std::string s = model.summary_string();
+  INFO(s);
+  CHECK(s.find("batch_norm1d (BatchNorm1d)") != std::string::npos);
+  CHECK(s.find(" 32\n") != std::string::npos);
+  CHECK(s.find("Total params: 72\n") != std::string::npos);
+  CHECK(s.find("Trainable params: 56\n") != std::string::npos);
+  CHECK(s.find("Non-trainable params: 16\n") != std::string::npos);
 }
 
 TEST_CASE("Model: bad input gives clear errors") {

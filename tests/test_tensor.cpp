@@ -89,6 +89,13 @@ TEST_CASE("random tensors are reproducible from the generator's seed") {
   CHECK_THROWS_WITH_AS(uniform({2}, 1.0, 1.0, r), doctest::Contains("uniform: needs low < high"), Error);
 }
 
+TEST_CASE("a Dtype prints its name on a stream, as with fmt") {
+  std::ostringstream os;
+  os << float32 << ' ' << float64 << ' ' << zeros({2}, int64).dtype();
+  CHECK(os.str() == "float32 float64 int64");
+  CHECK(fmt::format("{}", float64) == "float64");
+}
+
 TEST_CASE("to() converts between dtypes and is differentiable between floats") {
   const Tensor f = Tensor({1.5, -2.5, 3.0});
   const Tensor d = f.to(float64);

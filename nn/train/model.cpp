@@ -66,9 +66,13 @@ std::string keras_shape(const Shape& s) {
   return out + ")";
 }
 
+// Elements of the floating-point tensors: Keras counts a layer's float state (BatchNorm's moving
+// mean and variance) as non-trainable parameters, but an int64 counter (num_batches_tracked) is
+// bookkeeping, not a parameter.
 std::size_t count_elements(const NamedTensors& ts) {
   std::size_t n = 0;
-  for (const auto& [name, t] : ts) n += t.numel();
+  for (const auto& [name, t] : ts)
+    if (is_floating(t.dtype())) n += t.numel();
   return n;
 }
 
