@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   std::string kind = "tutorial", data;
   std::size_t batch = 128, steps = 150, warmup = 10, bucket_kib = 64;
   int threads = 1;
-  bool independent = false;
+  bool independent = false, lockstep = false;
   if (const char* dir = std::getenv("TG_MNIST_DIR")) data = dir;
   app.add_option("--model", kind)->check(CLI::IsMember({"tutorial", "deep"}));
   app.add_option("--batch", batch, "samples per rank per step");
@@ -48,6 +48,9 @@ int main(int argc, char** argv) {
   app.add_option("--data", data, "directory of the MNIST files");
   app.add_flag("--independent", independent,
                "each rank trains its own model, no communication: the machine's ceiling for N processes");
+  app.add_flag("--lockstep", lockstep,
+               "with --independent: a barrier after every step, so the ranks run in step as under "
+               "DistributedDataParallel but exchange nothing");
   CLI11_PARSE(app, argc, argv);
   set_num_threads(threads);
   tune_malloc_for_training();
@@ -78,6 +81,7 @@ int main(int argc, char** argv) {
     opt.zero_grad();
     cross_entropy(net.forward(b.x), b.y).backward();
     opt.step();
+    if (independent && lockstep) distributed::barrier();
     if (step >= warmup) {
       step_seconds.push_back(seconds_since(s0));
       wait += ddp.last_sync().wait_seconds;
@@ -119,9 +123,9 @@ int main(int argc, char** argv) {
         "\"images_per_second\": {:.1f}, \"synchronous_step_seconds\": {:.6f}, \"gradient_bytes\": {}, \"buckets\": {}, "
         "\"buckets_started_in_backward\": "
         "{:.2f}, \"allreduce_seconds\": {:.6f}, \"exposed_wait_seconds\": {:.6f}, \"hidden_fraction\": {:.3f}}}\n",
-        independent ? "independent" : "ddp", kind, batch, env.world_size(), threads, step_time, images_per_second,
-        mean_of_max, bytes, buckets, static_cast<double>(buckets_in_backward) / static_cast<double>(steps), allreduce,
-        exposed,
+        independent ? (lockstep ? "lockstep" : "independent") : "ddp", kind, batch, env.world_size(), threads,
+        step_time, images_per_second, mean_of_max, bytes, buckets,
+        static_cast<double>(buckets_in_backward) / static_cast<double>(steps), allreduce, exposed,
         !independent && env.world_size() > 1 && allreduce > 0 ? std::clamp(1.0 - exposed / allreduce, 0.0, 1.0) : 0.0);
   return 0;
 }
