@@ -29,10 +29,9 @@ std::vector<std::size_t> differentiable_inputs(const TensorList& inputs) {
 // so that a function may take gradients itself (a gradient penalty, a Hessian-vector product).
 std::vector<double> evaluate(const DifferentiableFn& fn, TensorList inputs, std::size_t which, const Tensor& value) {
   GradModeGuard grad_on(true);
-  const bool value_requires_grad = inputs[which].requires_grad();
   for (Tensor& t : inputs)
     if (t.defined()) t = t.detach().requires_grad_(t.requires_grad());
-  inputs[which] = value.detach().requires_grad_(value_requires_grad);
+  inputs[which] = value.detach().requires_grad_();  // `which` is always an input that requires grad
   const Tensor out = fn(inputs).detach();
   TG_CHECK(is_floating(out.dtype()), "gradcheck: the function returned a {} tensor", out.dtype());
   const xt::xarray<double>& a = out.to(float64).array<double>();
