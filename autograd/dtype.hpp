@@ -38,6 +38,18 @@ std::ostream& operator<<(std::ostream& os, Dtype d);
 /// Whether d is float32 or float64: the dtypes that can require grad.
 constexpr bool is_floating(Dtype d) { return d != Dtype::int64; }
 
+/// The dtype both operands of a binary op take (torch.promote_types): float64 over float32 over
+/// int64, so float32 with float64 is float64 and int64 with either float is that float.
+constexpr Dtype promote_types(Dtype a, Dtype b) {
+  if (a == Dtype::float64 || b == Dtype::float64) return Dtype::float64;
+  if (a == Dtype::float32 || b == Dtype::float32) return Dtype::float32;
+  return Dtype::int64;
+}
+
+/// The floating dtype ops produce from integers (a true division, exp of an int64 tensor, an
+/// int64 tensor times 0.5): float32, PyTorch's default.
+inline constexpr Dtype default_float = Dtype::float32;
+
 /// Bytes per element: 4 for float32, 8 for float64 and int64.
 constexpr std::size_t dtype_size(Dtype d) { return d == Dtype::float32 ? 4 : 8; }
 

@@ -54,18 +54,11 @@ Tensor detail::unary_grad_kernel(const Tensor& g, const Tensor& s, std::string_v
 
 Tensor detail::binary_kernel(const Tensor& a, const Tensor& b, std::string_view name, BinaryOp op) {
   if (a.dtype() == Dtype::int64 && b.dtype() == Dtype::int64) {
+    TG_CHECK(op != BinaryOp::div, "{}: int64 operands are divided in float (div promotes them first)", name);
+    // Wrapping on overflow, as PyTorch's int64 (signed overflow is undefined in C++).
     return binary_map<SameType>(a, b, name, [op](std::int64_t u, std::int64_t v) {
-      switch (op) {
-        case BinaryOp::add:
-          return u + v;
-        case BinaryOp::sub:
-          return u - v;
-        case BinaryOp::mul:
-          return u * v;
-        case BinaryOp::div:
-          break;
-      }
-      return u / v;
+      const auto x = static_cast<std::uint64_t>(u), y = static_cast<std::uint64_t>(v);
+      return static_cast<std::int64_t>(op == BinaryOp::add ? x + y : op == BinaryOp::sub ? x - y : x * y);
     });
   }
   TG_CHECK(a.dtype() == b.dtype(), "{}: dtypes differ: {} {} and {} {}; convert one with to()", name, a.dtype(),
@@ -81,8 +74,47 @@ Tensor detail::binary_kernel(const Tensor& a, const Tensor& b, std::string_view 
   });
 }
 
+Dtype result_type(const Tensor& a, const Tensor& b) {
+  const bool a_is_0d = a.ndim() == 0, b_is_0d = b.ndim() == 0;
+  if (a_is_0d == b_is_0d) return promote_types(a.dtype(), b.dtype());
+  const Dtype with_axes = a_is_0d ? b.dtype() : a.dtype();
+  const Dtype zero_dim = a_is_0d ? a.dtype() : b.dtype();
+  return !is_floating(with_axes) && is_floating(zero_dim) ? zero_dim : with_axes;
+}
+
+Dtype result_type(const Tensor& a, Scalar b) {
+  return b.is_integral() || is_floating(a.dtype()) ? a.dtype() : default_float;
+}
+
+Tensor detail::as_floating(const Tensor& x) { return is_floating(x.dtype()) ? x : x.to(default_float); }
+
+namespace {
+// Both operands in the dtype the op computes in (differentiable conversions).
+struct Promoted {
+  Tensor a, b;
+};
+Promoted promoted(const Tensor& a, const Tensor& b, Dtype d) { return {a.to(d), b.to(d)}; }
+Promoted promoted(const Tensor& a, const Tensor& b) { return promoted(a, b, result_type(a, b)); }
+
+// A scalar operand as a 0-d tensor of result_type(a, s): the binary op with `a` then computes in
+// that dtype.
+Tensor scalar_operand(const Tensor& a, Scalar s) { return scalar_tensor(s.value(), result_type(a, s)); }
+
+// base ** exponent for integers, wrapping on overflow as PyTorch's int64 does.
+std::int64_t integer_power(std::int64_t base, std::int64_t exponent) {
+  TG_CHECK(exponent >= 0, "pow: integers to negative integer powers are not allowed (exponent {})", exponent);
+  auto b = static_cast<std::uint64_t>(base);
+  std::uint64_t r = 1;
+  for (auto e = static_cast<std::uint64_t>(exponent); e > 0; e >>= 1, b *= b)
+    if (e & 1) r *= b;
+  return static_cast<std::int64_t>(r);
+}
+}  // namespace
+
 // d(a+b) = g, g
-Tensor add(const Tensor& a, const Tensor& b) {
+Tensor add(const Tensor& a_in, const Tensor& b_in) {
+  const Promoted ab = promoted(a_in, b_in);
+  const Tensor &a = ab.a, &b = ab.b;
   Tensor out = binary_kernel(a, b, "add", BinaryOp::add);
   return record({.name = "add", .inputs = {a, b}}, out, [](const BackwardContext&, const Tensor& g) -> TensorList {
     return {g, g};
@@ -90,7 +122,9 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 // d(a-b) = g, -g
-Tensor sub(const Tensor& a, const Tensor& b) {
+Tensor sub(const Tensor& a_in, const Tensor& b_in) {
+  const Promoted ab = promoted(a_in, b_in);
+  const Tensor &a = ab.a, &b = ab.b;
   Tensor out = binary_kernel(a, b, "sub", BinaryOp::sub);
   return record({.name = "sub", .inputs = {a, b}}, out, [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
     return {g, ctx.needs_grad(1) ? neg(g) : Tensor()};
@@ -98,7 +132,9 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 }
 
 // d(a*b) = g*b, g*a
-Tensor mul(const Tensor& a, const Tensor& b) {
+Tensor mul(const Tensor& a_in, const Tensor& b_in) {
+  const Promoted ab = promoted(a_in, b_in);
+  const Tensor &a = ab.a, &b = ab.b;
   Tensor out = binary_kernel(a, b, "mul", BinaryOp::mul);
   return record({.name = "mul", .inputs = {a, b}, .saved = {a, b}}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
@@ -107,8 +143,11 @@ Tensor mul(const Tensor& a, const Tensor& b) {
                 });
 }
 
-// d(a/b) = g/b, -g*a/b²
-Tensor div(const Tensor& a, const Tensor& b) {
+// True division: integers are divided as floats. d(a/b) = g/b, -g*a/b²
+Tensor div(const Tensor& a_in, const Tensor& b_in) {
+  const Dtype d = result_type(a_in, b_in);
+  const Promoted ab = promoted(a_in, b_in, is_floating(d) ? d : default_float);
+  const Tensor &a = ab.a, &b = ab.b;
   Tensor out = binary_kernel(a, b, "div", BinaryOp::div);
   return record({.name = "div", .inputs = {a, b}, .saved = {a, b}}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
@@ -123,7 +162,8 @@ Tensor div(const Tensor& a, const Tensor& b) {
 Tensor neg(const Tensor& x) {
   Tensor out;
   if (x.dtype() == Dtype::int64) {
-    xt::xarray<std::int64_t> r = -x.array<std::int64_t>();
+    xt::xarray<std::int64_t> r = x.array<std::int64_t>();
+    for (std::int64_t& v : r) v = static_cast<std::int64_t>(0 - static_cast<std::uint64_t>(v));  // wraps, as PyTorch
     out = Tensor(std::move(r));
   } else {
     out = unary_kernel(x, "neg", UnaryOp::neg);
@@ -134,8 +174,16 @@ Tensor neg(const Tensor& x) {
 
 // d(a^b) = g*b*a^(b-1), g*a^b*log(a); as PyTorch, 0 where b == 0 (first) and where a == 0 with
 // b >= 0 (second): the limits there, where the formulas give 0 * inf.
-Tensor pow(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_map<SameType>(a, b, "pow", [](auto u, auto v) { return std::pow(u, v); });
+Tensor pow(const Tensor& a_in, const Tensor& b_in) {
+  const Promoted ab = promoted(a_in, b_in);
+  const Tensor &a = ab.a, &b = ab.b;
+  Tensor out = binary_map<SameType>(a, b, "pow", [](auto u, auto v) {
+    if constexpr (std::is_integral_v<decltype(u)>)
+      return integer_power(u, v);
+    else
+      return std::pow(u, v);
+  });
+  if (!is_floating(out.dtype())) return out;
   return record({.name = "pow", .inputs = {a, b}, .saved = {a, b}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   const Tensor& sa = ctx.saved(0);
@@ -153,7 +201,11 @@ Tensor pow(const Tensor& a, const Tensor& b) {
 }
 
 // d(x^e) = g*e*x^(e-1)
-Tensor pow(const Tensor& x, double exponent) {
+Tensor pow(const Tensor& x_in, Scalar exponent_in) {
+  if (result_type(x_in, exponent_in) == Dtype::int64)
+    return pow(x_in, scalar_tensor(static_cast<double>(exponent_in.integer()), Dtype::int64));
+  const Tensor x = x_in.to(result_type(x_in, exponent_in));
+  const double exponent = exponent_in.value();
   Tensor out = unary_float(x, "pow", [exponent](auto v) { return std::pow(v, static_cast<decltype(v)>(exponent)); });
   return record({.name = "pow", .inputs = {x}, .saved = {x}}, out,
                 [exponent](const BackwardContext& ctx, const Tensor& g) -> TensorList {
@@ -163,7 +215,8 @@ Tensor pow(const Tensor& x, double exponent) {
 }
 
 // d exp(x) = g*exp(x)
-Tensor exp(const Tensor& x) {
+Tensor exp(const Tensor& x_in) {
+  const Tensor x = detail::as_floating(x_in);
   Tensor out = unary_kernel(x, "exp", UnaryOp::exp);
   return record({.name = "exp", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
@@ -173,14 +226,16 @@ Tensor exp(const Tensor& x) {
 }
 
 // d log(x) = g/x
-Tensor log(const Tensor& x) {
+Tensor log(const Tensor& x_in) {
+  const Tensor x = detail::as_floating(x_in);
   Tensor out = unary_kernel(x, "log", UnaryOp::log);
   return record({.name = "log", .inputs = {x}, .saved = {x}}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList { return {div(g, ctx.saved(0))}; });
 }
 
 // d sqrt(x) = g/(2 sqrt(x))
-Tensor sqrt(const Tensor& x) {
+Tensor sqrt(const Tensor& x_in) {
+  const Tensor x = detail::as_floating(x_in);
   Tensor out = unary_kernel(x, "sqrt", UnaryOp::sqrt);
   return record(
       {.name = "sqrt", .inputs = {x}, .save_output = true}, out,
@@ -227,7 +282,8 @@ Tensor leaky_relu(const Tensor& x, double negative_slope) {
 }
 
 // d sigmoid(x) = g*s*(1-s)
-Tensor sigmoid(const Tensor& x) {
+Tensor sigmoid(const Tensor& x_in) {
+  const Tensor x = detail::as_floating(x_in);
   Tensor out = unary_kernel(x, "sigmoid", UnaryOp::sigmoid);
   return record({.name = "sigmoid", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
@@ -238,7 +294,8 @@ Tensor sigmoid(const Tensor& x) {
 }
 
 // d tanh(x) = g*(1-t²)
-Tensor tanh(const Tensor& x) {
+Tensor tanh(const Tensor& x_in) {
+  const Tensor x = detail::as_floating(x_in);
   Tensor out = unary_kernel(x, "tanh", UnaryOp::tanh);
   return record({.name = "tanh", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
@@ -274,7 +331,9 @@ Tensor winner_share(const Tensor& a, const Tensor& b, bool greater) {
   });
 }
 
-Tensor extremum(const Tensor& a, const Tensor& b, bool greater) {
+Tensor extremum(const Tensor& a_in, const Tensor& b_in, bool greater) {
+  const Promoted ab = promoted(a_in, b_in);
+  const Tensor &a = ab.a, &b = ab.b;
   const char* name = greater ? "maximum" : "minimum";
   Tensor out = binary_map<SameType>(a, b, name,
                                     [greater](auto u, auto v) { return greater ? (u > v ? u : v) : (u < v ? u : v); });
@@ -293,8 +352,9 @@ Tensor maximum(const Tensor& a, const Tensor& b) { return extremum(a, b, true); 
 Tensor minimum(const Tensor& a, const Tensor& b) { return extremum(a, b, false); }
 
 // d where(c, a, b) = -, g*[c], g*[!c]
-Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
-  TG_CHECK(a.dtype() == b.dtype(), "where: dtypes of the two branches differ: {} and {}", a.dtype(), b.dtype());
+Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
+  const Promoted ab = promoted(a_in, b_in);
+  const Tensor &a = ab.a, &b = ab.b;
   const Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   const Tensor c = cond.detach().to(a.dtype());
   Tensor out = dispatch_all(a.dtype(), [&](auto t) {
@@ -315,26 +375,35 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
                 });
 }
 
-Tensor add(const Tensor& a, double b) { return add(a, scalar_tensor(b, a.dtype())); }
-Tensor mul(const Tensor& a, double b) { return mul(a, scalar_tensor(b, a.dtype())); }
+Tensor add(const Tensor& a, Scalar b) { return add(a, scalar_operand(a, b)); }
+Tensor mul(const Tensor& a, Scalar b) { return mul(a, scalar_operand(a, b)); }
+
+namespace {
+// pred(a, b) → int64 0/1, in the dtype both are promoted to.
+template <class Pred>
+Tensor compare(const Tensor& a, const Tensor& b, std::string_view name, Pred pred) {
+  const auto [pa, pb] = promoted(a.detach(), b.detach());
+  return binary_map<IndexType>(pa, pb, name, pred);
+}
+}  // namespace
 
 Tensor eq(const Tensor& a, const Tensor& b) {
-  return binary_map<IndexType>(a, b, "eq", [](auto u, auto v) { return u == v; });
+  return compare(a, b, "eq", [](auto u, auto v) { return u == v; });
 }
 Tensor ne(const Tensor& a, const Tensor& b) {
-  return binary_map<IndexType>(a, b, "ne", [](auto u, auto v) { return u != v; });
+  return compare(a, b, "ne", [](auto u, auto v) { return u != v; });
 }
 Tensor lt(const Tensor& a, const Tensor& b) {
-  return binary_map<IndexType>(a, b, "lt", [](auto u, auto v) { return u < v; });
+  return compare(a, b, "lt", [](auto u, auto v) { return u < v; });
 }
 Tensor le(const Tensor& a, const Tensor& b) {
-  return binary_map<IndexType>(a, b, "le", [](auto u, auto v) { return u <= v; });
+  return compare(a, b, "le", [](auto u, auto v) { return u <= v; });
 }
 Tensor gt(const Tensor& a, const Tensor& b) {
-  return binary_map<IndexType>(a, b, "gt", [](auto u, auto v) { return u > v; });
+  return compare(a, b, "gt", [](auto u, auto v) { return u > v; });
 }
 Tensor ge(const Tensor& a, const Tensor& b) {
-  return binary_map<IndexType>(a, b, "ge", [](auto u, auto v) { return u >= v; });
+  return compare(a, b, "ge", [](auto u, auto v) { return u >= v; });
 }
 
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
@@ -342,13 +411,13 @@ Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
 Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
 Tensor operator-(const Tensor& x) { return neg(x); }
-Tensor operator+(const Tensor& a, double b) { return add(a, b); }
-Tensor operator+(double a, const Tensor& b) { return add(b, a); }
-Tensor operator-(const Tensor& a, double b) { return add(a, -b); }
-Tensor operator-(double a, const Tensor& b) { return add(neg(b), a); }
-Tensor operator*(const Tensor& a, double b) { return mul(a, b); }
-Tensor operator*(double a, const Tensor& b) { return mul(b, a); }
-Tensor operator/(const Tensor& a, double b) { return mul(a, 1.0 / b); }
-Tensor operator/(double a, const Tensor& b) { return div(scalar_tensor(a, b.dtype()), b); }
+Tensor operator+(const Tensor& a, Scalar b) { return add(a, b); }
+Tensor operator+(Scalar a, const Tensor& b) { return add(b, a); }
+Tensor operator-(const Tensor& a, Scalar b) { return sub(a, scalar_operand(a, b)); }
+Tensor operator-(Scalar a, const Tensor& b) { return sub(scalar_operand(b, a), b); }
+Tensor operator*(const Tensor& a, Scalar b) { return mul(a, b); }
+Tensor operator*(Scalar a, const Tensor& b) { return mul(b, a); }
+Tensor operator/(const Tensor& a, Scalar b) { return mul(a, Scalar(1.0 / b.value())); }
+Tensor operator/(Scalar a, const Tensor& b) { return div(scalar_operand(b, a), b); }
 
 }  // namespace tg

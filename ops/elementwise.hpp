@@ -1,9 +1,26 @@
 #pragma once
 // Differentiable elementwise ops with NumPy broadcasting.
 #include "tapegrad/autograd/broadcast.hpp"  // broadcast_shapes
+#include "tapegrad/autograd/scalar.hpp"
 #include "tapegrad/autograd/tensor.hpp"
 
 namespace tg {
+
+// Type promotion, as torch.result_type: binary ops (arithmetic, pow, maximum/minimum,
+// comparisons, where's branches) first convert both operands to one dtype.
+//   - Tensors of the same kind (both with axes, or both 0-d): promote_types, so float32 with
+//     float64 is float64, int64 with a float is that float.
+//   - A 0-d tensor with a tensor with axes: the latter's dtype, unless the 0-d one is floating and
+//     the other int64; then the 0-d one's.
+//   - A Scalar: an integer keeps the tensor's dtype; a floating value keeps a float tensor's dtype
+//     and turns an int64 tensor into float32 (default_float).
+// The conversions are differentiable. Division is true division: int64 / int64 is float32.
+// docs/semantics.md has the table.
+
+/// The dtype a binary op computes in for operands a and b.
+Dtype result_type(const Tensor& a, const Tensor& b);
+/// The dtype a binary op computes in for a tensor and a scalar.
+Dtype result_type(const Tensor& a, Scalar b);
 
 /// a + b elementwise, with broadcasting.
 Tensor add(const Tensor& a, const Tensor& b);
@@ -11,14 +28,14 @@ Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 /// a * b elementwise, with broadcasting.
 Tensor mul(const Tensor& a, const Tensor& b);
-/// a / b elementwise, with broadcasting.
+/// a / b elementwise, with broadcasting; true division (int64 operands give float32).
 Tensor div(const Tensor& a, const Tensor& b);
 /// -x.
 Tensor neg(const Tensor& x);
 /// a ** b, elementwise with broadcasting.
 Tensor pow(const Tensor& a, const Tensor& b);
-/// x ** exponent.
-Tensor pow(const Tensor& x, double exponent);
+/// x ** exponent; an int64 tensor with an integer exponent stays int64 (a negative one throws).
+Tensor pow(const Tensor& x, Scalar exponent);
 /// e ** x.
 Tensor exp(const Tensor& x);
 /// Natural logarithm.
@@ -44,11 +61,11 @@ Tensor minimum(const Tensor& a, const Tensor& b);
 /// cond ? a : b elementwise (cond: any dtype, nonzero is true; not differentiable in cond).
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 
-// Scalar forms (the scalar takes the tensor's dtype).
-/// a + b for a scalar b, which takes a's dtype.
-Tensor add(const Tensor& a, double b);
-/// a * b for a scalar b, which takes a's dtype.
-Tensor mul(const Tensor& a, double b);
+// Scalar forms (the result's dtype: result_type(a, b)).
+/// a + b for a scalar b.
+Tensor add(const Tensor& a, Scalar b);
+/// a * b for a scalar b.
+Tensor mul(const Tensor& a, Scalar b);
 
 // Comparisons: int64 tensors of 0 and 1, not differentiable.
 /// a == b → int64 0/1, with broadcasting.
@@ -75,20 +92,20 @@ Tensor operator/(const Tensor& a, const Tensor& b);
 /// neg(x).
 Tensor operator-(const Tensor& x);
 /// a + scalar b.
-Tensor operator+(const Tensor& a, double b);
+Tensor operator+(const Tensor& a, Scalar b);
 /// scalar a + b.
-Tensor operator+(double a, const Tensor& b);
+Tensor operator+(Scalar a, const Tensor& b);
 /// a - scalar b.
-Tensor operator-(const Tensor& a, double b);
+Tensor operator-(const Tensor& a, Scalar b);
 /// scalar a - b.
-Tensor operator-(double a, const Tensor& b);
+Tensor operator-(Scalar a, const Tensor& b);
 /// a * scalar b.
-Tensor operator*(const Tensor& a, double b);
+Tensor operator*(const Tensor& a, Scalar b);
 /// scalar a * b.
-Tensor operator*(double a, const Tensor& b);
-/// a / scalar b (computed as a * (1/b)).
-Tensor operator/(const Tensor& a, double b);
-/// scalar a / b.
-Tensor operator/(double a, const Tensor& b);
+Tensor operator*(Scalar a, const Tensor& b);
+/// a / scalar b, true division (computed as a * (1/b)).
+Tensor operator/(const Tensor& a, Scalar b);
+/// scalar a / b, true division.
+Tensor operator/(Scalar a, const Tensor& b);
 
 }  // namespace tg

@@ -638,6 +638,105 @@ def clip_grad_cases():
     return cases
 
 
+# ---------------------------------------------------------------- type promotion
+
+PROMOTION_INPUTS = {  # (dtype, shape) pairs of the two operands; "0d" ones have no axes
+    "float32_float64": (("float32", (3, 4)), ("float64", (3, 4))),
+    "float64_float32": (("float64", (3, 4)), ("float32", (4,))),
+    "int64_float32": (("int64", (3, 4)), ("float32", (3, 4))),
+    "float32_int64": (("float32", (3, 4)), ("int64", (4,))),
+    "int64_float64": (("int64", (3, 4)), ("float64", (3, 4))),
+    "int64_int64": (("int64", (3, 4)), ("int64", (3, 4))),
+    "float32_float64_0d": (("float32", (3, 4)), ("float64", ())),
+    "int64_float64_0d": (("int64", (3, 4)), ("float64", ())),
+    "int64_0d_float32": (("int64", ()), ("float32", (4,))),
+    "float32_0d_float64_0d": (("float32", ()), ("float64", ())),
+}
+TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64}
+
+
+def promotion_cases():
+    """Binary ops on operands of different dtypes and kinds (with axes, 0-d, Python scalars): the
+    result's dtype and values as PyTorch's type promotion gives them, and the gradient of
+    sum(output * w) for each floating operand, in that operand's dtype."""
+    cases = []
+
+    def operand(name, dtype, shape, r, positive=False):
+        if dtype == "int64":
+            low = 1 if positive else -3
+            return torch.tensor(r.randint(low, 4, size=shape), dtype=torch.int64)
+        a = quantize(r.uniform(0.5, 2.0, size=shape) if positive else r.standard_normal(shape))
+        return torch.tensor(a, dtype=TORCH_DTYPES[dtype], requires_grad=True)
+
+    def add_case(op, variant, tensors, fn, params=None):
+        name = f"{op}/{variant}"
+        out = fn(*tensors)
+        out_dtype = str(out.dtype).replace("torch.", "")
+        case = {"op": op, "name": name, "params": params or {},
+                "inputs": [{"name": f"x{i}", "dtype": str(t.dtype).replace("torch.", ""),
+                            "requires_grad": t.requires_grad, **arr(t.detach().numpy(), "float64")}
+                           for i, t in enumerate(tensors)],
+                "output": {"dtype": out_dtype, **arr(out.detach().numpy(), out_dtype)}}
+        if out.requires_grad:
+            w = torch.tensor(quantize(rng_for(name + "/weight").standard_normal(out.shape)),
+                             dtype=out.dtype)
+            (out * w).sum().backward()
+            case["weight"] = arr(w.numpy(), out_dtype)
+            case["grads"] = [{"dtype": str(t.dtype).replace("torch.", ""),
+                              **arr(t.grad.numpy(), str(t.dtype).replace("torch.", ""))}
+                             if t.requires_grad else None for t in tensors]
+        cases.append(case)
+
+    binary = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div,
+              "pow": torch.pow, "maximum": torch.maximum, "minimum": torch.minimum,
+              "eq": torch.eq, "ne": torch.ne, "lt": torch.lt, "le": torch.le, "gt": torch.gt,
+              "ge": torch.ge}
+    for op, f in binary.items():
+        for variant, ((da, sa), (db, sb)) in PROMOTION_INPUTS.items():
+            r = rng_for(f"promotion/{op}/{variant}")
+            a = operand("a", da, sa, r, positive=op == "pow")
+            # Integer exponents stay non-negative (PyTorch refuses negative ones); integer
+            # divisors include 0 (true division gives inf and nan).
+            b = operand("b", db, sb, r, positive=op == "pow" and db == "int64")
+            if op in ("eq", "ne", "lt", "le", "gt", "ge"):  # ties, so that == and <= differ
+                b = b.detach().clone()
+                flat_b, flat_a = b.view(-1), a.detach().view(-1)
+                if flat_b.numel() and flat_a.numel():
+                    flat_b[0] = flat_a[0].to(b.dtype)
+                    b = b.requires_grad_(b.is_floating_point())
+            fn = (lambda x, y, f=f: f(x, y).to(torch.int64)) if op in ("eq", "ne", "lt", "le", "gt", "ge") else f
+            add_case(op, variant, [a, b], fn)
+    for variant, ((da, sa), (db, sb)) in list(PROMOTION_INPUTS.items())[:6]:
+        r = rng_for(f"promotion/where/{variant}")
+        cond = torch.tensor(r.randint(0, 2, size=(3, 4)), dtype=torch.int64)
+        add_case("where", variant, [cond, operand("a", da, sa, r), operand("b", db, sb, r)],
+                 lambda c, x, y: torch.where(c != 0, x, y))
+    scalar_ops = {  # x op s, or s op x for the r- forms
+        "add_scalar": lambda x, s: x + s, "sub_scalar": lambda x, s: x - s,
+        "rsub_scalar": lambda x, s: s - x, "mul_scalar": lambda x, s: x * s,
+        "div_scalar": lambda x, s: x / s, "rdiv_scalar": lambda x, s: s / x,
+        "pow_scalar": lambda x, s: x ** s,
+    }
+    for op, f in scalar_ops.items():
+        for dtype, shape in [("int64", (3, 4)), ("float32", (3, 4)), ("float64", (3, 4)), ("int64", ())]:
+            for scalar in [2, -2.5]:
+                if op == "pow_scalar" and dtype == "int64" and scalar == 2:
+                    scalar = 3
+                variant = f"{dtype}{'_0d' if not shape else ''}_{'int' if isinstance(scalar, int) else 'float'}"
+                r = rng_for(f"promotion/{op}/{variant}")
+                x = operand("x", dtype, shape, r, positive=op == "pow_scalar")
+                add_case(op, variant, [x], lambda x, f=f, s=scalar: f(x, s),
+                         {"scalar": scalar, "integral": isinstance(scalar, int)})
+    # True division of integers, by zero too.
+    add_case("div", "int64_by_zero", [torch.tensor([3, -3, 0, 7], dtype=torch.int64),
+                                      torch.tensor([0, 0, 0, 2], dtype=torch.int64)], torch.div)
+    # Ops defined on floats only take int64 as float32.
+    for op, f in {"exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt, "sigmoid": torch.sigmoid,
+                  "tanh": torch.tanh}.items():
+        add_case(op, "int64", [torch.tensor([[1, 2], [3, 0]], dtype=torch.int64)], f)
+    return cases
+
+
 def dump_reviewable(doc, f):
     """The document with each case (each entry of a top-level list) on a line of its own, so that a
     regeneration's diff shows the cases that changed; a case stays one compact line."""
@@ -667,6 +766,7 @@ def main():
             "numpy": np.__version__}
     write("core.json", {**meta, "cases": core_cases()})
     write("nn_ops.json", {**meta, "cases": nn_op_cases()})
+    write("promotion.json", {**meta, "cases": promotion_cases()})
     write("optim.json", {**meta, "optimizers": optimizer_cases(), "schedulers": scheduler_cases(),
                          "clip_grad": clip_grad_cases()})
 

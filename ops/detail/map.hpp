@@ -26,6 +26,10 @@ Tensor unary_float(const Tensor& x, std::string_view op, F f) {
   });
 }
 
+/// x, or x converted to default_float when it is int64: the input of an op that is only defined
+/// on floats (exp, log, ...), as PyTorch promotes integers there.
+Tensor as_floating(const Tensor& x);
+
 /// The kernel `op` on a float tensor (named `name` in errors).
 Tensor unary_kernel(const Tensor& x, std::string_view name, kernels::UnaryOp op);
 
