@@ -220,8 +220,7 @@ TEST_CASE("mixed dtypes promote as in PyTorch; int64 where only floats make sens
   CHECK(where(ones({2, 3}), a, b).dtype() == float64);
   const Tensor labels = zeros({2, 3}, int64);
   CHECK(exp(labels).dtype() == float32);
-  CHECK_THROWS_WITH_AS(relu(labels), doctest::Contains("relu: expected a float32 or float64 tensor, got int64"),
-                       Error);
+  CHECK_THROWS_WITH_AS(relu(labels), doctest::Contains("relu: expected a float32 or float64 tensor, got int64"), Error);
   CHECK_THROWS_WITH_AS(leaky_relu(labels), doctest::Contains("leaky_relu"), Error);
   CHECK_THROWS_WITH_AS(clamp(a, 1.0, -1.0), doctest::Contains("clamp: needs low <= high"), Error);
 }
