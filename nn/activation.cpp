@@ -1,5 +1,6 @@
 #include "tapegrad/nn/activation.hpp"
 
+#include "tapegrad/ops/activation.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/softmax.hpp"
 
@@ -42,6 +43,27 @@ Tensor LeakyReLU::forward(const Tensor& x) { return leaky_relu(x, negative_slope
 std::string LeakyReLU::extra_repr() const { return fmt::format("negative_slope={}", negative_slope_); }
 Tensor Sigmoid::forward(const Tensor& x) { return sigmoid(x); }
 Tensor Tanh::forward(const Tensor& x) { return tanh(x); }
+
+namespace {
+// A float as Python's repr writes it: 1.0, not fmt's 1.
+std::string python_float(double v) {
+  std::string s = fmt::format("{}", v);
+  if (s.find_first_of(".eni") == std::string::npos) s += ".0";
+  return s;
+}
+}  // namespace
+
+Tensor GELU::forward(const Tensor& x) { return gelu(x, approximate_); }
+std::string GELU::extra_repr() const {
+  return approximate_ == GeluApproximate::tanh ? "approximate='tanh'" : "approximate='none'";
+}
+Tensor ELU::forward(const Tensor& x) { return elu(x, alpha_); }
+std::string ELU::extra_repr() const { return "alpha=" + python_float(alpha_); }
+Tensor SiLU::forward(const Tensor& x) { return silu(x); }
+Tensor Softplus::forward(const Tensor& x) { return softplus(x, beta_, threshold_); }
+std::string Softplus::extra_repr() const {
+  return fmt::format("beta={}, threshold={}", python_float(beta_), python_float(threshold_));
+}
 
 namespace {
 void check_dim(const Module& m, const Tensor& x, int dim) {

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "tapegrad/nn/module.hpp"
+#include "tapegrad/ops/activation.hpp"
 
 namespace tg::nn {
 
@@ -81,6 +82,56 @@ class LogSoftmax : public Module {
 
  private:
   int dim_;
+};
+
+/// x → x * Φ(x) (exact, or PyTorch's tanh approximation), any shape.
+class GELU : public Module {
+ public:
+  /// How Φ is computed (PyTorch's approximate='none' or 'tanh').
+  explicit GELU(GeluApproximate approximate = GeluApproximate::none) : approximate_(approximate) {}
+  /// gelu(x, approximate), x's shape.
+  Tensor forward(const Tensor& x) override;
+  /// "approximate='none'" or "approximate='tanh'".
+  std::string extra_repr() const override;
+
+ private:
+  GeluApproximate approximate_;
+};
+
+/// x → x if x > 0 else alpha * (exp(x) - 1), any shape.
+class ELU : public Module {
+ public:
+  /// The value approached as x → -inf is -alpha (PyTorch's default 1).
+  explicit ELU(double alpha = 1.0) : alpha_(alpha) {}
+  /// elu(x, alpha), x's shape.
+  Tensor forward(const Tensor& x) override;
+  /// "alpha=1.0".
+  std::string extra_repr() const override;
+
+ private:
+  double alpha_;
+};
+
+/// x → x * sigmoid(x) (swish), any shape.
+class SiLU : public Module {
+ public:
+  /// silu(x), x's shape.
+  Tensor forward(const Tensor& x) override;
+};
+
+/// x → log(1 + exp(beta * x)) / beta, linear where beta * x > threshold, any shape.
+class Softplus : public Module {
+ public:
+  /// PyTorch's defaults: beta 1, threshold 20.
+  explicit Softplus(double beta = 1.0, double threshold = 20.0) : beta_(beta), threshold_(threshold) {}
+  /// softplus(x, beta, threshold), x's shape.
+  Tensor forward(const Tensor& x) override;
+  /// "beta=1.0, threshold=20.0".
+  std::string extra_repr() const override;
+
+ private:
+  double beta_;
+  double threshold_;
 };
 
 /// x → x, any shape (a placeholder, e.g. to switch a layer off).

@@ -485,6 +485,53 @@ def nn_op_cases():
     return c.cases
 
 
+def activation_cases():
+    """sin, cos, erf and the smooth activations: random inputs, 0-d and empty tensors, and NaN,
+    infinities and signed zeros (in the first 32 elements, where PyTorch's vectorized kernels,
+    not its scalar tails, compute them: the two differ for elu's gradient at NaN)."""
+    c = OpCases()
+    X = True
+
+    def scaled(s, *shape):
+        return lambda r: s * r.standard_normal(shape)
+
+    def with_specials(*specials):
+        """[4, 8]: the special values first, then normal ones."""
+        def gen(r):
+            a = r.standard_normal(32) * 3
+            a[:len(specials)] = specials
+            return a.reshape(4, 8)
+        return gen
+    non_finite = with_specials(math.nan, math.inf, -math.inf, 0.0, -0.0, 25.0, -30.0, 19.0, -8.0)
+    ops = {  # op: [(variant suffix, fn, params)]
+        "sin": [("", torch.sin, {})],
+        "cos": [("", torch.cos, {})],
+        "erf": [("", torch.erf, {})],
+        "silu": [("", F.silu, {})],
+        "softplus": [("", F.softplus, {"beta": 1.0, "threshold": 20.0}),
+                     ("_beta_0.5", lambda x: F.softplus(x, beta=0.5), {"beta": 0.5, "threshold": 20.0}),
+                     ("_beta_-1", lambda x: F.softplus(x, beta=-1.0), {"beta": -1.0, "threshold": 20.0})],
+        "gelu": [("", F.gelu, {"approximate": "none"}),
+                 ("_tanh", lambda x: F.gelu(x, approximate="tanh"), {"approximate": "tanh"})],
+        "elu": [("", F.elu, {"alpha": 1.0}),
+                ("_alpha_0.5", lambda x: F.elu(x, alpha=0.5), {"alpha": 0.5}),
+                ("_alpha_-2", lambda x: F.elu(x, alpha=-2.0), {"alpha": -2.0})],
+    }
+    for op, variants in ops.items():
+        for suffix, f, params in variants:
+            c.add(op, "3x4" + suffix, [("x", scaled(3.0, 3, 4), X)], f, params)
+        for suffix, f, params in variants:
+            c.add(op, "0d" + suffix, [("x", normal(), X)], f, params)
+            c.add(op, "empty" + suffix, [("x", const(np.zeros((0, 3))), X)], f, params)
+            c.add(op, "non_finite" + suffix, [("x", non_finite, X)], f, params)
+    # Around the threshold with beta != 1: linear only where beta * x > threshold, so 2.5 (beta *
+    # x == 5, exact in both dtypes) still takes the log1p branch.
+    c.add("softplus", "beta_2_threshold_5",
+          [("x", const([[-3.0, 0.0, 2.4, 2.5], [2.6, 3.0, 10.0, -10.0]]), X)],
+          lambda x: F.softplus(x, beta=2.0, threshold=5.0), {"beta": 2.0, "threshold": 5.0})
+    return c.cases
+
+
 # ---------------------------------------------------------------- optimizers and schedulers
 
 STEPS = 5
@@ -766,6 +813,7 @@ def main():
             "numpy": np.__version__}
     write("core.json", {**meta, "cases": core_cases()})
     write("nn_ops.json", {**meta, "cases": nn_op_cases()})
+    write("activation.json", {**meta, "cases": activation_cases()})
     write("promotion.json", {**meta, "cases": promotion_cases()})
     write("optim.json", {**meta, "optimizers": optimizer_cases(), "schedulers": scheduler_cases(),
                          "clip_grad": clip_grad_cases()})
