@@ -19,13 +19,13 @@ void copy_row(const T* src, T* dst, std::size_t n, bool relu = false) {
   using V = xsimd::batch<T>;
   constexpr std::size_t S = V::size;
   if (n < S) {
-    for (std::size_t q = 0; q < n; ++q) dst[q] = relu ? std::max(src[q], T(0)) : src[q];
+    for (std::size_t q = 0; q < n; ++q) dst[q] = relu ? simd::Relu{}(src[q]) : src[q];
     return;
   }
   const V zero(T(0));
   auto move = [&](std::size_t q) {
     const V v = V::load_unaligned(src + q);
-    (relu ? xsimd::max(v, zero) : v).store_unaligned(dst + q);
+    (relu ? simd::Relu{}(v) : v).store_unaligned(dst + q);
   };
   for (std::size_t q = 0; q + S <= n; q += S) move(q);
   move(n - S);
@@ -165,8 +165,9 @@ void all_tap_dots(const T* const* grads, const T* planes, const std::size_t* off
   for (; t < K; ++t) tap_dots<T, B, 1>(grads, planes, offsets, t, span, dw, K);
 }
 
-// dst = g, zero where relu_out (the output of a fused conv2d_relu) is not positive: the relu's
-// backward. Adds the sum of dst to *bias_grad when given. Over a whole contiguous plane, in SIMD.
+// dst = g, zero where relu_out (the output of a fused conv2d_relu) is 0 or less (a NaN passes g,
+// as in PyTorch): the relu's backward. Adds the sum of dst to *bias_grad when given. Over a whole contiguous plane, in
+// SIMD.
 template <class T>
 void masked_plane(const T* __restrict g, const T* __restrict relu_out, std::size_t n, T* __restrict dst, T* bias_grad) {
   using V = xsimd::batch<T>;
@@ -176,13 +177,13 @@ void masked_plane(const T* __restrict g, const T* __restrict relu_out, std::size
   std::size_t i = 0;
   for (; i + S <= n; i += S) {
     V v = V::load_unaligned(g + i);
-    if (relu_out) v = xsimd::select(V::load_unaligned(relu_out + i) > zero, v, zero);
+    if (relu_out) v = xsimd::select(V::load_unaligned(relu_out + i) <= zero, zero, v);
     v.store_unaligned(dst + i);
     acc += v;
   }
   T sum = xsimd::hadd(acc);
   for (; i < n; ++i) {
-    const T v = relu_out && !(relu_out[i] > T(0)) ? T(0) : g[i];
+    const T v = relu_out && relu_out[i] <= T(0) ? T(0) : g[i];
     dst[i] = v;
     sum += v;
   }

@@ -149,7 +149,7 @@ void forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, bool 
         T* p = y + (n * g.c_out + co) * L;
         const T b = bias ? bias[co] : T(0);
         if (relu)
-          for (std::size_t q = 0; q < L; ++q) p[q] = std::max(p[q] + b, T(0));
+          for (std::size_t q = 0; q < L; ++q) p[q] = std::max(p[q] + b, T(0));  // keeps NaN (first operand)
         else
           for (std::size_t q = 0; q < L; ++q) p[q] += b;
       }

@@ -144,7 +144,7 @@ void pooled_conv_channels(const T* planes, const Taps& taps, const T* w, const T
   V weights[B][Taps::max_size];
   for (std::size_t b = 0; b < B; ++b)
     for (std::size_t t = 0; t < K; ++t) weights[b][t] = V(w[(co + b) * K + t]);
-  const simd::Relu relu;  // which also makes NaN 0: the window's maximum needs no NaN rule
+  const simd::Relu relu;
   for (std::size_t pr = 0; pr < plane.ph; ++pr)
     for (std::size_t c = 0; c < plane.pw; c += S) {
       const std::size_t count = std::min(S, plane.pw - c), at = plane.input_at(pr, c), out = pr * plane.pw + c;
@@ -159,10 +159,14 @@ void pooled_conv_channels(const T* planes, const Taps& taps, const T* w, const T
           for (std::size_t p = 0; p < 4; ++p) acc[p][b] = xsimd::fma(weights[b][t], in[p], acc[p][b]);
       }
       for (std::size_t b = 0; b < B; ++b) {
-        const auto [value, code] =
-            window_max_2x2_ordered(relu(acc[0][b]), relu(acc[1][b]), relu(acc[2][b]), relu(acc[3][b]));
-        simd::store_first(value, values + b * plane.size() + out, count);
-        const V stored_code = xsimd::select(value > V(T(0)), code, V(T(zero_window)));
+        const V r0 = relu(acc[0][b]), r1 = relu(acc[1][b]), r2 = relu(acc[2][b]), r3 = relu(acc[3][b]);
+        // A NaN (from a NaN input) is the window's maximum, as in PyTorch; the sum of the four
+        // (each 0 or more, or NaN) tells whether there is one, so the common case stays short.
+        const WindowMax<V> m = xsimd::any(xsimd::isnan(r0 + r1 + r2 + r3)) ? window_max_2x2(r0, r1, r2, r3)
+                                                                           : window_max_2x2_ordered(r0, r1, r2, r3);
+        simd::store_first(m.value, values + b * plane.size() + out, count);
+        // A window whose maximum is 0 gets relu's zero gradient; NaN fails `<= 0` and keeps its code.
+        const V stored_code = xsimd::select(m.value <= V(T(0)), V(T(zero_window)), m.code);
         simd::store_first(stored_code, codes + b * plane.size() + out, count);
       }
     }

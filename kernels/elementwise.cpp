@@ -81,7 +81,7 @@ void unary_grad(UnaryGrad op, UnaryGradParams params, const T* g, const T* s, T*
     case UnaryGrad::relu:
       return simd::map2(g, s, out, n, [](auto dy, auto y) {
         using V = decltype(dy);
-        return simd::select(y > splat<V>(0), dy, splat<V>(0));
+        return simd::select(y <= splat<V>(0), splat<V>(0), dy);  // a NaN output passes dy, as PyTorch's
       });
     case UnaryGrad::leaky_relu: {
       const T slope = static_cast<T>(params.low);

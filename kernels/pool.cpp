@@ -21,14 +21,16 @@ void for_planes(const PoolGeometry& g, F f) {
   });
 }
 
-// Flat index of the first NaN in window rows [r0, r1) × columns [c0, c1) (one is known to exist).
+// Flat index of the last NaN in window rows [r0, r1) × columns [c0, c1) (one is known to exist):
+// the one PyTorch's CPU max_pool2d takes as the maximum.
 template <class T>
-std::size_t first_nan(const T* in, const PoolGeometry& g, std::size_t r0, std::size_t r1, std::size_t c0,
-                      std::size_t c1) {
+std::size_t last_nan(const T* in, const PoolGeometry& g, std::size_t r0, std::size_t r1, std::size_t c0,
+                     std::size_t c1) {
+  std::size_t at = r0 * g.w + c0;
   for (std::size_t i = r0; i < r1; ++i)
     for (std::size_t j = c0; j < c1; ++j)
-      if (std::isnan(in[i * g.w + j])) return i * g.w + j;
-  return r0 * g.w + c0;
+      if (std::isnan(in[i * g.w + j])) at = i * g.w + j;
+  return at;
 }
 
 // values[q] = best[2q], indices[q] = base + 2q + offset[2q]: the even columns of a row. A
@@ -114,7 +116,7 @@ void max_pool(const T* x, const PoolGeometry& g, T* values, std::int64_t* indice
             has_nan |= std::isnan(row[j]);
           }
         }
-        if (has_nan) best_at = first_nan(in, g, r0, r1, c0, c1), best = in[best_at];
+        if (has_nan) best_at = last_nan(in, g, r0, r1, c0, c1), best = in[best_at];
         out[r * g.ow + q] = best;
         idx[r * g.ow + q] = static_cast<std::int64_t>(best_at);
       }

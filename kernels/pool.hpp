@@ -44,7 +44,7 @@ struct Pooling {
 TG_DECLARE_KERNEL_TABLE(Pooling)
 
 /// values and indices [N,C,H',W'] of x [N,C,H,W]: each window's maximum and its flat index
-/// (h*W + w) in its plane. NaN wins (the first NaN), as in PyTorch; ties go to the first maximum
+/// (h*W + w) in its plane. NaN wins (the last NaN, as PyTorch's CPU kernel); ties go to the first maximum
 /// in scan order.
 template <class T>
 void max_pool2d(const T* x, const PoolGeometry& g, T* values, std::int64_t* indices) {

@@ -39,7 +39,7 @@ std::vector<double> conv2d(const std::vector<double>& x, const std::vector<doubl
   for_each_tap(g, [&](std::size_t xi, std::size_t wi, std::size_t yi) { y[yi] += x[xi] * w[wi]; });
   for (std::size_t i = 0; i < y.size(); ++i) {
     if (!bias.empty()) y[i] += bias[i / g.out_plane() % g.c_out];
-    if (relu) y[i] = y[i] > 0 ? y[i] : 0.0;
+    if (relu) y[i] = y[i] <= 0 ? 0.0 : y[i];  // NaN stays
   }
   return y;
 }
@@ -69,15 +69,10 @@ void max_pool2d(const std::vector<double>& x, const PoolGeometry& g, std::vector
         const auto [c0, c1] = g.cols(q);
         double best = -std::numeric_limits<double>::infinity();
         std::size_t at = r0 * g.w + c0;
-        bool found_nan = false;
-        for (std::size_t i = r0; i < r1 && !found_nan; ++i)
-          for (std::size_t j = c0; j < c1 && !found_nan; ++j) {
+        for (std::size_t i = r0; i < r1; ++i)
+          for (std::size_t j = c0; j < c1; ++j) {
             const double v = x[p * g.in_plane() + i * g.w + j];
-            if (std::isnan(v)) {
-              best = v, at = i * g.w + j, found_nan = true;
-            } else if (v > best) {
-              best = v, at = i * g.w + j;
-            }
+            if (v > best || std::isnan(v)) best = v, at = i * g.w + j;  // the first maximum, or the last NaN
           }
         values[p * g.out_plane() + r * g.ow + q] = best;
         indices[p * g.out_plane() + r * g.ow + q] = static_cast<std::int64_t>(at);

@@ -191,11 +191,11 @@ struct Relu {
   template <class T, class A>
   xsimd::batch<T, A> operator()(const xsimd::batch<T, A>& v) const {
     using B = xsimd::batch<T, A>;
-    return xsimd::select(v > B(T(0)), v, B(T(0)));
+    return xsimd::select(v <= B(T(0)), B(T(0)), v);  // NaN fails the test and stays, as in PyTorch
   }
   template <Real T>
   T operator()(T v) const {
-    return v > T(0) ? v : T(0);
+    return v <= T(0) ? T(0) : v;
   }
 };
 

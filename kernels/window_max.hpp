@@ -9,16 +9,17 @@
 
 namespace tg::kernels::TG_ISA {
 
-/// `candidate` replaces `current` as the first maximum in scan order: strictly greater, or the
-/// first NaN (NaN propagates, as in PyTorch). Lane by lane on SIMD batches.
+/// `candidate` replaces `current` as the window's maximum in scan order: strictly greater (so the
+/// first of tied maxima stays), or NaN (so the last NaN wins: NaN propagates, and its gradient
+/// goes where PyTorch's CPU max_pool2d sends it). Lane by lane on SIMD batches.
 template <class T, class A>
 [[gnu::always_inline]] inline auto beats(const xsimd::batch<T, A>& candidate, const xsimd::batch<T, A>& current) {
-  return (candidate > current) | (xsimd::isnan(candidate) & !xsimd::isnan(current));
+  return (candidate > current) | xsimd::isnan(candidate);
 }
 template <class T>
 requires std::is_floating_point_v<T>
 [[gnu::always_inline]] inline bool beats(T candidate, T current) {
-  return candidate > current || (std::isnan(candidate) && !std::isnan(current));
+  return candidate > current || std::isnan(candidate);
 }
 
 /// `if_else(mask, a, b)`: a where mask holds, else b; for SIMD masks lane by lane.
@@ -33,7 +34,7 @@ template <class T>
 }
 
 /// The maximum of the 2x2 window (a b over c d) and where it is: code 0, 1, 2 or 3 in that
-/// order, with max_pool2d's tie and NaN rules (the first maximum in scan order). V is a float
+/// order, with max_pool2d's tie and NaN rules (the first maximum, or the last NaN, in scan order). V is a float
 /// type or a SIMD batch of one (then lane by lane).
 template <class V>
 struct WindowMax {

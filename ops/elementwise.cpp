@@ -13,6 +13,7 @@ namespace tg {
 using detail::binary_kernel;
 using detail::binary_map;
 using detail::IndexType;
+using detail::is_nan;
 using detail::SameType;
 using detail::unary_float;
 using detail::unary_grad_kernel;
@@ -255,7 +256,7 @@ Tensor abs(const Tensor& x) {
 
 Tensor detail::relu_backward(const Tensor& g, const Tensor& out, bool create_graph) {
   if (!create_graph) return unary_grad_kernel(g, out, "relu", UnaryGrad::relu);
-  return mul(g, mask_of(out, [](auto v) { return v > 0; }));
+  return mul(g, mask_of(out, [](auto v) { return !(v <= 0); }));  // a NaN output passes g, as PyTorch's
 }
 
 // d relu(x) = g*[x>0]
@@ -322,12 +323,12 @@ Tensor clamp(const Tensor& x, double low, double high) {
 
 namespace {
 // Gradient share of `a` in max(a, b) (1 where a wins, 1/2 on ties), or of min with `greater`
-// false.
+// false. Where either is NaN, both get all of it, as in PyTorch.
 Tensor winner_share(const Tensor& a, const Tensor& b, bool greater) {
   return binary_map<SameType>(a.detach(), b.detach(), greater ? "maximum" : "minimum", [greater](auto u, auto v) {
     using T = decltype(u);
     if (u == v) return T(0.5);
-    return (greater ? u > v : u < v) ? T(1) : T(0);
+    return (greater ? u < v : u > v) ? T(0) : T(1);
   });
 }
 
@@ -335,8 +336,9 @@ Tensor extremum(const Tensor& a_in, const Tensor& b_in, bool greater) {
   const Promoted ab = promoted(a_in, b_in);
   const Tensor &a = ab.a, &b = ab.b;
   const char* name = greater ? "maximum" : "minimum";
-  Tensor out = binary_map<SameType>(a, b, name,
-                                    [greater](auto u, auto v) { return greater ? (u > v ? u : v) : (u < v ? u : v); });
+  // A NaN on either side is the result, as in PyTorch.
+  Tensor out = binary_map<SameType>(
+      a, b, name, [greater](auto u, auto v) { return (greater ? u > v : u < v) || is_nan(u) ? u : v; });
   // d max(a,b) = g*share_a, g*share_b
   return record({.name = name, .inputs = {a, b}, .saved = {a, b}}, out,
                 [greater](const BackwardContext& ctx, const Tensor& g) -> TensorList {

@@ -7,6 +7,7 @@
 
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
+#include "tapegrad/ops/detail/map.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/shape.hpp"
 
@@ -136,8 +137,19 @@ Tensor mean(const Tensor& x, const Axes& axes, bool keepdims) {
 Tensor mean(const Tensor& x) { return mean(x, all_axes(x)); }
 
 namespace {
-// d max(x) = g * [x == max] / (number of tied maxima)
-Tensor extreme(const Tensor& x, const Axes& axes, bool keepdims, bool is_max) {
+using detail::is_nan;
+
+// Whether `candidate` replaces `best` as the first maximum (minimum): strictly greater (less),
+// or the first NaN, which is the extreme of anything, as in PyTorch.
+template <class T>
+bool beats(T candidate, T best, bool is_max) {
+  return (is_max ? candidate > best : candidate < best) || (is_nan(candidate) && !is_nan(best));
+}
+
+// d max(x) = g * [x == max] / (number of tied maxima). A NaN maximum: over axes, as PyTorch's
+// amax, no element equals it and the whole slice's gradient is NaN (0/0); over everything, as
+// torch.max(x), the NaNs share the gradient (`nan_wins`).
+Tensor extreme(const Tensor& x, const Axes& axes, bool keepdims, bool is_max, bool nan_wins = false) {
   const char* name = is_max ? "max" : "min";
   const Reduction r = plan(x, axes, keepdims, name);
   // An empty axis has no extreme (PyTorch refuses it too); other axes of an empty tensor give an
@@ -153,13 +165,18 @@ Tensor extreme(const Tensor& x, const Axes& axes, bool keepdims, bool is_max) {
     else
       return is_max ? L::lowest() : L::max();
   };
-  Tensor out = reduce_kernel(x, r, identity,
-                             [is_max](auto acc, auto v) { return is_max ? (v > acc ? v : acc) : (v < acc ? v : acc); });
+  Tensor out = reduce_kernel(x, r, identity, [is_max](auto acc, auto v) { return beats(v, acc, is_max) ? v : acc; });
   const Shape input_shape = x.shape();
   return record({.name = name, .inputs = {x}, .saved = {x}, .save_output = true}, out,
-                [r, input_shape](const BackwardContext& ctx, const Tensor& g) -> TensorList {
-                  const Tensor winners =
-                      eq(ctx.saved(0).detach(), expand_back(ctx.output().detach(), r, input_shape)).to(g.dtype());
+                [r, input_shape, nan_wins, name](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                  const Tensor extreme_everywhere = expand_back(ctx.output().detach(), r, input_shape);
+                  const Tensor winners = detail::binary_map<detail::SameType>(
+                                             ctx.saved(0).detach(), extreme_everywhere, name,
+                                             [nan_wins](auto v, auto m) {
+                                               using T = decltype(v);
+                                               return v == m || (nan_wins && is_nan(v) && is_nan(m)) ? T(1) : T(0);
+                                             })
+                                             .to(g.dtype());
                   const Tensor ties = sum(winners, Axes(r.axes.begin(), r.axes.end()), true);
                   return {mul(expand_back(g, r, input_shape), div(winners, ties))};
                 });
@@ -167,9 +184,9 @@ Tensor extreme(const Tensor& x, const Axes& axes, bool keepdims, bool is_max) {
 }  // namespace
 
 Tensor max(const Tensor& x, const Axes& axes, bool keepdims) { return extreme(x, axes, keepdims, true); }
-Tensor max(const Tensor& x) { return max(x, all_axes(x)); }
+Tensor max(const Tensor& x) { return extreme(x, all_axes(x), false, true, true); }
 Tensor min(const Tensor& x, const Axes& axes, bool keepdims) { return extreme(x, axes, keepdims, false); }
-Tensor min(const Tensor& x) { return min(x, all_axes(x)); }
+Tensor min(const Tensor& x) { return extreme(x, all_axes(x), false, false, true); }
 
 Tensor argmax(const Tensor& x, int axis, bool keepdims) {
   const Shape shape = x.shape();
@@ -191,7 +208,7 @@ Tensor argmax(const Tensor& x, int axis, bool keepdims) {
         const T* base = p + o * n * inner + i;
         std::size_t best = 0;
         for (std::size_t k = 1; k < n; ++k)
-          if (base[k * inner] > base[best * inner]) best = k;
+          if (beats(base[k * inner], base[best * inner], true)) best = k;
         out.data()[o * inner + i] = static_cast<std::int64_t>(best);
       }
   });

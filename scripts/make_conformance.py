@@ -284,6 +284,35 @@ def core_cases():
     c.add("argmax", "ties_axis_1", [("x", tied, Y)], lambda x: torch.argmax(x, dim=1),
           {"axis": 1, "keepdims": False}, ties=True)
 
+    # NaN propagates (it is the maximum of anything), and so do infinities, as in PyTorch. Over
+    # an axis (amax) a NaN maximum makes its slice's gradient NaN; over everything (torch.max) the
+    # NaNs share it.
+    nan, inf = float("nan"), float("inf")
+    nan_inf = const([[1.0, nan, -2.0, 0.5], [nan, 0.0, inf, -inf]])
+    for op, f in {"relu": torch.relu, "abs": torch.abs, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
+                  "exp": torch.exp, "neg": torch.neg, "sqrt": torch.sqrt, "log": torch.log}.items():
+        c.add(op, "nan_inf", [("x", nan_inf, X)], f)
+    c.add("leaky_relu", "nan_inf", [("x", nan_inf, X)], lambda x: F.leaky_relu(x, 0.1),
+          {"negative_slope": 0.1})
+    c.add("clamp", "nan_inf", [("x", nan_inf, X)], lambda x: torch.clamp(x, -0.5, 0.7),
+          {"low": -0.5, "high": 0.7})
+    nan_a = const([[1.0, nan, -2.0, 0.5], [nan, 0.0, 3.0, -1.0]])
+    for op, f in {"maximum": torch.maximum, "minimum": torch.minimum}.items():
+        c.add(op, "nan", [("a", nan_a, X), ("b", const([0.0, 0.0, nan, nan]), X)], f, ties=True)
+    nan_x = const([[1.0, nan, nan], [-2.0, 3.0, 0.0]])
+    for op, f_all, f_axes in [("max", torch.max, torch.amax), ("min", torch.min, torch.amin)]:
+        c.add(op, "nan_all", [("x", nan_x, X)], f_all, {"axes": None, "keepdims": False}, ties=True)
+        c.add(op, "nan_axis_1", [("x", nan_x, X)], lambda x, f=f_axes: f(x, dim=[1]),
+              {"axes": [1], "keepdims": False}, ties=True)
+        c.add(op, "inf_axis_0", [("x", const([[1.0, -inf], [inf, 2.0]]), X)],
+              lambda x, f=f_axes: f(x, dim=[0]), {"axes": [0], "keepdims": False}, ties=True)
+    c.add("argmax", "nan_all", [("x", nan_x, Y)], torch.argmax, {"axis": None, "keepdims": False},
+          ties=True)
+    c.add("argmax", "nan_axis_1", [("x", nan_x, Y)], lambda x: torch.argmax(x, dim=1),
+          {"axis": 1, "keepdims": False}, ties=True)
+    c.add("argmax", "nan_axis_0", [("x", const([[1.0, 2.0], [nan, 5.0], [nan, nan]]), Y)],
+          lambda x: torch.argmax(x, dim=0), {"axis": 0, "keepdims": False}, ties=True)
+
     # Shape ops.
     c.add("reshape", "infer", [("x", x234, X)], lambda x: x.reshape(4, -1), {"shape": [4, -1]})
     c.add("flatten", "1_to_end", [("x", x234, X)], lambda x: torch.flatten(x, 1, -1),
@@ -398,6 +427,13 @@ def nn_op_cases():
                                                                    [0.0, 1.0, 2.0]]
                                                                   ).reshape(1, 1, 3, 3)), X)],
           lambda x: F.max_pool2d(x, 2, 1), {"kernel_size": [2, 2], "stride": [1, 1], "padding": [0, 0]},
+          ties=True)
+    # A NaN is a window's maximum and takes its gradient; infinities stay.
+    nan, inf = float("nan"), float("inf")
+    c.add("max_pool2d", "nan_inf", [("x", const(np.array([[1.0, nan, 0.0, 2.0], [nan, 0.5, -inf, -inf],
+                                                          [inf, 3.0, nan, nan], [3.0, nan, -1.0, 0.0]]
+                                                         ).reshape(1, 1, 4, 4)), X)],
+          lambda x: F.max_pool2d(x, 2), {"kernel_size": [2, 2], "stride": [2, 2], "padding": [0, 0]},
           ties=True)
     c.add("global_avg_pool2d", "2x3x5x4", [("x", normal(2, 3, 5, 4), X)],
           lambda x: F.adaptive_avg_pool2d(x, 1).flatten(1))

@@ -2,6 +2,9 @@
 // second order) over strides, padding, dilation, groups and odd shapes, and bad input.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "tapegrad/tapegrad.hpp"
 
 using namespace tg;
@@ -392,6 +395,52 @@ TEST_CASE("conv2d_relu_max_pool2d equals max_pool2d(conv2d_relu()): values and g
       }
     }
   }
+}
+
+namespace {
+// Equal values, NaN where the other has NaN, within a float32 tolerance elsewhere.
+bool same_with_nan(const Tensor& a, const Tensor& b) {
+  const Tensor x = a.detach().to(float64), y = b.detach().to(float64);
+  if (x.shape() != y.shape()) return false;
+  for (std::size_t i = 0; i < x.numel(); ++i) {
+    const double u = x.data<double>()[i], v = y.data<double>()[i];
+    if (std::isnan(u) != std::isnan(v) || (!std::isnan(u) && std::abs(u - v) > 1e-4 * (1 + std::abs(v)))) return false;
+  }
+  return true;
+}
+}  // namespace
+
+// A NaN input or bias makes its windows' maximum NaN (PyTorch's max_pool2d: the last NaN in scan
+// order takes the gradient, and relu lets NaN through): the fused kernels as the two ops.
+TEST_CASE("conv2d_relu_max_pool2d propagates NaN as max_pool2d(conv2d_relu()) does") {
+  Generator gen(43);
+  for (Dtype d : {float64, float32})
+    for (bool nan_in_bias : {true, false}) {
+      INFO((d == float64 ? "float64" : "float32"), (nan_in_bias ? ", NaN bias of channel 1" : ", NaN input pixel"));
+      Tensor x = randn({2, 1, 12, 20}, gen, d), w = randn({3, 1, 3, 3}, gen, d), b = randn({3}, gen, d);
+      const double nan = std::numeric_limits<double>::quiet_NaN();
+      if (nan_in_bias) {
+        b = b.to(float64);
+        b.mutable_array<double>()(1) = nan;
+        b = b.to(d);
+      } else {
+        x = x.to(float64);
+        x.mutable_array<double>()(1, 0, 5, 7) = nan;
+        x = x.to(d);
+      }
+      x.requires_grad_(), w.requires_grad_(), b.requires_grad_();
+      const Tensor fused = conv2d_relu_max_pool2d(x, w, b, {}, {.kernel = 2});
+      const Tensor plain = max_pool2d(conv2d_relu(x, w, b, {}), {.kernel = 2});
+      CHECK(std::isnan(max(fused).item()));
+      CHECK(same_with_nan(fused, plain));
+      const Tensor g = randn(fused.shape(), gen, d);
+      const TensorList gf = tg::grad({sum(mul(fused, g))}, {x, w, b});
+      const TensorList gp = tg::grad({sum(mul(plain, g))}, {x, w, b});
+      for (std::size_t i = 0; i < 3; ++i) {
+        INFO("gradient ", i);
+        CHECK(same_with_nan(gf[i], gp[i]));
+      }
+    }
 }
 
 TEST_CASE("conv2d_relu_max_pool2d gradient checks, first and second order") {

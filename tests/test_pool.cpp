@@ -69,7 +69,7 @@ void check_max_pool_2x2(Generator& gen) {
             for (std::size_t i = 2 * r; i < 2 * r + 2; ++i)
               for (std::size_t j = 2 * q; j < 2 * q + 2; ++j) {
                 const T v = px[p * h * w + i * w + j], b = px[p * h * w + best];
-                if (v > b || (std::isnan(v) && !std::isnan(b))) best = i * w + j;
+                if (v > b || std::isnan(v)) best = i * w + j;  // the last NaN, as PyTorch's
               }
             const std::size_t o = p * oh * ow + r * ow + q;
             INFO("h " << h << " w " << w << " plane " << p << " window " << r << "," << q);

@@ -2,6 +2,7 @@
 // Internal to ops/: elementwise maps from Tensors to a new Tensor. The float maps of the ops run
 // the SIMD kernels of kernels/elementwise.hpp; any other function runs one scalar call per
 // element (any dtype), broadcasting as kernels/broadcast.hpp plans it.
+#include <cmath>
 #include <type_traits>
 
 #include "tapegrad/autograd/dispatch.hpp"
@@ -57,6 +58,15 @@ Tensor binary_map(const Tensor& a, const Tensor& b, std::string_view op, F f) {
     kernels::broadcast_map(kernels::broadcast_plan(sa, sb, out_shape), a.data<T>(), b.data<T>(), r.data(), f);
     return Tensor(std::move(r));
   });
+}
+
+/// Whether v is NaN; integers never are.
+template <class T>
+bool is_nan(T v) {
+  if constexpr (std::is_floating_point_v<T>)
+    return std::isnan(v);
+  else
+    return false;
 }
 
 struct SameType {
