@@ -34,11 +34,13 @@ tg::Conv2dArgs op_options(const Conv2dOptions& o) {
 }  // namespace
 
 void Conv2d::check_input(const Tensor& x) const {
-  TG_CHECK(x.ndim() == 4 && x.shape(1) == in_channels_, "{}: expected input [N, {}, H, W], got {}", repr(),
-           in_channels_, shape_str(x.shape()));
+  TG_CHECK(x.ndim() == 4 && x.shape(1) == in_channels_, "{}: expected input [N, {}, H, W] or [{}, H, W], got {}",
+           repr(), in_channels_, in_channels_, shape_str(x.shape()));
 }
 
 Tensor Conv2d::forward(const Tensor& x) {
+  // One unbatched image [C, H, W] runs as a batch of one, as in PyTorch.
+  if (x.ndim() == 3) return squeeze(forward(unsqueeze(x, 0)), 0);
   check_input(x);
   if (options_.activation == Activation::relu) return conv2d_relu(x, weight_, bias_, op_options(options_));  // fused
   return apply_activation(options_.activation, conv2d(x, weight_, bias_, op_options(options_)));
@@ -47,7 +49,7 @@ Tensor Conv2d::forward(const Tensor& x) {
 Module::Chained Conv2d::forward_chain(const Tensor& x, std::span<const std::shared_ptr<Module>> next) {
   // Only Conv2d's own forward, MaxPool2d's and Flatten's are known to be what the fused op computes.
   if (!is_exactly<Conv2d>() || options_.activation != Activation::relu || next.empty() ||
-      !next[0]->is_exactly<MaxPool2d>())
+      !next[0]->is_exactly<MaxPool2d>() || x.ndim() != 4)
     return Module::forward_chain(x, next);
   const auto& pool = static_cast<const MaxPool2d&>(*next[0]);
   const bool flatten =

@@ -37,7 +37,8 @@ class Conv2d : public Module {
  public:
   /// kernel_size is one number or {kH, kW}; throws for zero sizes or channels that groups does not divide.
   Conv2d(std::size_t in_channels, std::size_t out_channels, Size2 kernel_size, Conv2dOptions options = {});
-  /// x [N, in_channels, H, W] → [N, out_channels, H', W'], then the activation; throws for another x.
+  /// x [N, in_channels, H, W] → [N, out_channels, H', W'] (or one unbatched [in_channels, H, W]), then the
+  /// activation; throws for another x.
   Tensor forward(const Tensor& x) override;
   /// With a relu activation, takes a following MaxPool2d and a Flatten(1) after it into one op
   /// (tg::conv2d_relu_max_pool2d, writing the flattened result directly when a Flatten follows).

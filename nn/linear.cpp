@@ -26,7 +26,8 @@ Tensor Linear::forward_logits(const Tensor& x) {
 }
 
 Tensor Linear::forward_logits_unchecked(const Tensor& x) const {
-  TG_CHECK(x.ndim() == 2 && x.shape(1) == in_features_, "Linear({} -> {}): expected input [N, {}], got {}",
+  // Any leading axes, as torch.nn.Linear and Keras's Dense: [..., in] → [..., out].
+  TG_CHECK(x.ndim() >= 1 && x.shape(-1) == in_features_, "Linear({} -> {}): expected input [..., {}], got {}",
            in_features_, out_features_, in_features_, shape_str(x.shape()));
   return linear(x, weight_, bias_);
 }

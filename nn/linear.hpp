@@ -18,13 +18,13 @@ struct LinearOptions {
   std::optional<Regularizer> bias_regularizer = std::nullopt;  ///< the same for the bias
 };
 
-/// x [N, in_features] @ weight[out, in]^T + bias[out] → [N, out_features], then the activation.
+/// x [..., in_features] @ weight[out, in]^T + bias[out] → [..., out_features], then the activation.
 /// The weight starts glorot_uniform and the bias zero (Keras's defaults, not PyTorch's).
 class Linear : public Module {
  public:
   /// The weight starts glorot_uniform from options.generator (default_generator() if null), the bias zero.
   Linear(std::size_t in_features, std::size_t out_features, LinearOptions options = {});
-  /// x [N, in_features] → [N, out_features], then the activation; throws for another x.
+  /// x [..., in_features] (any leading axes) → [..., out_features], then the activation; throws for another x.
   Tensor forward(const Tensor& x) override;
   /// With a softmax activation: the logits are forward's without it.
   bool has_logits() const override { return is_exactly<Linear>() && activation_ == Activation::softmax; }

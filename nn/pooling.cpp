@@ -1,9 +1,18 @@
 #include "tapegrad/nn/pooling.hpp"
 
+#include "tapegrad/ops/shape.hpp"
+
 namespace tg::nn {
 namespace {
 void check_nchw(const Module& m, const Tensor& x) {
   TG_CHECK(x.ndim() == 4, "{}: expected input [N, C, H, W], got {}", m.repr(), shape_str(x.shape()));
+}
+// pool(x) on [N, C, H, W], or on one unbatched [C, H, W] as a batch of one, as in PyTorch.
+template <class Pool>
+Tensor pool_batched_or_not(const Module& m, const Tensor& x, Pool pool) {
+  if (x.ndim() == 3) return squeeze(pool(unsqueeze(x, 0)), 0);
+  TG_CHECK(x.ndim() == 4, "{}: expected input [N, C, H, W] or [C, H, W], got {}", m.repr(), shape_str(x.shape()));
+  return pool(x);
 }
 std::string window_repr(Size2 kernel, const std::optional<Size2>& stride, Size2 padding) {
   const Size2 s = stride.value_or(kernel);
@@ -16,8 +25,7 @@ MaxPool2d::MaxPool2d(Size2 kernel_size, std::optional<Size2> stride, Size2 paddi
     : options_{.kernel = kernel_size, .stride = stride, .padding = padding} {}
 
 Tensor MaxPool2d::forward(const Tensor& x) {
-  check_nchw(*this, x);
-  return max_pool2d(x, options_);
+  return pool_batched_or_not(*this, x, [this](const Tensor& b) { return max_pool2d(b, options_); });
 }
 
 std::string MaxPool2d::extra_repr() const { return window_repr(options_.kernel, options_.stride, options_.padding); }
@@ -26,8 +34,7 @@ AvgPool2d::AvgPool2d(Size2 kernel_size, std::optional<Size2> stride, Size2 paddi
     : options_{.kernel = kernel_size, .stride = stride, .padding = padding, .count_include_pad = count_include_pad} {}
 
 Tensor AvgPool2d::forward(const Tensor& x) {
-  check_nchw(*this, x);
-  return avg_pool2d(x, options_);
+  return pool_batched_or_not(*this, x, [this](const Tensor& b) { return avg_pool2d(b, options_); });
 }
 
 std::string AvgPool2d::extra_repr() const {

@@ -12,7 +12,7 @@ class MaxPool2d : public Module {
  public:
   /// Windows of kernel_size, moved by stride (default: the kernel), padding rows/columns of -inf per side.
   explicit MaxPool2d(Size2 kernel_size, std::optional<Size2> stride = std::nullopt, Size2 padding = 0);
-  /// tg::max_pool2d of x [N, C, H, W]; throws for another rank.
+  /// tg::max_pool2d of x [N, C, H, W] or of one unbatched [C, H, W]; throws for another rank.
   Tensor forward(const Tensor& x) override;
   /// "kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)".
   std::string extra_repr() const override;
@@ -29,7 +29,7 @@ class AvgPool2d : public Module {
   /// Windows of kernel_size, moved by stride (default: the kernel), zero padding per side.
   explicit AvgPool2d(Size2 kernel_size, std::optional<Size2> stride = std::nullopt, Size2 padding = 0,
                      bool count_include_pad = true);
-  /// tg::avg_pool2d of x [N, C, H, W]; throws for another rank.
+  /// tg::avg_pool2d of x [N, C, H, W] or of one unbatched [C, H, W]; throws for another rank.
   Tensor forward(const Tensor& x) override;
   /// As MaxPool2d's, then ", count_include_pad=false" when set so.
   std::string extra_repr() const override;

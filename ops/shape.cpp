@@ -109,13 +109,15 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm) {
 }
 
 Tensor transpose(const Tensor& x, int axis0, int axis1) {
+  // As in PyTorch, a 0-d tensor has one axis to name (0 or -1) and a 1-D tensor may swap its axis
+  // with itself; the default axes (-2, -1) need two.
   const std::size_t n = x.ndim();
-  TG_CHECK(n >= 2 || (axis0 == -2 && axis1 == -1 && n < 2), "transpose: needs two axes, got shape {}",
-           shape_str(x.shape()));
-  if (n < 2) return x;
+  const std::size_t a0 = normalize_axis(axis0, std::max<std::size_t>(n, 1), "transpose");
+  const std::size_t a1 = normalize_axis(axis1, std::max<std::size_t>(n, 1), "transpose");
+  if (a0 == a1) return x;
   std::vector<int> perm(n);
   std::iota(perm.begin(), perm.end(), 0);
-  std::swap(perm[normalize_axis(axis0, n, "transpose")], perm[normalize_axis(axis1, n, "transpose")]);
+  std::swap(perm[a0], perm[a1]);
   return permute(x, perm);
 }
 

@@ -14,7 +14,7 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape);
 Tensor flatten(const Tensor& x, int start_axis = 0, int end_axis = -1);
 /// Reorders axes: result axis i is input axis perm[i].
 Tensor permute(const Tensor& x, const std::vector<int>& perm);
-/// Swaps two axes (default: the last two).
+/// Swaps two axes (default: the last two, so a 1-D tensor needs explicit axes, as in PyTorch).
 Tensor transpose(const Tensor& x, int axis0 = -2, int axis1 = -1);
 /// Drops size-1 axes (all of them, or the one given).
 Tensor squeeze(const Tensor& x);

@@ -181,19 +181,46 @@ TEST_CASE("tied parameters are listed once") {
   CHECK(names_of(t.named_parameters()) == std::vector<std::string>{"a.weight", "a.bias"});
 }
 
+TEST_CASE("layers take leading axes and unbatched inputs where PyTorch's do") {
+  Generator gen(5);
+  nn::Linear fc(4, 3);
+  fc.to(float64);
+  const Tensor x = randn({2, 5, 4}, gen, float64);
+  const Tensor y = fc(x);  // [N, T, D] → [N, T, out], as torch.nn.Linear and Keras's Dense
+  CHECK(y.shape() == Shape{2, 5, 3});
+  CHECK(xt::allclose(y.array<double>(), reshape(fc(reshape(x, {10, 4})), {2, 5, 3}).array<double>()));
+  CHECK(fc(randn({4}, gen, float64)).shape() == Shape{3});
+  const GradcheckResult check =
+      gradcheck([&](const TensorList& in) { return fc(in[0]); }, {x.detach().requires_grad_()});
+  INFO(check.message);
+  CHECK(check);
+
+  nn::Conv2d conv(2, 3, 3);
+  nn::MaxPool2d pool(2);
+  nn::AvgPool2d avg(2);
+  const Tensor image = randn({2, 8, 8}, gen);  // one unbatched [C, H, W] image
+  CHECK(xt::allclose(conv(image).array<float>(), squeeze(conv(unsqueeze(image, 0)), 0).array<float>()));
+  CHECK(xt::allclose(pool(image).array<float>(), squeeze(pool(unsqueeze(image, 0)), 0).array<float>()));
+  CHECK(avg(image).shape() == Shape{2, 4, 4});
+  nn::Sequential net{nn::Conv2d(2, 4, 3, {.activation = nn::Activation::relu}), nn::MaxPool2d(2), nn::Flatten(0)};
+  CHECK(net(image).shape() == Shape{36});  // the fused conv+pool path is for batches only
+}
+
 TEST_CASE("a layer given the wrong shape names itself and what it expected") {
   nn::Linear fc(5408, 10);
-  CHECK_THROWS_WITH_AS(fc(zeros({32, 5000})), "Linear(5408 -> 10): expected input [N, 5408], got [32, 5000]", Error);
+  CHECK_THROWS_WITH_AS(fc(zeros({32, 5000})), "Linear(5408 -> 10): expected input [..., 5408], got [32, 5000]", Error);
   nn::Conv2d conv(1, 32, 3);
   CHECK_THROWS_WITH_AS(
       conv(zeros({2, 3, 8, 8})),
-      "Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1)): expected input [N, 1, H, W], got [2, 3, 8, 8]", Error);
-  CHECK_THROWS_WITH_AS(nn::MaxPool2d(2)(zeros({2, 8, 8})),
-                       doctest::Contains("expected input [N, C, H, W], got [2, 8, 8]"), Error);
+      "Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1)): expected input [N, 1, H, W] or [1, H, W], got [2, 3, 8, 8]",
+      Error);
+  CHECK_THROWS_WITH_AS(conv(zeros({3, 8, 8})), doctest::Contains("got [1, 3, 8, 8]"), Error);
+  CHECK_THROWS_WITH_AS(nn::MaxPool2d(2)(zeros({8, 8})),
+                       doctest::Contains("expected input [N, C, H, W] or [C, H, W], got [8, 8]"), Error);
   CHECK_THROWS_WITH_AS(nn::Flatten(1)(zeros({3})), doctest::Contains("Flatten(start_dim=1, end_dim=-1)"), Error);
   nn::Sequential model{nn::Flatten(), nn::Linear(784, 10)};
   CHECK_THROWS_WITH_AS(model(zeros({4, 1, 27, 27})),
-                       "Sequential layer 1: Linear(784 -> 10): expected input [N, 784], got [4, 729]", Error);
+                       "Sequential layer 1: Linear(784 -> 10): expected input [..., 784], got [4, 729]", Error);
   CHECK_THROWS_WITH_AS(nn::Linear(0, 3), doctest::Contains("must be positive"), Error);
   CHECK_THROWS_WITH_AS(nn::Conv2d(3, 4, 3, {.groups = 2}), doctest::Contains("groups (2) must be positive and divide"),
                        Error);

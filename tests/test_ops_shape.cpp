@@ -184,6 +184,13 @@ TEST_CASE("bad input: reshape to the wrong size and other shape errors name op a
   CHECK_THROWS_WITH_AS(permute(x, {0}), doctest::Contains("permute: 1 axes given for a tensor of shape [2, 3]"), Error);
   CHECK_THROWS_WITH_AS(permute(x, {1, 1}), doctest::Contains("permute: axis 1 repeated"), Error);
   CHECK_THROWS_WITH_AS(transpose(x, 0, 2), doctest::Contains("transpose: axis 2 is out of range"), Error);
+  // As PyTorch: a 1-D tensor has no last two axes to swap, but may swap its axis with itself; a
+  // 0-d one names axis 0 or -1.
+  const Tensor v = Tensor({1.0, 2.0, 3.0});
+  CHECK_THROWS_WITH_AS(transpose(v), doctest::Contains("transpose: axis -2 is out of range"), Error);
+  CHECK(transpose(v, 0, -1).shape() == Shape{3});
+  CHECK(transpose(scalar_tensor(2.0), 0, -1).item() == 2.0);
+  CHECK_THROWS_WITH_AS(transpose(scalar_tensor(2.0)), doctest::Contains("transpose: axis -2 is out of range"), Error);
   CHECK_THROWS_WITH_AS(squeeze(x, 0), doctest::Contains("squeeze: axis 0 of shape [2, 3] has size 2, not 1"), Error);
   CHECK_THROWS_WITH_AS(unsqueeze(x, 3), doctest::Contains("unsqueeze: axis 3 is out of range"), Error);
   CHECK_THROWS_WITH_AS(broadcast_to(x, {3, 3}), doctest::Contains("broadcast_to: shapes [2, 3] and [3, 3]"), Error);
