@@ -197,12 +197,22 @@ void accumulate(Tensor& slot, const Tensor& g) {
     slot = g;
 }
 
-// Brings a gradient returned by a backward function to the input's shape and dtype.
+// Whether a gradient of shape `from` sums to an input of shape `to`: the input broadcast to it.
+bool sums_to(const Shape& from, const Shape& to) {
+  if (to.size() > from.size()) return false;
+  const std::size_t lead = from.size() - to.size();
+  for (std::size_t i = 0; i < to.size(); ++i)
+    if (to[i] != 1 && to[i] != from[lead + i]) return false;
+  return true;
+}
+
+// Brings a gradient returned by a backward function to the input's shape and dtype; a gradient
+// that cannot belong to the input (a custom op's mistake) is named with the op.
 Tensor fit_to_input(Tensor g, const Edge& e, const std::string& op) {
   if (g.shape() != e.shape) {
+    TG_CHECK(sums_to(g.shape(), e.shape), "backward of '{}': gradient of shape {} does not fit its input of shape {}",
+             op, shape_str(g.shape()), shape_str(e.shape));
     g = sum_to(g, e.shape);
-    TG_CHECK(g.shape() == e.shape, "backward of '{}': gradient of shape {} does not fit its input of shape {}", op,
-             shape_str(g.shape()), shape_str(e.shape));
   }
   if (g.dtype() != e.dtype) g = g.to(e.dtype);
   return g;

@@ -188,6 +188,24 @@ TEST_CASE("gradcheck rejects a deliberately wrong gradient") {
   CHECK(r.message.find("FAILED") != std::string::npos);
 }
 
+TEST_CASE("a custom op whose backward returns a gradient of the wrong shape is named") {
+  auto op = [](const Tensor& x, Shape grad_shape) {
+    Tensor out;
+    {
+      NoGradGuard forward_only;
+      out = x * 2.0;
+    }
+    return record({.name = "my_double", .inputs = {x}}, out,
+                  [grad_shape](const BackwardContext&, const Tensor&) -> TensorList { return {ones(grad_shape)}; });
+  };
+  Tensor x = Tensor({1.0, 2.0, 3.0}).requires_grad_();
+  CHECK_THROWS_WITH_AS(sum(op(x, {7})).backward(),
+                       "backward of 'my_double': gradient of shape [7] does not fit its input of shape [3]", Error);
+  CHECK_THROWS_WITH_AS(sum(op(x, {3, 1})).backward(), doctest::Contains("backward of 'my_double'"), Error);
+  sum(op(x, {2, 3})).backward();  // a broadcast gradient is summed back, as for the built-in ops
+  CHECK(x.grad().array<float>() == xt::xarray<float>{2, 2, 2});
+}
+
 TEST_CASE("gradcheck runs the function with grad mode on, so that it may take gradients itself") {
   // A gradient penalty: f(x) = sum((d sum(x^3)/dx)^2) = sum(9 x^4), whose gradient is 36 x^3.
   auto penalty = [](const TensorList& in) {
