@@ -488,6 +488,35 @@ TEST_CASE("ProgressBar draws Keras's line") {
   CHECK(nn::format_time_per_step(0.00025) == "250us/step");
 }
 
+TEST_CASE("ProgressBar's live line fits the terminal; verbose 2 prints one line per epoch without a bar") {
+  std::ostringstream os;
+  nn::ProgressBar bar(1875, os, {.live = false});
+  const nn::Logs logs{{"loss", 0.12345}, {"accuracy", 0.963}, {"regularization_loss", 0.0012}};
+  const std::string wide = bar.live_line(900, logs, 200);
+  CHECK(wide == bar.line(900, logs, false));
+  CHECK(wide.size() > 80);  // the deep model's line: 86 characters wrapped in an 80-column terminal
+  const std::string narrow = bar.live_line(900, logs, 80);
+  CHECK(narrow.size() == 79);
+  CHECK(narrow.find(" 900/1875 [") == 0);
+  CHECK(narrow.find("loss: 0.1235") != std::string::npos);  // the bar narrowed before anything was cut
+  const std::string tiny = bar.live_line(900, logs, 30);
+  CHECK(tiny.size() == 29);
+  CHECK(tiny.find(" 900/1875 [") == 0);
+
+  // Model::fit with verbose 2: "Epoch k/n", then "steps/steps - 0s - loss: ... - 0s/epoch - ..ms/step".
+  auto [x, y] = blobs(8, 16);
+  nn::Model model = small_model();
+  model.compile({.optimizer = "sgd", .loss = "sparse_categorical_crossentropy"});
+  std::ostringstream out;
+  model.fit(x, y, {.epochs = 2, .batch_size = 4, .verbose = 2, .out = &out});
+  const std::string text = out.str();
+  CHECK(std::count(text.begin(), text.end(), '\n') == 4);
+  CHECK(text.find("Epoch 2/2\n2/2 - ") != std::string::npos);
+  CHECK(text.find('[') == std::string::npos);
+  CHECK(text.find("s/epoch - ") != std::string::npos);
+  CHECK(text.find("/step\n") != std::string::npos);
+}
+
 TEST_CASE("history_svg draws the tutorial's two panels") {
   nn::History h;
   h.append(0, nn::Logs{{"loss", 0.3}, {"accuracy", 0.9}, {"val_loss", 0.2}, {"val_accuracy", 0.95}});

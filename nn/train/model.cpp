@@ -282,7 +282,7 @@ Logs Model::run_evaluate(const datasets::Dataset& data, std::span<const std::siz
   }
   const std::size_t n = indices.size();
   const std::size_t steps = n / batch_size + (n % batch_size != 0);  // no overflow for a huge batch_size
-  ProgressBar bar(steps, out_stream(out), {.live = verbose == 1 && !out && stdout_is_terminal()});
+  ProgressBar bar(steps, out_stream(out), {.live = verbose == 1 && !out && stdout_is_terminal(), .bar = verbose != 2});
   double loss_sum = 0;
   for (const auto& m : metrics_) m->reset();
   for (std::size_t step = 0; step < steps; ++step) {

@@ -87,7 +87,7 @@ struct FitOptions {
 struct EvaluateOptions {
   /// Samples per forward pass.
   std::size_t batch_size = 32;
-  int verbose = 0;  ///< 1: a progress bar
+  int verbose = 0;  ///< 1: a progress bar, 2: one line without the bar
   /// Where progress goes (default std::cout).
   std::ostream* out = nullptr;
 };

@@ -129,7 +129,7 @@ History Model::run_fit(const datasets::Dataset& data, std::vector<std::size_t> t
       order = train_indices;
     }
     if (verbose > 0) os << "Epoch " << epoch + 1 << "/" << options.epochs << "\n" << std::flush;
-    ProgressBar bar(steps, os, {.live = live});
+    ProgressBar bar(steps, os, {.live = live, .bar = verbose != 2});
     module_->train(true);
 
     double loss_sum = 0, penalty_sum = 0;

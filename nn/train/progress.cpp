@@ -1,9 +1,12 @@
 #include "tapegrad/nn/train/progress.hpp"
 
 #include <fmt/format.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <ostream>
 
 namespace tg::nn {
@@ -18,7 +21,8 @@ void ProgressBar::update(std::size_t current, const Logs& logs) {
   const bool due = std::chrono::duration<double>(now - last_draw_).count() >= options_.min_interval;
   if (!due && current != 1 && current < target_) return;
   last_draw_ = now;
-  std::string text = line(current, logs, false);
+  std::string text =
+      live_line(current, logs, options_.columns > 0 ? static_cast<std::size_t>(options_.columns) : terminal_columns());
   // Pad over the remains of a longer previous line.
   const std::size_t width = text.size();
   if (width < last_width_) text.append(last_width_ - width, ' ');
@@ -38,10 +42,29 @@ void ProgressBar::finish(const Logs& logs) {
 }
 
 std::string ProgressBar::line(std::size_t current, const Logs& logs, bool final) const {
+  return draw(current, logs, final, options_.width);
+}
+
+std::string ProgressBar::live_line(std::size_t current, const Logs& logs, std::size_t columns) const {
+  const std::size_t room = std::max<std::size_t>(columns, 2) - 1;  // the last column would wrap on some terminals
+  std::string text = draw(current, logs, false, options_.width);
+  if (text.size() > room) {
+    const auto excess = static_cast<int>(std::min<std::size_t>(text.size() - room, 1000));
+    text = draw(current, logs, false, std::max(std::min(options_.width, 10), options_.width - excess));
+  }
+  if (text.size() > room) text.resize(room);
+  return text;
+}
+
+std::string ProgressBar::draw(std::size_t current, const Logs& logs, bool final, int width) const {
   const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
   const std::string target_str = std::to_string(target_);
+  if (final && !options_.bar) {
+    const double per_step = current ? elapsed / static_cast<double>(current) : 0.0;
+    return fmt::format("{}/{} - {:.0f}s{} - {:.0f}s/epoch - {}", current, target_str, elapsed, format_logs(logs),
+                       elapsed, format_time_per_step(per_step));
+  }
   std::string out = fmt::format("{:>{}}/{} [", current, target_str.size(), target_str);
-  const int width = options_.width;
   const int filled =
       target_
           ? static_cast<int>(static_cast<double>(width) * static_cast<double>(current) / static_cast<double>(target_))
@@ -64,6 +87,17 @@ std::string ProgressBar::line(std::size_t current, const Logs& logs, bool final)
 }
 
 bool stdout_is_terminal() { return ::isatty(STDOUT_FILENO) == 1; }
+
+std::size_t terminal_columns() {
+  winsize size{};
+  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+  if (const char* columns = std::getenv("COLUMNS")) {
+    char* end = nullptr;
+    const long n = std::strtol(columns, &end, 10);
+    if (end != columns && *end == '\0' && n > 0) return static_cast<std::size_t>(n);
+  }
+  return 80;
+}
 
 std::string format_time_per_step(double seconds) {
   if (seconds >= 1) return fmt::format("{:.0f}s/step", seconds);
