@@ -177,7 +177,7 @@ struct DataLoader::Epoch {
 };
 
 DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions options)
-    : dataset_(std::move(dataset)), options_(options), gen_(options.seed) {
+    : dataset_(std::move(dataset)), options_(options) {
   TG_CHECK(dataset_, "DataLoader: the dataset is null");
   TG_CHECK(options_.batch_size > 0, "DataLoader: batch_size must be positive, got 0");
   TG_CHECK(!(options_.sampler && options_.shuffle),
@@ -202,12 +202,14 @@ DataLoader::Iterator DataLoader::begin() {
     for (const std::size_t i : epoch->order)
       TG_CHECK(i < n, "DataLoader: the sampler gave index {} for a dataset of {} examples", i, n);
   } else if (options_.shuffle) {
-    const Tensor perm = randperm(n, gen_);
+    Generator gen(options_.seed + epoch_);
+    const Tensor perm = randperm(n, gen);
     const std::int64_t* p = perm.data<std::int64_t>();
     for (std::size_t i = 0; i < n; ++i) epoch->order[i] = static_cast<std::size_t>(p[i]);
   } else {
     for (std::size_t i = 0; i < n; ++i) epoch->order[i] = i;
   }
+  ++epoch_;
   if (options_.prefetch && epoch->num_batches > 0) epoch->producer = std::thread([e = epoch.get()] { e->produce(); });
   epoch->load(0);
   return Iterator(std::move(epoch));

@@ -118,7 +118,7 @@ class DistributedSampler {
 struct DataLoaderOptions {
   /// Examples per batch (> 0).
   std::size_t batch_size = 32;
-  bool shuffle = false;    ///< a new permutation every epoch, from a Generator seeded with `seed`
+  bool shuffle = false;    ///< a new permutation every epoch: epoch e's from Generator(seed + e)
   bool drop_last = false;  ///< drop a last batch smaller than batch_size (by default it is kept, as Keras does)
   /// Seeds the generator of the shuffles.
   std::uint64_t seed = 0;
@@ -130,8 +130,9 @@ struct DataLoaderOptions {
 
 /// Iterates over a Dataset in batches; each begin() starts an epoch:
 ///   for (const auto& [x, y] : loader) { ... }
-/// With shuffle, epoch k uses the k-th permutation drawn from Generator(seed), so the same seed
-/// gives the same batches run after run.
+/// With shuffle, epoch e uses a permutation drawn from Generator(seed + e) (as DistributedSampler),
+/// so the same seed gives the same batches run after run, and the loader's whole state is
+/// epoch(): save it with a checkpoint, and set_epoch(saved) resumes with the same batches.
 class DataLoader {
  public:
   class Iterator;
@@ -144,8 +145,13 @@ class DataLoader {
 
   /// Batches per epoch: ceil(N / batch_size), or floor with drop_last.
   std::size_t size() const;
-  /// Starts an epoch (drawing its permutation when shuffling).
+  /// Starts epoch epoch() (drawing its permutation when shuffling) and counts it: the next
+  /// begin() starts the following one.
   Iterator begin();
+  /// Makes the next begin() start epoch `epoch` (to resume, or to repeat an epoch).
+  void set_epoch(std::uint64_t epoch) { epoch_ = epoch; }
+  /// The epoch the next begin() starts (0 at first): the loader's state to save.
+  std::uint64_t epoch() const { return epoch_; }
   /// The end of an epoch (a sentinel).
   std::default_sentinel_t end() const { return {}; }
   /// The dataset batched.
@@ -159,7 +165,7 @@ class DataLoader {
  private:
   std::shared_ptr<const Dataset> dataset_;
   DataLoaderOptions options_;
-  Generator gen_;
+  std::uint64_t epoch_ = 0;
 };
 
 /// Input iterator over the batches of one epoch.

@@ -619,6 +619,12 @@ TEST_CASE("DataLoader shuffles from its seed: same seed same order, new order ea
   CHECK(all.size() == 50);
   CHECK(std::set<double>(all.begin(), all.end()).size() == 50);
   CHECK(a1.back().size() == 2);
+  // The loader's state is its epoch: a loader set to epoch 1 gives a's second epoch.
+  CHECK(a.epoch() == 2);
+  DataLoader resumed(data, {.batch_size = 8, .shuffle = true, .seed = 7});
+  resumed.set_epoch(1);
+  CHECK(epoch_rows(resumed) == a2);
+  CHECK(resumed.epoch() == 2);
 }
 
 TEST_CASE("DataLoader prefetch gives the same batches, stops cleanly and passes errors on") {

@@ -21,6 +21,7 @@
 #include "tapegrad/nn/regularizer.hpp"
 #include "tapegrad/nn/sequential.hpp"
 #include "tapegrad/nn/train/callbacks.hpp"
+#include "tapegrad/nn/train/checkpoint.hpp"
 #include "tapegrad/nn/train/model.hpp"
 #include "tapegrad/nn/train/plot.hpp"
 #include "tapegrad/nn/train/progress.hpp"
@@ -32,6 +33,7 @@
 #include "tapegrad/optim/adam.hpp"
 #include "tapegrad/optim/lr_scheduler.hpp"
 #include "tapegrad/optim/sgd.hpp"
+#include "temp_dir.hpp"
 
 using namespace tg;
 namespace fs = std::filesystem;
@@ -486,6 +488,39 @@ TEST_CASE("ProgressBar draws Keras's line") {
   CHECK(nn::format_eta(3723) == "1:02:03");
   CHECK(nn::format_time_per_step(0.003) == "3ms/step");
   CHECK(nn::format_time_per_step(0.00025) == "250us/step");
+}
+
+TEST_CASE("fit resumed from a checkpoint at initial_epoch equals the uninterrupted fit, bit for bit") {
+  auto [x, y] = blobs(90, 4);
+  auto make = [] {
+    nn::Model m = small_model(11);
+    m.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+    return m;
+  };
+  const nn::FitOptions options{.epochs = 4, .batch_size = 16, .seed = 5, .verbose = 0};
+  nn::Model whole = make();
+  const nn::History all = whole.fit(x, y, options);
+
+  testing::TempDir dir;
+  nn::Model first = make();
+  nn::FitOptions half = options;
+  half.epochs = 2;
+  first.fit(x, y, half);
+  nn::save_checkpoint(dir.path / "ckpt.safetensors", first.module(), first.optimizer(), 2);
+  nn::Model second = make();
+  const nn::CheckpointInfo info =
+      nn::load_checkpoint(dir.path / "ckpt.safetensors", second.module(), second.optimizer());
+  nn::FitOptions rest = options;
+  rest.initial_epoch = static_cast<int>(info.epoch);
+  const nn::History resumed = second.fit(x, y, rest);
+
+  const TensorList a = whole.parameters(), b = second.parameters();
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    INFO("parameter ", i);
+    CHECK(a[i].array<float>() == b[i].array<float>());  // exactly: the same batches in the same order
+  }
+  CHECK(resumed["loss"].back() == all["loss"].back());
 }
 
 TEST_CASE("ProgressBar's live line fits the terminal; verbose 2 prints one line per epoch without a bar") {

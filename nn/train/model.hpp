@@ -73,8 +73,10 @@ struct FitOptions {
   datasets::Batch validation_data = {};
   /// Validation set given as a Dataset (for fit on a Dataset); overrides validation_split.
   const datasets::Dataset* validation_dataset = nullptr;
-  bool shuffle = true;     ///< reshuffle the training samples every epoch
-  std::uint64_t seed = 0;  ///< of the shuffles: the same seed gives the same batches
+  bool shuffle = true;  ///< reshuffle the training samples every epoch
+  /// Of the shuffles: epoch e's order comes from Generator(seed + e), so the same seed gives the
+  /// same batches, and a run resumed with initial_epoch e the batches of an uninterrupted one.
+  std::uint64_t seed = 0;
   /// 0 silent, 1 a progress bar (live on a terminal, a line per epoch otherwise), 2 a line per epoch.
   int verbose = 1;
   /// Called around the epochs and batches, in order.

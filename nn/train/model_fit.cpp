@@ -109,7 +109,6 @@ History Model::run_fit(const datasets::Dataset& data, std::vector<std::size_t> t
   }
   stop_requested_ = false;
   history_ = History{};
-  Generator gen(options.seed);
   ModeGuard mode(*module_, true);
   for (const auto& cb : options.callbacks) cb->on_train_begin({});
 
@@ -122,6 +121,9 @@ History Model::run_fit(const datasets::Dataset& data, std::vector<std::size_t> t
       order.clear();
       for (const std::size_t i : sampler->indices()) order.push_back(train_indices[i]);
     } else if (options.shuffle) {
+      // Epoch e's order depends on (seed, e) only, as DistributedSampler's: a run resumed at
+      // initial_epoch e trains on the batches the uninterrupted run would.
+      Generator gen(options.seed + static_cast<std::uint64_t>(epoch));
       const Tensor perm = randperm(n, gen);
       const std::int64_t* p = perm.data<std::int64_t>();
       for (std::size_t i = 0; i < n; ++i) order[i] = train_indices[static_cast<std::size_t>(p[i])];
