@@ -311,18 +311,6 @@ Tensor arange(double start, double stop, double step, Dtype dtype) {
 }
 Tensor arange(double stop, Dtype dtype) { return arange(0.0, stop, 1.0, dtype); }
 
-std::ostream& operator<<(std::ostream& os, const Tensor& t) {
-  if (!t.defined()) return os << "tensor(undefined)";
-  os << "tensor(";
-  std::visit([&](const auto& a) { os << a; }, t.impl()->storage->array);
-  if (t.dtype() != float32) os << ", dtype=" << dtype_name(t.dtype());
-  if (t.grad_fn())
-    os << ", grad_fn=<" << t.grad_fn()->name() << ">";
-  else if (t.requires_grad())
-    os << ", requires_grad=true";
-  return os << ")";
-}
-
 }  // namespace tg
 
 auto fmt::formatter<tg::Tensor>::format(const tg::Tensor& t, format_context& ctx) const -> format_context::iterator {
