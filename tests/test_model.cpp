@@ -380,21 +380,23 @@ TEST_CASE("CSVLogger and History::save_csv write the per-epoch values") {
   std::istringstream lines(text);
   std::string header, row;
   std::getline(lines, header);
-  CHECK(header == "epoch,loss,accuracy,val_loss,val_accuracy");
+  CHECK(header == "epoch,accuracy,loss,val_accuracy,val_loss");  // Keras's CSVLogger: sorted names
+  std::vector<std::string> keys = h.keys();
+  std::sort(keys.begin(), keys.end());
   for (int e = 0; e < 2; ++e) {
     REQUIRE(std::getline(lines, row));
     std::istringstream cells(row);
     std::string cell;
     std::getline(cells, cell, ',');
     CHECK(std::stoi(cell) == e);
-    for (const auto& k : h.keys()) {
+    for (const auto& k : keys) {
       std::getline(cells, cell, ',');
       CHECK(std::stod(cell) == h[k][static_cast<std::size_t>(e)]);  // shortest round-trip text
     }
   }
   CHECK_FALSE(std::getline(lines, row));
-  h.save_csv(dir / "history.csv");
-  CHECK(read_text(dir / "history.csv") == text);
+  h.save_csv(dir / "history.csv");  // the history's own order, as a DataFrame of history.history
+  CHECK(read_text(dir / "history.csv").rfind("epoch,loss,accuracy,val_loss,val_accuracy\n", 0) == 0);
   fs::remove_all(dir);
 }
 

@@ -3,9 +3,12 @@
 #include <fmt/args.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "tapegrad/autograd/error.hpp"
 #include "tapegrad/nn/train/model.hpp"
@@ -139,13 +142,16 @@ void CSVLogger::on_train_begin(const Logs&) {
 }
 
 void CSVLogger::on_epoch_end(int epoch, const Logs& logs) {
+  // Keras's CSVLogger columns: epoch, then the logs' names sorted.
+  std::vector<std::pair<std::string, double>> columns(logs.begin(), logs.end());
+  std::sort(columns.begin(), columns.end());
   std::string header = "epoch";
-  for (const auto& [name, value] : logs) header += "," + name;
+  for (const auto& [name, value] : columns) header += "," + name;
   if (header_.empty()) header_ = header;
   TG_CHECK(header == header_, "CSVLogger: '{}' has columns '{}' but this epoch logs '{}'", path_.string(), header_,
            header);
   std::string row = std::to_string(epoch);
-  for (const auto& [name, value] : logs) row += fmt::format(",{}", value);
+  for (const auto& [name, value] : columns) row += fmt::format(",{}", value);
   rows_ += row + "\n";
   if (model().is_chief()) write_file_atomic(path_, header_ + "\n" + rows_);
 }

@@ -131,7 +131,8 @@ class ModelCheckpoint : public Callback {
   double best_ = 0;
 };
 
-/// Writes epoch logs as CSV ("epoch,loss,accuracy,val_loss,val_accuracy"), rewriting the whole
+/// Writes epoch logs as CSV with Keras's CSVLogger columns, epoch then the names sorted
+/// ("epoch,accuracy,loss,val_accuracy,val_loss"), rewriting the whole
 /// file atomically after every epoch so it is complete even if training is interrupted.
 class CSVLogger : public Callback {
  public:
