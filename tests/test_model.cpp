@@ -296,6 +296,30 @@ TEST_CASE("callbacks: a custom callback sees every epoch and batch; LearningRate
   CHECK(lrs[2] == doctest::Approx(0.01 / 3));
 }
 
+TEST_CASE("ReduceLROnPlateau as a fit callback reduces the learning rate on a plateau, as Keras's") {
+  auto [x, y] = blobs(60, 15);
+  nn::Model model = small_model();
+  auto opt = std::make_shared<optim::Adam>(model.parameters(), optim::AdamOptions{.lr = 0.01});
+  model.compile({.optimizer = opt, .loss = "sparse_categorical_crossentropy"});
+  // No later epoch beats the first by min_delta: with patience 2 (Keras's count: reduce at the
+  // second epoch without improvement), epochs 2 and 4 reduce.
+  auto plateau = std::make_shared<nn::ReduceLROnPlateau>(
+      nn::PlateauOptions{.monitor = "loss", .factor = 0.5, .patience = 2, .min_delta = 1e9});
+  model.fit(x, y, {.epochs = 5, .verbose = 0, .callbacks = {plateau}});
+  CHECK(opt->lr() == doctest::Approx(0.0025));
+  // A steadily falling loss with a small min_delta never reduces.
+  model.fit(x, y,
+            {.epochs = 3,
+             .verbose = 0,
+             .callbacks = {std::make_shared<nn::ReduceLROnPlateau>(
+                 nn::PlateauOptions{.monitor = "loss", .patience = 0, .min_delta = 0})}});
+  CHECK(opt->lr() == doctest::Approx(0.0025));
+  CHECK_THROWS_WITH_AS(
+      model.fit(x, y, {.epochs = 1, .verbose = 0, .callbacks = {std::make_shared<nn::ReduceLROnPlateau>()}}),
+      doctest::Contains("ReduceLROnPlateau: the epoch logs have no 'val_loss' to monitor"), Error);
+  CHECK_THROWS_WITH_AS(nn::ReduceLROnPlateau({.factor = 1.0}), doctest::Contains("factor must be in (0, 1)"), Error);
+}
+
 TEST_CASE("LearningRateScheduler steps a tg::optim scheduler after every epoch") {
   auto [x, y] = blobs(60, 15);
   nn::Model model = small_model();

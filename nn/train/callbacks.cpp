@@ -179,6 +179,36 @@ void LearningRateScheduler::on_epoch_end(int, const Logs&) {
   if (scheduler_) scheduler_->step();
 }
 
+ReduceLROnPlateau::ReduceLROnPlateau(PlateauOptions options) : options_(std::move(options)) {
+  TG_CHECK(options_.factor > 0 && options_.factor < 1, "ReduceLROnPlateau: factor must be in (0, 1), got {}",
+           options_.factor);
+  TG_CHECK(options_.patience >= 0 && options_.cooldown >= 0,
+           "ReduceLROnPlateau: patience ({}) and cooldown ({}) must be >= 0", options_.patience, options_.cooldown);
+}
+
+void ReduceLROnPlateau::on_train_begin(const Logs&) {
+  using Options = optim::ReduceLROnPlateauOptions;
+  // Keras's min_delta is absolute, in the direction of improvement.
+  scheduler_ = std::make_shared<optim::ReduceLROnPlateau>(
+      model().optimizer(),
+      Options{.mode = maximizes(options_.mode, options_.monitor) ? Options::Mode::max : Options::Mode::min,
+              .factor = options_.factor,
+              // Keras reduces at the patience-th epoch without improvement, PyTorch after it.
+              .patience = std::max(options_.patience - 1, 0),
+              .threshold = std::abs(options_.min_delta),
+              .threshold_mode = Options::ThresholdMode::abs,
+              .cooldown = options_.cooldown,
+              .min_lr = options_.min_lr});
+}
+
+void ReduceLROnPlateau::on_epoch_end(int epoch, const Logs& logs) {
+  const double before = model().optimizer().lr();
+  scheduler_->step(monitored(logs, options_.monitor, "ReduceLROnPlateau"));
+  const double after = model().optimizer().lr();
+  if (after != before && options_.verbose > 0 && model().is_chief())
+    fmt::print("\nEpoch {}: ReduceLROnPlateau reducing learning rate to {}.\n", epoch + 1, after);
+}
+
 void TerminateOnNaN::on_batch_end(int batch, const Logs& logs) {
   if (!logs.contains("loss") || std::isfinite(logs.at("loss"))) return;
   fmt::print("Batch {}: Invalid loss, terminating training\n", batch);

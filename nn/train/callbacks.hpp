@@ -15,7 +15,8 @@
 
 namespace tg::optim {
 class LRScheduler;
-}
+class ReduceLROnPlateau;
+}  // namespace tg::optim
 
 namespace tg::nn {
 
@@ -177,6 +178,37 @@ class LearningRateScheduler : public Callback {
   std::function<double(int, double)> schedule_;
   std::shared_ptr<optim::LRScheduler> scheduler_;
   int verbose_ = 0;
+};
+
+/// Options of the ReduceLROnPlateau callback (Keras's names and defaults).
+struct PlateauOptions {
+  /// The logged value watched: "val_loss", "loss", "val_accuracy", ...
+  std::string monitor = "val_loss";
+  double factor = 0.1;  ///< new lr = lr · factor (in (0, 1))
+  int patience = 10;    ///< epochs without improvement tolerated before reducing
+  /// Whether `monitor` should fall or rise (auto_: from its name).
+  MonitorMode mode = MonitorMode::auto_;
+  double min_delta = 1e-4;  ///< an improvement beats the best by more than this (absolute)
+  int cooldown = 0;         ///< epochs to wait after a reduction before counting again
+  double min_lr = 0.0;      ///< lower bound of the learning rate
+  int verbose = 0;          ///< 1: print each reduction
+};
+
+/// Reduces the learning rate by `factor` when `monitor` has not improved for `patience` epochs,
+/// as Keras's ReduceLROnPlateau callback: tg::optim::ReduceLROnPlateau on the model's optimizer,
+/// stepped with the epoch's logged value.
+class ReduceLROnPlateau : public Callback {
+ public:
+  /// Throws for a factor outside (0, 1) or a negative patience or cooldown.
+  explicit ReduceLROnPlateau(PlateauOptions options = {});
+  /// Starts watching with the model's optimizer (fresh at every fit).
+  void on_train_begin(const Logs& logs) override;
+  /// Reports the epoch's `monitor`; may reduce the learning rate.
+  void on_epoch_end(int epoch, const Logs& logs) override;
+
+ private:
+  PlateauOptions options_;
+  std::shared_ptr<optim::ReduceLROnPlateau> scheduler_;
 };
 
 /// A callback made of lambdas, as Keras's LambdaCallback; unset hooks do nothing.
