@@ -22,7 +22,6 @@ void copy_row(const T* src, T* dst, std::size_t n, bool relu = false) {
     for (std::size_t q = 0; q < n; ++q) dst[q] = relu ? simd::Relu{}(src[q]) : src[q];
     return;
   }
-  const V zero(T(0));
   auto move = [&](std::size_t q) {
     const V v = V::load_unaligned(src + q);
     (relu ? simd::Relu{}(v) : v).store_unaligned(dst + q);
