@@ -18,6 +18,8 @@ Tensor apply_activation(Activation act, const Tensor& x) {
       return tanh(x);
     case Activation::softmax:
       return softmax(x, -1);
+    case Activation::gelu:
+      return gelu(x);
   }
   return x;
 }
@@ -34,6 +36,8 @@ std::string activation_name(Activation act) {
       return "tanh";
     case Activation::softmax:
       return "softmax";
+    case Activation::gelu:
+      return "gelu";
   }
   return "?";
 }

@@ -9,11 +9,11 @@
 namespace tg::nn {
 
 /// An activation applied after a layer's affine part.
-enum class Activation { none, relu, sigmoid, tanh, softmax };
+enum class Activation { none, relu, sigmoid, tanh, softmax, gelu };
 
 /// act(x); none returns x.
 Tensor apply_activation(Activation act, const Tensor& x);
-/// "none", "relu", "sigmoid", "tanh", "softmax" (softmax over the last axis).
+/// "none", "relu", "sigmoid", "tanh", "softmax" (softmax over the last axis), "gelu" (exact).
 std::string activation_name(Activation act);
 
 /// x → max(x, 0), any shape.

@@ -1,5 +1,9 @@
 #pragma once
-// Batch normalization.
+// Normalization: batch_norm (per channel over the batch), layer_norm (per sample over trailing
+// axes) and group_norm (per sample over groups of channels).
+#include <cstdint>
+#include <vector>
+
 #include "tapegrad/autograd/tensor.hpp"
 
 namespace tg {
@@ -22,5 +26,19 @@ struct BatchNormArgs {
 /// weight and bias.
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                   const Tensor& bias, const BatchNormArgs& options = {});
+
+/// x [..., *normalized_shape] → x's shape: each sample's trailing block (the last
+/// normalized_shape.size() axes) normalized to mean 0 and variance 1 (biased, + eps), then
+/// · weight + bias (both normalized_shape; either may be undefined), as torch's layer_norm.
+/// Twice differentiable in x, weight and bias.
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {}, const Tensor& bias = {},
+                  double eps = 1e-5);
+
+/// x [N, C, ...] → x's shape: the C channels split into num_groups groups, each group of each
+/// sample normalized over its channels and the remaining axes (biased variance, + eps), then
+/// · weight[c] + bias[c] ([C] each, either may be undefined), as torch's group_norm. C must be
+/// a multiple of num_groups. Twice differentiable in x, weight and bias.
+Tensor group_norm(const Tensor& x, std::size_t num_groups, const Tensor& weight = {}, const Tensor& bias = {},
+                  double eps = 1e-5);
 
 }  // namespace tg
