@@ -87,6 +87,50 @@ Tensor flatten(const Tensor& x, int start_axis, int end_axis) {
 }
 
 // d permute(x, p) = permute(g, inverse(p))
+namespace {
+// dst (row-major, axes in the order p) ← src (row-major, shape in_shape). Output axes that stay
+// adjacent in the input are merged first, so the common cases are a few long runs: a copy per
+// run when the innermost output axis is the input's, else a strided gather.
+template <class T>
+void permute_copy(const T* src, const Shape& in_shape, const std::vector<std::size_t>& p, T* dst) {
+  const std::size_t n = in_shape.size();
+  std::vector<std::size_t> in_stride(n);
+  std::size_t total = 1;
+  for (std::size_t i = n; i-- > 0;) in_stride[i] = total, total *= in_shape[i];
+  if (total == 0) return;
+  std::vector<std::size_t> size, stride;  // output axes after merging, with their input strides
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t sz = in_shape[p[i]], st = in_stride[p[i]];
+    if (sz == 1) continue;
+    if (!size.empty() && stride.back() == st * sz) {
+      size.back() *= sz, stride.back() = st;
+    } else {
+      size.push_back(sz), stride.push_back(st);
+    }
+  }
+  if (size.empty()) {
+    dst[0] = src[0];
+    return;
+  }
+  const std::size_t d = size.size(), inner = size[d - 1], inner_stride = stride[d - 1];
+  std::vector<std::size_t> index(d - 1, 0);
+  std::size_t offset = 0;
+  for (std::size_t o = 0; o < total; o += inner) {
+    if (inner_stride == 1) {
+      std::copy_n(src + offset, inner, dst + o);
+    } else {
+      for (std::size_t j = 0; j < inner; ++j) dst[o + j] = src[offset + j * inner_stride];
+    }
+    for (std::size_t k = d - 1; k-- > 0;) {  // the next run: an odometer over the outer axes
+      offset += stride[k];
+      if (++index[k] < size[k]) break;
+      offset -= stride[k] * size[k];
+      index[k] = 0;
+    }
+  }
+}
+}  // namespace
+
 Tensor permute(const Tensor& x, const std::vector<int>& perm) {
   const std::size_t n = x.ndim();
   TG_CHECK(perm.size() == n, "permute: {} axes given for a tensor of shape {}", perm.size(), shape_str(x.shape()));
@@ -97,9 +141,13 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm) {
     TG_CHECK(!seen[p[i]], "permute: axis {} repeated in [{}]", perm[i], fmt::join(perm, ", "));
     seen[p[i]] = true;
   }
+  const Shape in_shape = x.shape();
+  Shape out_shape(n);
+  for (std::size_t i = 0; i < n; ++i) out_shape[i] = in_shape[p[i]];
   Tensor out = dispatch_all(x.dtype(), [&](auto t) {
     using T = decltype(t);
-    xt::xarray<T> r = xt::transpose(x.array<T>(), p);
+    xt::xarray<T> r = xt::xarray<T>::from_shape(out_shape);
+    permute_copy(x.data<T>(), in_shape, p, r.data());
     return Tensor(std::move(r));
   });
   std::vector<int> inverse(n);

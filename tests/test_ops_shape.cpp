@@ -105,6 +105,25 @@ TEST_CASE("index_select and gather add up the gradients of repeated indices") {
   CHECK(y.grad().array<float>() == xt::xarray<float>({{1, 2}, {3, 0}}));
 }
 
+TEST_CASE("permute equals xtensor's transpose for every order of 4-D shapes with size-1 and empty axes") {
+  // The copy merges axes that stay adjacent and copies runs: every merge pattern, both inner cases.
+  for (const Shape& shape : {Shape{2, 3, 4, 5}, Shape{1, 3, 1, 4}, Shape{2, 1, 3, 1}, Shape{2, 0, 3, 2}}) {
+    const Tensor x = tg::testing::distinct(shape, 7);
+    std::vector<int> perm = {0, 1, 2, 3};
+    do {
+      INFO("shape ", shape_str(shape), " perm ", fmt::format("{}", fmt::join(perm, ",")));
+      std::vector<std::size_t> p(perm.begin(), perm.end());
+      const xt::xarray<double> expected = xt::transpose(x.array<double>(), p);
+      const Tensor got = permute(x, perm);
+      REQUIRE(got.shape() == Shape(expected.shape().begin(), expected.shape().end()));
+      CHECK(got.array<double>() == expected);
+    } while (std::next_permutation(perm.begin(), perm.end()));
+  }
+  // 0-d and 1-D.
+  CHECK(permute(scalar_tensor(3.0), {}).item<float>() == 3.0f);
+  CHECK(permute(Tensor({1.0f, 2.0f}), {0}).array<float>() == xt::xarray<float>{1.0f, 2.0f});
+}
+
 TEST_CASE("gradcheck: reshape, flatten, permute, transpose, squeeze, unsqueeze, broadcast_to") {
   const Tensor x = input({2, 3, 4}, 1);
   CHECK_GRADCHECK([](const TensorList& in) { return reshape(in[0], {4, -1}); }, {x});
