@@ -29,6 +29,8 @@ void unary(UnaryOp op, const T* in, T* out, std::size_t n) {
       return simd::map1(in, out, n, simd::Sigmoid{}, simd::Sigmoid{});
     case UnaryOp::tanh:
       return simd::map1(in, out, n, simd::Tanh{}, simd::Tanh{});
+    case UnaryOp::gelu:
+      return simd::map1(in, out, n, simd::Gelu{}, simd::Gelu{});
   }
 }
 
@@ -100,6 +102,8 @@ void unary_grad(UnaryGrad op, UnaryGradParams params, const T* g, const T* s, T*
         using V = decltype(dy);
         return dy * (splat<V>(1) - y * y);
       });
+    case UnaryGrad::gelu:
+      return simd::map2(g, s, out, n, [](auto dy, auto x) { return dy * simd::GeluSlope{}(x); });
     case UnaryGrad::clamp: {
       const std::pair<T, T> bounds = inward_bounds<T>(params.low, params.high);
       const T lo = bounds.first, hi = bounds.second;  // named: clang 14 cannot capture a structured binding

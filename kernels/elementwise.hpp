@@ -12,7 +12,7 @@
 
 namespace tg::kernels {
 
-enum class UnaryOp { neg, exp, log, sqrt, relu, sigmoid, tanh };
+enum class UnaryOp { neg, exp, log, sqrt, relu, sigmoid, tanh, gelu };
 enum class BinaryOp { add, sub, mul, div };
 
 /// The gradient of a unary op from the incoming gradient g and a saved value s (the op's input
@@ -23,6 +23,7 @@ enum class UnaryGrad {
   leaky_relu,   ///< g where s > 0, else g·slope (s the input)
   sigmoid,      ///< g·s·(1 - s) (s the output)
   tanh,         ///< g·(1 - s²) (s the output)
+  gelu,         ///< g·(Φ(s) + s·φ(s)), exact gelu's slope (s the input)
   clamp,        ///< g where low <= s <= high, else 0 (s the input; the bounds compared in T as
                 ///< they round inwards, which picks the elements a comparison in double picks)
 };

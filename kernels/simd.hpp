@@ -186,6 +186,25 @@ struct Sigmoid {
   }
 };
 
+/// gelu, exact: x·Φ(x) = x/2·(1 + erf(x/√2)).
+struct Gelu {
+  template <class V>
+  V operator()(const V& x) const {
+    using std::erf;
+    return splat<V>(0.5) * x * (splat<V>(1) + erf(x * splat<V>(0.70710678118654752440)));
+  }
+};
+
+/// gelu's slope: Φ(x) + x·φ(x), with φ(x) = exp(-x²/2)/√(2π).
+struct GeluSlope {
+  template <class V>
+  V operator()(const V& x) const {
+    using std::erf, std::exp;
+    const V cdf = splat<V>(0.5) * (splat<V>(1) + erf(x * splat<V>(0.70710678118654752440)));
+    return cdf + x * exp(splat<V>(-0.5) * x * x) * splat<V>(0.39894228040143267794);
+  }
+};
+
 /// relu: x > 0 ? x : 0 (NaN gives 0, as before).
 struct Relu {
   template <class T, class A>

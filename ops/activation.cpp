@@ -73,26 +73,19 @@ Tensor softplus(const Tensor& x, double beta, double threshold) {
 
 namespace {
 
+// The tanh form (the exact one has SIMD kernels): 0.5·x·(1 + tanh(β(x + κx³))) and its slope.
 template <class T>
-T gelu_value(T x, GeluApproximate approximate) {
-  if (approximate == GeluApproximate::tanh) {
-    const T inner = static_cast<T>(kTanhBeta) * (x + static_cast<T>(kTanhKappa) * x * x * x);
-    return T(0.5) * x * (T(1) + std::tanh(inner));
-  }
-  return x * T(0.5) * (T(1) + std::erf(x * static_cast<T>(kSqrt1_2)));
+T gelu_tanh_value(T x) {
+  const T inner = static_cast<T>(kTanhBeta) * (x + static_cast<T>(kTanhKappa) * x * x * x);
+  return T(0.5) * x * (T(1) + std::tanh(inner));
 }
 
 template <class T>
-T gelu_slope(T x, GeluApproximate approximate) {
-  if (approximate == GeluApproximate::tanh) {
-    const T beta = static_cast<T>(kTanhBeta), kappa = static_cast<T>(kTanhKappa);
-    const T t = std::tanh(beta * (x + kappa * x * x * x));
-    const T inner_slope = beta * (T(1) + T(3) * kappa * x * x);
-    return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * inner_slope;
-  }
-  const T cdf = T(0.5) * (T(1) + std::erf(x * static_cast<T>(kSqrt1_2)));
-  const T pdf = std::exp(T(-0.5) * x * x) * static_cast<T>(kInvSqrt2Pi);
-  return cdf + x * pdf;
+T gelu_tanh_slope(T x) {
+  const T beta = static_cast<T>(kTanhBeta), kappa = static_cast<T>(kTanhKappa);
+  const T t = std::tanh(beta * (x + kappa * x * x * x));
+  const T inner_slope = beta * (T(1) + T(3) * kappa * x * x);
+  return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * inner_slope;
 }
 
 // gelu'(x) from differentiable ops, the same formulas as gelu_slope.
@@ -111,13 +104,17 @@ Tensor gelu_slope(const Tensor& x, GeluApproximate approximate) {
 }  // namespace
 
 // d gelu(x) = g * (Φ(x) + x φ(x)), or the tanh form's derivative
+// (The exact form runs the SIMD kernels; the tanh form a scalar map.)
 Tensor gelu(const Tensor& x, GeluApproximate approximate) {
-  Tensor out = unary_float(x, "gelu", [=](auto v) { return gelu_value(v, approximate); });
+  const bool exact = approximate == GeluApproximate::none;
+  Tensor out = exact ? detail::unary_kernel(x, "gelu", kernels::UnaryOp::gelu)
+                     : unary_float(x, "gelu", [](auto v) { return gelu_tanh_value(v); });
   return record({.name = "gelu", .inputs = {x}, .saved = {x}}, out,
-                [approximate](const BackwardContext& ctx, const Tensor& g) -> TensorList {
+                [approximate, exact](const BackwardContext& ctx, const Tensor& g) -> TensorList {
                   const Tensor& s = ctx.saved(0);
-                  if (!ctx.create_graph())
-                    return {grad_map(g, s, "gelu", [=](auto v) { return gelu_slope(v, approximate); })};
+                  if (!ctx.create_graph() && exact)
+                    return {detail::unary_grad_kernel(g, s, "gelu", kernels::UnaryGrad::gelu)};
+                  if (!ctx.create_graph()) return {grad_map(g, s, "gelu", [](auto v) { return gelu_tanh_slope(v); })};
                   return {mul(g, gelu_slope(s, approximate))};
                 });
 }

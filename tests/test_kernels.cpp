@@ -246,6 +246,7 @@ void check_elementwise(const std::string& label) {
       {UnaryOp::relu, want_of(x, [](double v) { return v > 0 ? v : 0.0; })},
       {UnaryOp::sigmoid, want_of(x, [](double v) { return 1 / (1 + std::exp(-v)); })},
       {UnaryOp::tanh, want_of(x, [](double v) { return std::tanh(v); })},
+      {UnaryOp::gelu, want_of(x, [](double v) { return v / 2 * (1 + std::erf(v / std::sqrt(2.0))); })},
   };
   for (const auto& [op, want] : unary) {
     const auto& in = op == UnaryOp::log || op == UnaryOp::sqrt ? yt : xt;
@@ -291,9 +292,14 @@ void check_elementwise(const std::string& label) {
       {UnaryGrad::sigmoid, each([&](std::size_t i) { return g[i] * s[i] * (1 - s[i]); })},
       {UnaryGrad::tanh, each([&](std::size_t i) { return g[i] * (1 - s[i] * s[i]); })},
       {UnaryGrad::clamp, each([&](std::size_t i) { return x[i] >= -1 && x[i] <= 1.5 ? g[i] : 0.0; })},
+      {UnaryGrad::gelu, each([&](std::size_t i) {
+         const double cdf = (1 + std::erf(x[i] / std::sqrt(2.0))) / 2;
+         return g[i] * (cdf + x[i] * std::exp(-x[i] * x[i] / 2) / std::sqrt(2 * M_PI));
+       })},
   };
   for (const auto& [op, want] : grads) {
-    const bool on_input = op == UnaryGrad::relu || op == UnaryGrad::leaky_relu || op == UnaryGrad::clamp;
+    const bool on_input =
+        op == UnaryGrad::relu || op == UnaryGrad::leaky_relu || op == UnaryGrad::clamp || op == UnaryGrad::gelu;
     const tg::kernels::UnaryGradParams params =
         op == UnaryGrad::clamp ? tg::kernels::UnaryGradParams{-1, 1.5} : tg::kernels::UnaryGradParams{0.1, 0};
     std::vector<T> out(n);
