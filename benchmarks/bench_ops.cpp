@@ -1,5 +1,5 @@
-// Per-op benchmarks (issues: foundation, convolution): conv2d, max_pool2d, log_softmax +
-// cross_entropy and an elementwise chain, forward and forward+backward, on the same shapes
+// Per-op benchmarks (issues: foundation, convolution, transformer): conv2d, max_pool2d, log_softmax +
+// cross_entropy, an elementwise chain and multi-head self-attention, forward and forward+backward, on the same shapes
 // and under the same workload names as bench_torch.py. Prints JSON lines (bench_common.hpp).
 #include "bench_common.hpp"
 #include "tapegrad/tapegrad.hpp"
@@ -55,5 +55,15 @@ int main(int argc, char** argv) {
       tg::sum(y).backward();
     };
     bench::emit(impl, "elementwise_chain_forward_backward", bench::best_of(chain, reps, 20), "call", threads);
+  }
+
+  if (selected("multihead_attention")) {
+    // Self-attention as in the transformer example: batch 32, 16 tokens of 64 features, 4 heads.
+    tg::nn::MultiheadAttention mha(64, 4, {.batch_first = true});
+    tg::Tensor x = tg::randn({32, 16, 64}, gen).requires_grad_();
+    tg::Tensor g = tg::randn({32, 16, 64}, gen);
+    const double fb =
+        bench::best_of([&] { mha.forward(x, x, x, {.need_weights = false}).output.backward(g); }, reps, 50);
+    bench::emit(impl, "multihead_attention_forward_backward", fb, "call", threads);
   }
 }

@@ -6,12 +6,16 @@ import gzip
 import json
 import os
 import resource
+import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "mnist"))
+from vision_transformer import VisionTransformer  # noqa: E402 (the example's model, in PyTorch)
 
 
 def emit(workload, seconds, unit, threads, **extra):
@@ -167,7 +171,15 @@ def main():
             y.sum().backward()
         emit("elementwise_chain_forward_backward", best_of(chain, reps, 20), "call", th)
 
-    if args.data and any(sel(w) for w in ("train_tutorial", "train_deep", "train_lstm", "inference")):
+    if sel("multihead_attention"):
+        mha = nn.MultiheadAttention(64, 4, batch_first=True)
+        x = torch.randn(32, 16, 64, requires_grad=True)
+        g = torch.randn(32, 16, 64)
+        emit("multihead_attention_forward_backward",
+             best_of(lambda: mha(x, x, x, need_weights=False)[0].backward(g), reps, 50), "call", th)
+
+    if args.data and any(sel(w) for w in ("train_tutorial", "train_deep", "train_lstm", "train_transformer",
+                                          "inference")):
         x_train, y_train, x_test, y_test = load_mnist(args.data)
         steps = 200 if args.quick else 0
         if sel("train_tutorial_b32"):
@@ -188,6 +200,9 @@ def main():
         if sel("train_deep_b32"):
             t = train_epoch(deep_model(), x_train, y_train, 32, steps)
             emit("train_deep_b32_epoch", t * (1500 / steps if steps else 1), "epoch", th)
+        if sel("train_transformer_b32"):
+            t = train_epoch(VisionTransformer(), x_train, y_train, 32, steps)
+            emit("train_transformer_b32_epoch", t * (1500 / steps if steps else 1), "epoch", th)
         if sel("train_lstm_b32"):
             # CPU time too: on a loaded machine it compares more steadily than wall time.
             c0 = time.process_time()

@@ -2,12 +2,14 @@
 // bench_torch.py and bench_libtorch.cpp: one epoch of the tutorial model at batch 32 and 128
 // (the first 48,000 training images shuffled, Adam with Keras's formula, cross entropy from
 // logits), inference over the 10,000 test images in batches of 1000, one epoch of the deeper
-// model; and the arithmetic floor of a tutorial epoch (its FLOPs ÷ the measured peak sgemm rate).
+// model, one epoch of the example's vision transformer; and the arithmetic floor of a tutorial epoch (its FLOPs ÷ the
+// measured peak sgemm rate).
 #include <cblas.h>
 
 #include <chrono>
 #include <vector>
 
+#include "../examples/mnist/vision_transformer.hpp"
 #include "bench_common.hpp"
 #include "tapegrad/tapegrad.hpp"
 
@@ -31,7 +33,8 @@ nn::Sequential deep_model() {
 
 // Seconds for one epoch over the first 48,000 images (Keras's validation_split 0.2), shuffled;
 // with max_steps, the time of that many batches scaled to the whole epoch.
-double train_epoch(nn::Sequential model, const datasets::MNIST& train, std::size_t batch, std::size_t max_steps) {
+double train_epoch(nn::AnyModule any, const datasets::MNIST& train, std::size_t batch, std::size_t max_steps) {
+  nn::Module& model = *any.ptr();
   optim::Adam opt(model.parameters(), {.lr = 1e-3, .formula = optim::AdamOptions::Formula::keras});
   const std::size_t n = 48000;
   Generator gen(0);
@@ -45,7 +48,8 @@ double train_epoch(nn::Sequential model, const datasets::MNIST& train, std::size
     indices.assign(order + start, order + std::min(start + batch, n));
     const datasets::Batch b = train.get_batch(indices);
     opt.zero_grad();
-    const Tensor loss = cross_entropy(model.forward(b.x), b.y);
+    // From the logits when the model ends in a softmax (the vision transformer), as Model::fit does.
+    const Tensor loss = cross_entropy(model.has_logits() ? model.forward_logits(b.x) : model.forward(b.x), b.y);
     loss.backward();
     opt.step();
   }
@@ -131,5 +135,8 @@ int main(int argc, char** argv) {
   }
   if (selected("train_deep_b32"))
     bench::emit(impl, "train_deep_b32_epoch", train_epoch(deep_model(), train, 32, steps), "epoch", threads);
+  if (selected("train_transformer_b32"))
+    bench::emit(impl, "train_transformer_b32_epoch", train_epoch(mnist_example::VisionTransformer(), train, 32, steps),
+                "epoch", threads);
   bench::emit(impl, "peak_rss", 0.0, "MiB", threads, fmt::format("\"peak_rss_mib\": {:.1f}", bench::peak_rss_mib()));
 }

@@ -57,4 +57,33 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const
 Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& weight_shape,
                               const Conv2dArgs& options = {});
 
+/// Arguments of the conv1d op (nn::Conv1dOptions configures the layer).
+struct Conv1dArgs {
+  std::int64_t stride = 1;  ///< step of the window
+  /// Zero padding per side: one size, or "valid" / "same" (a Padding of two sizes is refused).
+  Padding padding = 0;
+  std::int64_t dilation = 1;  ///< spacing of the kernel taps
+  std::int64_t groups = 1;    ///< channel groups, each convolved apart
+};
+
+/// x [N,C_in,L], weight [C_out,C_in/groups,K], bias [C_out] (may be undefined) → [N,C_out,L'] with
+/// L' = (L + 2·padding - dilation·(K-1) - 1) / stride + 1: conv2d over a height of 1, as
+/// PyTorch's conv1d. Twice differentiable.
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, const Conv1dArgs& options = {});
+
+/// Arguments of the conv_transpose2d op (nn::ConvTranspose2dOptions configures the layer).
+struct ConvTranspose2dArgs {
+  Size2 stride = 1;          ///< step of the window per axis (of the convolution it transposes)
+  Size2 padding = 0;         ///< zero padding per side of that convolution's input: cropped from the output
+  Size2 output_padding = 0;  ///< added to one side of the output; below max(stride, dilation) per axis
+  Size2 dilation = 1;        ///< spacing of the kernel taps per axis
+  std::int64_t groups = 1;   ///< channel groups, each convolved apart
+};
+
+/// x [N,C_in,H,W], weight [C_in,C_out/groups,kH,kW], bias [C_out] (may be undefined) →
+/// [N,C_out,H',W'] with H' = (H-1)·stride - 2·padding + dilation·(kH-1) + output_padding + 1: the
+/// gradient of conv2d with respect to its input, as PyTorch's conv_transpose2d. Twice differentiable.
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {},
+                        const ConvTranspose2dArgs& options = {});
+
 }  // namespace tg

@@ -2,7 +2,7 @@
 // GroupNorm, Embedding, MultiheadAttention, TransformerEncoderLayer/Encoder): values by hand,
 // float64 gradient and second-order checks, the fused backward against the create_graph one, the
 // layers' parameter names, shapes, masks and modes, and bad input. PyTorch's numbers are in
-// test_conformance_transformer.cpp.
+// test_conformance_layers.cpp.
 #include <cmath>
 #include <limits>
 

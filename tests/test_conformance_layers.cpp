@@ -1,10 +1,12 @@
-// Conformance of the Transformer ops and layers with PyTorch, against
-// tests/conformance/transformer.json (scripts/make_conformance_transformer.py): layer_norm,
-// group_norm, embedding and scaled_dot_product_attention as op cases (values, gradients and second
+// Conformance of the ops and layers of today's models with PyTorch, against
+// tests/conformance/layers.json (scripts/make_conformance_layers.py): layer_norm, group_norm,
+// embedding, scaled_dot_product_attention, conv1d and conv_transpose2d as op cases (values, gradients and second
 // order, float64 and float32); MultiheadAttention, TransformerEncoderLayer and TransformerEncoder
-// with PyTorch's weights loaded by name (outputs, attention weights and every gradient, float64).
+// with PyTorch's weights loaded by name (outputs, attention weights and every gradient, float64);
+// and the mnist example's vision transformer, whose PyTorch twin's weights load by name.
 #include <memory>
 
+#include "../examples/mnist/vision_transformer.hpp"
 #include "conformance_support.hpp"
 
 using namespace tg;
@@ -34,6 +36,27 @@ const OpTable& transformer_ops() {
          std::optional<std::int64_t> padding;
          if (p.contains("padding_idx")) padding = p.at("padding_idx").get<std::int64_t>();
          return embedding(x[0], x[1], padding);
+       }},
+      {"conv1d",
+       [](In x, P p) {
+         const Json& pad = p.at("padding");
+         return conv1d(x[0], x[1], optional_input(x, 2),
+                       {.stride = p.at("stride").get<std::int64_t>(),
+                        .padding = pad.is_string() ? Padding(pad.get<std::string>()) : Padding(pad.get<std::int64_t>()),
+                        .dilation = p.at("dilation").get<std::int64_t>(),
+                        .groups = p.at("groups").get<std::int64_t>()});
+       }},
+      {"conv_transpose2d",
+       [](In x, P p) {
+         auto size2 = [&](const char* key) {
+           return Size2(p.at(key)[0].get<std::int64_t>(), p.at(key)[1].get<std::int64_t>());
+         };
+         return conv_transpose2d(x[0], x[1], optional_input(x, 2),
+                                 {.stride = size2("stride"),
+                                  .padding = size2("padding"),
+                                  .output_padding = size2("output_padding"),
+                                  .dilation = size2("dilation"),
+                                  .groups = p.at("groups").get<std::int64_t>()});
        }},
       {"attention",
        [](In x, P p) {
@@ -68,6 +91,13 @@ std::shared_ptr<nn::Module> make_module(const std::string& kind, const Json& cfg
                                                         .batch_first = cfg.at("batch_first").get<bool>(),
                                                     });
   const auto d = cfg.at("d_model").get<std::size_t>(), h = cfg.at("nhead").get<std::size_t>();
+  if (kind == "VisionTransformer")
+    return std::make_shared<mnist_example::VisionTransformer>(mnist_example::VisionTransformerOptions{
+        .d_model = d,
+        .nhead = h,
+        .num_layers = cfg.at("num_layers").get<std::size_t>(),
+        .dim_feedforward = cfg.at("dim_feedforward").get<std::size_t>(),
+    });
   if (kind == "TransformerEncoderLayer")
     return std::make_shared<nn::TransformerEncoderLayer>(d, h, encoder_options(cfg));
   REQUIRE(kind == "TransformerEncoder");
@@ -111,6 +141,8 @@ void run_module_case(const Json& c) {
          .attn_mask = input("attn_mask"),
          .average_attn_weights = cfg.value("average_attn_weights", true)});
     out = r.output, weights = r.weights;
+  } else if (kind == "VisionTransformer") {
+    out = m->forward_logits(in.at("x"));
   } else {
     const nn::EncoderCall call{.mask = input("mask"), .src_key_padding_mask = input("src_key_padding_mask")};
     out = kind == "TransformerEncoder"
@@ -128,22 +160,23 @@ void run_module_case(const Json& c) {
 
 }  // namespace
 
-TEST_CASE("conformance with PyTorch: layer_norm, group_norm, embedding, attention") {
-  run_op_cases("transformer.json", transformer_ops());
+TEST_CASE("conformance with PyTorch: normalization, embedding, attention, conv1d, conv_transpose2d") {
+  run_op_cases("layers.json", transformer_ops());
 }
 
-TEST_CASE("conformance with PyTorch: every op in transformer.json is tested") {
-  check_coverage("transformer.json", transformer_ops());
+TEST_CASE("conformance with PyTorch: every op in layers.json is tested") {
+  check_coverage("layers.json", transformer_ops());
 }
 
-TEST_CASE("MultiheadAttention and the Transformer encoder match PyTorch's values and gradients") {
-  const Json& data = load("transformer.json");
+TEST_CASE("MultiheadAttention, the Transformer encoder and the example's vision transformer match PyTorch") {
+  const Json& data = load("layers.json");
   std::set<std::string> kinds;
   for (const Json& c : data.at("modules")) {
     run_module_case(c);
     kinds.insert(c.at("module").get<std::string>());
   }
-  CHECK(kinds == std::set<std::string>{"MultiheadAttention", "TransformerEncoder", "TransformerEncoderLayer"});
-  MESSAGE("transformer.json (PyTorch ", data.at("torch").get<std::string>(), "): ", data.at("modules").size(),
+  CHECK(kinds == std::set<std::string>{"MultiheadAttention", "TransformerEncoder", "TransformerEncoderLayer",
+                                       "VisionTransformer"});
+  MESSAGE("layers.json (PyTorch ", data.at("torch").get<std::string>(), "): ", data.at("modules").size(),
           " module cases");
 }

@@ -1,14 +1,15 @@
 #!/usr/bin/python3
-"""Writes tests/conformance/transformer.json: what PyTorch computes for the ops and layers of
-Transformer models, for tests/test_conformance_transformer.cpp.
+"""Writes tests/conformance/layers.json: what PyTorch computes for the ops and layers of today's
+models (normalization, embedding, attention, Transformer encoders, 1-D and transposed
+convolution), for tests/test_conformance_layers.cpp.
 
 Run with Debian's python3-torch (not a pyenv python):
-    /usr/bin/python3 scripts/make_conformance_transformer.py
+    /usr/bin/python3 scripts/make_conformance_layers.py
 
 "cases" are op cases as scripts/make_conformance.py writes them (layer_norm, group_norm,
-embedding, scaled_dot_product_attention: values, gradients, one second-order check per op, in
-float64 and float32). "modules" are torch.nn.MultiheadAttention, TransformerEncoderLayer and
-TransformerEncoder in eval mode (dropout off) with fixed random parameters stored under PyTorch's
+embedding, scaled_dot_product_attention, conv1d, conv_transpose2d: values, gradients, one second-order check per op, in
+float64 and float32). "modules" are torch.nn.MultiheadAttention, TransformerEncoderLayer,
+TransformerEncoder and the mnist example's vision transformer (its logits) in eval mode (dropout off) with fixed random parameters stored under PyTorch's
 names, the inputs and masks, the output (and attention weights), a fixed weight w of the
 output's shape, and the gradients of sum(output * w) with respect to the inputs and every
 parameter, all in float64.
@@ -20,10 +21,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "mnist"))
+from vision_transformer import VisionTransformer  # noqa: E402 (the mnist example's model in PyTorch)
 from make_conformance import OpCases, const, dump_reviewable, normal, rng_for
 from make_conformance import arr as conformance_arr
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "conformance", "transformer.json")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "conformance", "layers.json")
 
 torch.set_num_threads(1)  # deterministic summation order
 
@@ -108,6 +113,31 @@ def op_cases():
     c.add("attention", "fully_masked_row", qkv((1,), 2, 3, 2, 2) + [("mask", const([[1, 1, 1], [0, 1, 0]]), Y)],
           lambda q, k, v, m: sdpa(q, k, v, m), {})
     c.add("attention", "empty_keys", qkv((2,), 3, 0, 2, 2), lambda q, k, v: sdpa(q, k, v), {})
+    # conv1d: x [N, C_in, L], weight [C_out, C_in/groups, K]
+    for name, sx, sw, bias, p in [("basic", (2, 3, 7), (4, 3, 3), True, {}),
+                                  ("stride_padding_dilation", (2, 2, 9), (3, 2, 3), True,
+                                   {"stride": 2, "padding": 2, "dilation": 2}),
+                                  ("groups_no_bias", (1, 4, 6), (6, 2, 2), False, {"groups": 2}),
+                                  ("same", (2, 2, 5), (3, 2, 4), True, {"padding": "same"})]:
+        params = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, **p}
+        inputs = [("x", normal(*sx), X), ("weight", normal(*sw), X)] + ([("bias", normal(sw[0]), X)] if bias else [])
+        c.add("conv1d", name, inputs,
+              lambda x, w, b=None, p=params: F.conv1d(x, w, b, stride=p["stride"], padding=p["padding"],
+                                                      dilation=p["dilation"], groups=p["groups"]), params)
+    # conv_transpose2d: x [N, C_in, H, W], weight [C_in, C_out/groups, kH, kW]
+    for name, sx, sw, bias, p in [("basic", (2, 3, 4, 3), (3, 2, 3, 3), True, {}),
+                                  ("stride_2_output_padding", (1, 2, 3, 4), (2, 3, 3, 2), True,
+                                   {"stride": [2, 2], "output_padding": [1, 0]}),
+                                  ("padding_dilation", (2, 2, 5, 4), (2, 2, 3, 3), True,
+                                   {"padding": [1, 2], "dilation": [2, 1]}),
+                                  ("groups_no_bias", (1, 4, 3, 3), (4, 1, 2, 2), False, {"groups": 2, "stride": [2, 1]})]:
+        params = {"stride": [1, 1], "padding": [0, 0], "output_padding": [0, 0], "dilation": [1, 1], "groups": 1, **p}
+        inputs = [("x", normal(*sx), X), ("weight", normal(*sw), X)] + ([("bias", normal(sw[1] * params["groups"]), X)]
+                                                                        if bias else [])
+        c.add("conv_transpose2d", name, inputs,
+              lambda x, w, b=None, p=params: F.conv_transpose2d(x, w, b, stride=p["stride"], padding=p["padding"],
+                                                                output_padding=p["output_padding"],
+                                                                groups=p["groups"], dilation=p["dilation"]), params)
     return c.cases
 
 
@@ -219,11 +249,18 @@ def module_cases():
                    "src_key_padding_mask": np.array([[0, 0, 0, 1], [0, 0, 0, 0]])})
     encoder("encoder/two_layers", base, 2, 3, layers=2)
     encoder("encoder/pre_norm_final_norm", {**base, "norm_first": True}, 2, 3, layers=2, final_norm=True)
+    # The mnist example's vision transformer (narrower, to keep the file small), in evaluation mode,
+    # on two images.
+    vit = {"d_model": 8, "nhead": 2, "num_layers": 2, "dim_feedforward": 12}
+    cases.append(module_case("vision_transformer/mnist_example", "VisionTransformer", vit,
+                             lambda: VisionTransformer(d=8, heads=2, layers=2, ff=12),
+                             {"x": (R.uniform(0, 1, (2, 1, 28, 28)), True)},
+                             lambda m, t: m(t["x"])))
     return cases
 
 
 def main():
-    doc = {"generator": "scripts/make_conformance_transformer.py", "torch": torch.__version__,
+    doc = {"generator": "scripts/make_conformance_layers.py", "torch": torch.__version__,
            "numpy": np.__version__, "cases": op_cases(), "modules": module_cases()}
     with open(OUT, "w") as f:
         dump_reviewable(doc, f)
