@@ -42,6 +42,7 @@
 #include "tapegrad/ops/gradcheck.hpp"
 #include "tapegrad/ops/linalg.hpp"
 #include "tapegrad/ops/loss.hpp"
+#include "tapegrad/ops/mask.hpp"
 #include "tapegrad/ops/norm.hpp"
 #include "tapegrad/ops/pool.hpp"
 #include "tapegrad/ops/reduce.hpp"
