@@ -50,6 +50,7 @@
 #include "tapegrad/ops/shape.hpp"
 #include "tapegrad/ops/softmax.hpp"
 #include "tapegrad/ops/special.hpp"
+#include "tapegrad/ops/statistics.hpp"
 #include "tapegrad/ops/window.hpp"
 #include "tapegrad/optim/adam.hpp"
 #include "tapegrad/optim/clip_grad.hpp"
