@@ -49,6 +49,7 @@
 #include "tapegrad/ops/rnn.hpp"
 #include "tapegrad/ops/shape.hpp"
 #include "tapegrad/ops/softmax.hpp"
+#include "tapegrad/ops/sort.hpp"
 #include "tapegrad/ops/special.hpp"
 #include "tapegrad/ops/statistics.hpp"
 #include "tapegrad/ops/window.hpp"
