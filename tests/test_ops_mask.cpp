@@ -96,8 +96,8 @@ TEST_CASE("masked_fill, tril and triu: bad input names the op and the shapes") {
                        doctest::Contains("masked_fill: expected an int64 mask (0/1, as eq or gt give), got float32 "
                                          "[2, 3] for x float32 [2, 3]"),
                        Error);
-  CHECK_THROWS_WITH_AS(masked_fill(x, ones({4}, int64), 0.0), doctest::Contains("masked_fill"), Error);
-  CHECK_THROWS_WITH_AS(masked_fill(x, ones({4}, int64), 0.0), doctest::Contains("[2, 3]"), Error);
+  CHECK_THROWS_WITH_AS(masked_fill(x, ones({4}, int64), 0.0),
+                       doctest::Contains("masked_fill: shapes [2, 3] and [4] do not broadcast"), Error);
   CHECK_THROWS_WITH_AS(tril(zeros({3})),
                        doctest::Contains("tril: expected a tensor of rank >= 2 ([..., M, N]), got float32 [3]"), Error);
   CHECK_THROWS_WITH_AS(triu(scalar_tensor(1.0)),
