@@ -8,6 +8,7 @@
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
 #include "tapegrad/ops/detail/map.hpp"
+#include "tapegrad/ops/detail/reduction.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/shape.hpp"
 
@@ -20,13 +21,10 @@ std::size_t normalize_axis(int axis, std::size_t ndim, std::string_view op) {
 }
 
 namespace {
+std::vector<std::int64_t> as_signed(const Shape& s) { return {s.begin(), s.end()}; }
+}  // namespace
 
-struct Reduction {
-  std::vector<std::size_t> axes;  // sorted, unique
-  Shape kept_shape;               // input shape with reduced axes set to 1
-  Shape out_shape;                // kept_shape, or without those axes
-  std::size_t count = 1;          // elements per reduced group
-};
+namespace detail {
 
 Reduction plan(const Tensor& x, const Axes& axes, bool keepdims, std::string_view op) {
   Reduction r;
@@ -56,12 +54,17 @@ Axes all_axes(const Tensor& x) {
   return a;
 }
 
-std::vector<std::int64_t> as_signed(const Shape& s) { return {s.begin(), s.end()}; }
-
-// The reduced gradient g (out_shape) spread back over the input's shape.
 Tensor expand_back(const Tensor& g, const Reduction& r, const Shape& input_shape) {
   return broadcast_to(reshape(g, as_signed(r.kept_shape)), input_shape);
 }
+
+}  // namespace detail
+
+namespace {
+using detail::all_axes;
+using detail::expand_back;
+using detail::plan;
+using detail::Reduction;
 
 // out[kept position] = combine over the reduced axes, starting from `init`. A plain loop over
 // x in memory order, the innermost axis tight: xtensor's immediate reducers crash on some

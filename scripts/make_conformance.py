@@ -74,7 +74,8 @@ def arr(a, dtype):
 
 # ---------------------------------------------------------------- input generators
 
-TIE_SENSITIVE = {"maximum", "minimum", "max", "min", "argmax", "max_pool2d"}
+TIE_SENSITIVE = {"maximum", "minimum", "max", "min", "argmax", "max_pool2d", "sort", "sort_indices", "topk",
+                 "topk_indices"}
 
 
 def quantize(a):
@@ -142,6 +143,8 @@ class OpCases:
                     "inputs": stored}
             out = numpy_of(res)
             case["output"] = arr(out, dname if out.dtype.kind == "f" else "int64")
+            if out.dtype.kind != "f" and out.size == 0:  # no value to tell the reader it is int64
+                case["output"]["dtype"] = "int64"
             if extras:
                 case["extra_outputs"] = {k: arr(numpy_of(v), dname) for k, v in extras.items()}
             if res.requires_grad:
@@ -150,8 +153,10 @@ class OpCases:
                 w = torch.tensor(w_raw.astype(np_t), dtype=torch_t)
                 (res * w).sum().backward()
                 case["weight"] = arr(w.numpy(), dname)
-                case["grads"] = [arr(numpy_of(t.grad), dname) if d else None
-                                 for t, (_, _, d) in zip(tensors, raw)]
+                # An input the output does not depend on (vector_norm with p = 0) gets no .grad:
+                # its gradient is zeros.
+                case["grads"] = [arr(numpy_of(t.grad if t.grad is not None else torch.zeros_like(t)), dname)
+                                 if d else None for t, (_, _, d) in zip(tensors, raw)]
                 if dname == "float64" and op not in self.second_order_done:
                     self.second_order_done.add(op)
                     case["second_order"] = second_order(name, fn, tensors, w)
@@ -568,6 +573,143 @@ def activation_cases():
     return c.cases
 
 
+def statistics_cases():
+    """Masking (masked_fill, tril, triu), logsumexp, var, std, the vector norm, cumsum, sort and
+    topk: random inputs, 0-d and empty tensors, NaN and ±inf. Masks are int64 0/1 (tapegrad has no
+    bool dtype), turned into bool for PyTorch. Sorting uses distinct values except in the cases
+    named "ties", which compare values (and stable sort's indices) but no gradients."""
+    c = OpCases()
+    X, Y = True, False
+    nan, inf = math.nan, math.inf
+
+    def num(v):
+        return v if math.isfinite(v) else non_finite_json(v)
+
+    def specials(shape, *values):
+        """Normal values with `values` first (row-major)."""
+        def gen(r):
+            a = r.standard_normal(int(np.prod(shape)))
+            a[:len(values)] = values
+            return a.reshape(shape)
+        return gen
+
+    # masked_fill: a mask of x's shape, broadcast masks, a broadcast x, -inf as the value.
+    for variant, x, m, value in [("3x4", normal(3, 4), ints(2, 3, 4), -1.5),
+                                 ("mask_row", normal(3, 4), ints(2, 4), 0.0),
+                                 ("mask_column", normal(3, 4), ints(2, 3, 1), 2.5),
+                                 ("broadcast_x", normal(4), ints(2, 3, 1), 2.0),
+                                 ("0d", normal(), const(np.int64(1)), 3.0),
+                                 ("empty", const(np.zeros((0, 3))), ints(2, 3), 1.0),
+                                 ("minus_inf", normal(3, 4), ints(2, 3, 4), -inf),
+                                 ("non_finite", specials((2, 4), nan, inf, -inf, nan, 1.0, inf),
+                                  const(np.array([[1, 0, 1, 0], [0, 1, 0, 1]])), 0.5)]:
+        c.add("masked_fill", variant, [("x", x, X), ("mask", m, Y)],
+              lambda x, m, v=value: x.masked_fill(m != 0, v), {"value": num(value)})
+    for op, f in {"tril": torch.tril, "triu": torch.triu}.items():
+        for variant, x, d in [("3x4", normal(3, 4), 0), ("3x4_diagonal_1", normal(3, 4), 1),
+                              ("4x3_diagonal_-1", normal(4, 3), -1), ("batched", normal(2, 3, 3), 0),
+                              ("diagonal_5", normal(3, 4), 5), ("empty", const(np.zeros((2, 0, 3))), 0),
+                              ("non_finite", specials((3, 3), 1.0, nan, inf, -inf, 2.0, nan), 0)]:
+            c.add(op, variant, [("x", x, X)], lambda x, f=f, d=d: f(x, d), {"diagonal": d})
+
+    # logsumexp; torch takes dim 0 of a 0-d tensor for what tapegrad writes as no axes.
+    x234 = normal(2, 3, 4)
+    lse_inf = const([[-inf, -inf, -inf], [inf, 1.0, 2.0], [nan, 1.0, 0.0], [inf, -inf, 0.5],
+                     [-inf, 0.5, 1.5], [1000.0, 1000.0, -1000.0]])
+    for variant, x, axes, keep in [("axis_1", x234, [1], False), ("axes_0_2_keepdims", x234, [0, 2], True),
+                                   ("axis_-1", x234, [-1], False), ("all", x234, [0, 1, 2], False),
+                                   ("empty_axis_0", const(np.zeros((0, 3))), [0], False),
+                                   ("non_finite", lse_inf, [1], False)]:
+        c.add("logsumexp", variant, [("x", x, X)], lambda x, a=axes, k=keep: torch.logsumexp(x, a, k),
+              {"axes": axes, "keepdims": keep})
+    c.add("logsumexp", "0d", [("x", normal(), X)], lambda x: torch.logsumexp(x, 0), {"axes": [], "keepdims": False})
+
+    # var and std: corrections, all elements, dof <= 0 (inf or NaN), empty slices, NaN and inf.
+    var_inf = const([[1.0, nan, 2.0], [inf, 1.0, 0.0], [3.0, 3.0, 3.0]])
+    for op, f in {"var": torch.var, "std": torch.std}.items():
+        for variant, x, axes, corr, keep in [("axis_1", x234, [1], 1, False),
+                                             ("axes_0_2_keepdims", x234, [0, 2], 1, True),
+                                             ("axis_-1_correction_0", x234, [-1], 0, False),
+                                             ("axis_2_correction_3", x234, [2], 3, False),
+                                             ("all", x234, None, 1, False), ("all_correction_0", x234, None, 0, False),
+                                             ("dof_0", normal(3, 2), [1], 2, False),
+                                             ("dof_negative", normal(3, 2), [1], 5, False),
+                                             ("empty_axis_0", const(np.zeros((0, 3))), [0], 1, False),
+                                             ("constant_rows", const([[2.0, 2.0, 2.0], [1.0, -1.0, 0.5]]), [1], 1,
+                                              False),
+                                             ("non_finite", var_inf, [1], 1, False)]:
+            c.add(op, variant, [("x", x, X)], lambda x, a=axes, k=keep, cr=corr, f=f: f(x, a, correction=cr, keepdim=k),
+                  {"axes": axes, "correction": corr, "keepdims": keep})
+        c.add(op, "0d", [("x", normal(), X)], lambda x, f=f: f(x, None, correction=0),
+              {"axes": [], "correction": 0, "keepdims": False})
+
+    # The vector norm for each p, over all elements and over axes; zero slices (p = 2's gradient
+    # there is 0), empty tensors, NaN and inf.
+    vn = torch.linalg.vector_norm
+    for p in [2.0, 1.0, inf, -inf, 3.0, 1.5, 0.5, 0.0]:
+        tag = f"p_{p:g}"
+        c.add("norm", f"{tag}_axis_1", [("x", away_from_zero(3, 4), X)],
+              lambda x, p=p: vn(x, p, [1]), {"p": num(p), "axes": [1], "keepdims": False})
+        c.add("norm", f"{tag}_all", [("x", away_from_zero(2, 3, 2), X)], lambda x, p=p: vn(x, p),
+              {"p": num(p), "axes": [], "keepdims": False})
+        c.add("norm", f"{tag}_zero_rows", [("x", const([[0.0, 0.0, 0.0], [0.5, 0.0, -2.0]]), X)],
+              lambda x, p=p: vn(x, p, [1], True), {"p": num(p), "axes": [1], "keepdims": True})
+        c.add("norm", f"{tag}_non_finite", [("x", const([[1.0, nan, -2.0], [inf, 0.5, -1.0], [-inf, 1.0, 2.0]]), X)],
+              lambda x, p=p: vn(x, p, [1]), {"p": num(p), "axes": [1], "keepdims": False})
+    c.add("norm", "p_2_axes_0_2_keepdims", [("x", x234, X)], lambda x: vn(x, 2.0, [0, 2], True),
+          {"p": 2.0, "axes": [0, 2], "keepdims": True})
+    c.add("norm", "p_2_0d", [("x", normal(), X)], lambda x: vn(x, 2.0), {"p": 2.0, "axes": [], "keepdims": False})
+    c.add("norm", "p_2_empty", [("x", const(np.zeros((0, 3))), X)], lambda x: vn(x, 2.0),
+          {"p": 2.0, "axes": [], "keepdims": False})
+    c.add("norm", "p_inf_ties", [("x", const([[-2.0, 2.0, 1.0], [0.5, -0.5, 0.5]]), X)],
+          lambda x: vn(x, inf, [1]), {"p": "inf", "axes": [1], "keepdims": False})
+
+    # cumsum of floats and of int64 (no gradient).
+    for variant, x, axis in [("axis_1", normal(3, 4), 1), ("axis_0", x234, 0), ("axis_-1", x234, -1),
+                             ("0d", normal(), 0), ("empty", const(np.zeros((0, 3))), 1),
+                             ("non_finite", specials((2, 4), 1.0, nan, inf, 2.0, -inf, inf), 1)]:
+        c.add("cumsum", variant, [("x", x, X)], lambda x, a=axis: torch.cumsum(x, a), {"axis": axis})
+    c.add("cumsum", "int64", [("x", ints(5, 3, 4), Y)], lambda x: torch.cumsum(x, 1), {"axis": 1})
+
+    # sort and topk, values and indices; distinct inputs except for the "ties" cases.
+    sort_nan = specials((3, 4), nan, 1.5, -inf, inf, 0.25, nan, 7.0, -3.0, inf, 0.125, -inf, 2.0)
+    sort_ties = const([[1.0, 3.0, 1.0, 2.0, 3.0], [0.0, -0.0, 0.0, 5.0, -1.0]])
+    for variant, x, axis, desc, ties in [("axis_-1", normal(3, 5), -1, False, False),
+                                         ("axis_0_descending", normal(4, 3), 0, True, False),
+                                         ("axis_1_3d", x234, 1, False, False), ("0d", normal(), 0, False, False),
+                                         ("empty", const(np.zeros((2, 0))), -1, False, False),
+                                         ("non_finite", sort_nan, -1, False, True),
+                                         ("non_finite_descending", sort_nan, -1, True, True)]:
+        params = {"axis": axis, "descending": desc}
+        c.add("sort", variant, [("x", x, X)], lambda x, a=axis, d=desc: torch.sort(x, stable=True, dim=a, descending=d)[0],
+              params, ties=ties)
+        c.add("sort_indices", variant, [("x", x, Y)], lambda x, a=axis, d=desc: torch.sort(x, stable=True, dim=a, descending=d)[1],
+              params, ties=ties)
+    for desc in [False, True]:
+        params = {"axis": 1, "descending": desc}
+        c.add("sort", f"ties{'_descending' if desc else ''}", [("x", sort_ties, Y)],
+              lambda x, d=desc: torch.sort(x, stable=True, dim=1, descending=d)[0], params, ties=True)
+        c.add("sort_indices", f"ties{'_descending' if desc else ''}", [("x", sort_ties, Y)],
+              lambda x, d=desc: torch.sort(x, stable=True, dim=1, descending=d)[1], params, ties=True)
+    for variant, x, k, axis, largest, ties in [("k_2", normal(3, 5), 2, -1, True, False),
+                                               ("k_3_smallest", normal(3, 5), 3, 1, False, False),
+                                               ("k_1_axis_0", normal(4, 3), 1, 0, True, False),
+                                               ("k_all", normal(2, 4), 4, -1, False, False),
+                                               ("k_0", normal(2, 4), 0, -1, True, False),
+                                               ("0d", normal(), 1, 0, True, False),
+                                               ("non_finite", sort_nan, 2, -1, True, True),
+                                               ("non_finite_smallest", sort_nan, 2, -1, False, True)]:
+        params = {"k": k, "axis": axis, "largest": largest}
+        c.add("topk", variant, [("x", x, X)], lambda x, k=k, a=axis, l=largest: torch.topk(x, k, a, l)[0],
+              params, ties=ties)
+        c.add("topk_indices", variant, [("x", x, Y)], lambda x, k=k, a=axis, l=largest: torch.topk(x, k, a, l)[1],
+              params, ties=ties)
+    # Ties: which of equal elements topk takes is PyTorch's choice, so only the values count.
+    c.add("topk", "ties", [("x", sort_ties, Y)], lambda x: torch.topk(x, 3, 1)[0],
+          {"k": 3, "axis": 1, "largest": True}, ties=True)
+    return c.cases
+
+
 # ---------------------------------------------------------------- optimizers and schedulers
 
 STEPS = 5
@@ -850,6 +992,7 @@ def main():
     write("core.json", {**meta, "cases": core_cases()})
     write("nn_ops.json", {**meta, "cases": nn_op_cases()})
     write("activation.json", {**meta, "cases": activation_cases()})
+    write("statistics.json", {**meta, "cases": statistics_cases()})
     write("promotion.json", {**meta, "cases": promotion_cases()})
     write("optim.json", {**meta, "optimizers": optimizer_cases(), "schedulers": scheduler_cases(),
                          "clip_grad": clip_grad_cases()})

@@ -174,7 +174,10 @@ inline void run_op_case(const Json& c, const OpFn& fn) {
   }
   const Tensor out = fn(inputs, c.at("params"));
   const Json& expected_out = c.at("output");
-  const bool int_out = !expected_out.at("values").empty() && expected_out.at("values")[0].is_number_integer();
+  // int64 outputs: integer values, or an explicit dtype when there are no values.
+  const bool int_out = expected_out.contains("dtype")
+                           ? expected_out.at("dtype") == "int64"
+                           : !expected_out.at("values").empty() && expected_out.at("values")[0].is_number_integer();
   check_close(out, expected_out, int_out ? int64 : dtype, name + " output");
   if (c.contains("extra_outputs"))
     for (const auto& [key, value] : c.at("extra_outputs").items())

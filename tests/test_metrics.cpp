@@ -181,3 +181,63 @@ TEST_CASE("regularizers reject negative factors") {
   CHECK_THROWS_WITH_AS(nn::L2(0.1).penalty(zeros({2}, int64)),
                        doctest::Contains("Regularizer L2(0.1): expected a float weight"), Error);
 }
+
+TEST_CASE("top_k_accuracy: the true class among the k highest scores, in_top_k's ties and non-finite rows") {
+  const Tensor scores = Tensor({{0.1, 0.5, 0.4, 0.0}, {0.7, 0.1, 0.1, 0.1}, {0.2, 0.2, 0.3, 0.3}});
+  const Tensor labels = Tensor(xt::xarray<std::int64_t>{2, 3, 0});
+  // Sample 0: class 2 is second; sample 1: class 3 ties for second; sample 2: class 0 ties for third.
+  CHECK(nn::top_k_accuracy(labels, scores, 1) == 0.0);
+  CHECK(nn::top_k_accuracy(labels, scores, 2) == doctest::Approx(2.0 / 3.0));
+  CHECK(nn::top_k_accuracy(labels, scores, 3) == 1.0);
+  CHECK(nn::top_k_accuracy(labels, scores) == 1.0);  // k = 5 > C: every finite row
+  // One-hot labels and float class indices give the same; top-1 is argmax accuracy without ties.
+  CHECK(nn::top_k_accuracy(one_hot(labels, 4), scores, 2) == doctest::Approx(2.0 / 3.0));
+  CHECK(nn::top_k_accuracy(Tensor({2.0, 3.0, 0.0}), scores, 2) == doctest::Approx(2.0 / 3.0));
+  const Tensor distinct = Tensor({{0.1, 0.5, 0.4}, {0.7, 0.2, 0.1}});
+  const Tensor two = Tensor(xt::xarray<std::int64_t>{1, 2});
+  CHECK(nn::top_k_accuracy(two, distinct, 1) == nn::accuracy(two, distinct));
+  // A NaN or infinite score anywhere in the row: not in the top k, as tf.math.in_top_k.
+  const Tensor odd = Tensor({{0.1, NAN, 0.4}, {INFINITY, 0.2, 0.1}, {0.3, 0.2, 0.1}});
+  CHECK(nn::top_k_accuracy(Tensor(xt::xarray<std::int64_t>{0, 1, 0}), odd, 3) == doctest::Approx(1.0 / 3.0));
+  CHECK(nn::top_k_accuracy(zeros({0}, int64), zeros({0, 3}), 1) == 0.0);
+}
+
+TEST_CASE("TopKCategoricalAccuracy accumulates over batches and is known to make_metric by Keras's names") {
+  nn::TopKCategoricalAccuracy top2(2);
+  CHECK(top2.name() == "top_k_categorical_accuracy");
+  CHECK(top2.k() == 2);
+  top2.update(Tensor({{0.1, 0.5, 0.4}, {0.7, 0.2, 0.1}}), Tensor(xt::xarray<std::int64_t>{2, 2}));
+  top2.update(Tensor({{0.3, 0.2, 0.5}}), one_hot(Tensor(xt::xarray<std::int64_t>{0}), 3));
+  CHECK(top2.result() == doctest::Approx(2.0 / 3.0));
+  CHECK(top2.state() == std::vector<double>{2.0, 3.0});
+  top2.reset();
+  CHECK(top2.result() == 0.0);
+  for (const char* name : {"top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy"}) {
+    const auto m = nn::make_metric(name);
+    CHECK(m->name() == name);
+    const auto* top = dynamic_cast<const nn::TopKCategoricalAccuracy*>(m.get());
+    REQUIRE(top != nullptr);
+    CHECK(top->k() == 5);
+  }
+}
+
+TEST_CASE("top-k accuracy rejects bad k, scores and labels, naming the metric and shapes") {
+  const Tensor scores = zeros({2, 3});
+  const Tensor labels = Tensor(xt::xarray<std::int64_t>{0, 1});
+  CHECK_THROWS_WITH_AS(nn::top_k_accuracy(labels, scores, 0),
+                       doctest::Contains("top_k_accuracy: k must be >= 1, got 0"), Error);
+  CHECK_THROWS_WITH_AS(nn::TopKCategoricalAccuracy(-1),
+                       doctest::Contains("top_k_categorical_accuracy: k must be >= 1, got -1"), Error);
+  CHECK_THROWS_WITH_AS(nn::top_k_accuracy(labels, Tensor(xt::xarray<std::int64_t>{0, 1}), 1),
+                       doctest::Contains("top_k_accuracy: y_pred must be float scores [N, C], got int64 [2]"), Error);
+  CHECK_THROWS_WITH_AS(nn::top_k_accuracy(labels, zeros({3}), 1),
+                       doctest::Contains("top_k_accuracy: y_pred must be float scores [N, C], got float32 [3]"), Error);
+  CHECK_THROWS_WITH_AS(
+      nn::top_k_accuracy(Tensor(xt::xarray<std::int64_t>{0, 1, 2}), scores, 1),
+      doctest::Contains("top_k_accuracy: y_true has 3 samples (shape [3]) but y_pred has 2 (shape [2, 3])"), Error);
+  CHECK_THROWS_WITH_AS(nn::top_k_accuracy(Tensor(xt::xarray<std::int64_t>{0, 3}), scores, 1),
+                       doctest::Contains("top_k_accuracy: class 3 is out of range for y_pred [2, 3]"), Error);
+  nn::TopKCategoricalAccuracy sparse(5, "sparse_top_k_categorical_accuracy");
+  CHECK_THROWS_WITH_AS(sparse.update(scores, Tensor(xt::xarray<std::int64_t>{0, -1})),
+                       doctest::Contains("sparse_top_k_categorical_accuracy: class -1 is out of range"), Error);
+}

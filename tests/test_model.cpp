@@ -666,3 +666,24 @@ TEST_CASE("regularizers: fit adds the penalty to the gradient and reports it apa
   CHECK(one["loss"][0] == doctest::Approx(data_loss).epsilon(1e-6));
   CHECK(one["regularization_loss"][0] == doctest::Approx(penalty).epsilon(1e-6));
 }
+
+TEST_CASE("fit and evaluate log Keras's top-k accuracies by name and as objects") {
+  auto [x, y] = blobs(90, 12);
+  nn::Model m = small_model(5);
+  m.compile({.optimizer = "adam",
+             .loss = "sparse_categorical_crossentropy",
+             .metrics = {"accuracy", "sparse_top_k_categorical_accuracy",
+                         std::make_shared<nn::TopKCategoricalAccuracy>(1, "top_1"),
+                         std::make_shared<nn::TopKCategoricalAccuracy>(2, "top_2")}});
+  const nn::History h = m.fit(x, y, {.epochs = 2, .batch_size = 16, .validation_split = 0.2, .verbose = 0});
+  CHECK(h.keys() == std::vector<std::string>{"loss", "accuracy", "sparse_top_k_categorical_accuracy", "top_1", "top_2",
+                                             "val_loss", "val_accuracy", "val_sparse_top_k_categorical_accuracy",
+                                             "val_top_1", "val_top_2"});
+  // Three classes: the top 5 always holds the label; top 1 is accuracy (softmax outputs, no ties).
+  CHECK(h["sparse_top_k_categorical_accuracy"].back() == 1.0);
+  CHECK(h["top_1"].back() == doctest::Approx(h["accuracy"].back()));
+  CHECK(h["top_2"].back() >= h["top_1"].back());
+  const auto logs = m.evaluate(x, y);
+  CHECK(logs.at("top_1") == doctest::Approx(logs.at("accuracy")));
+  CHECK(logs.at("top_2") == doctest::Approx(nn::top_k_accuracy(y, m.predict(x), 2)));
+}

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "tapegrad/autograd/grad_mode.hpp"
 #include "tapegrad/ops/reduce.hpp"
@@ -41,6 +42,38 @@ Pairs pairs(const Tensor& y_true, const Tensor& y_pred, std::string_view metric)
 
 Pairs pairs(const std::vector<std::int64_t>& y_true, const std::vector<std::int64_t>& y_pred, std::string_view metric) {
   return pairs(from_vector(y_true), from_vector(y_pred), metric);
+}
+
+// {samples whose true class is in y_pred's top k (in_top_k's rule), samples}.
+std::pair<std::int64_t, std::int64_t> top_k_counts(const Tensor& y_true, const Tensor& y_pred, std::int64_t k,
+                                                   std::string_view metric) {
+  TG_CHECK(k >= 1, "{}: k must be >= 1, got {}", metric, k);
+  const Shape s = y_pred.defined() ? y_pred.shape() : Shape{};
+  TG_CHECK(y_pred.defined() && is_floating(y_pred.dtype()) && s.size() == 2,
+           "{}: y_pred must be float scores [N, C], got {} {}", metric, y_pred.defined() ? y_pred.dtype() : int64,
+           shape_str(s));
+  NoGradGuard no_grad;
+  const std::vector<std::int64_t> labels = to_vector(true_classes(y_true, metric));
+  TG_CHECK(labels.size() == s[0], "{}: y_true has {} samples (shape {}) but y_pred has {} (shape {})", metric,
+           labels.size(), shape_str(y_true.shape()), s[0], shape_str(s));
+  const Tensor scores = y_pred.detach().to(float64);
+  const std::size_t c = s[1];
+  std::int64_t in = 0;
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    const std::int64_t label = labels[i];
+    TG_CHECK(label >= 0 && label < static_cast<std::int64_t>(c), "{}: class {} is out of range for y_pred {}", metric,
+             label, shape_str(s));
+    const double* row = scores.data<double>() + i * c;
+    const double target = row[label];
+    std::int64_t higher = 0;
+    bool finite = true;
+    for (std::size_t j = 0; j < c; ++j) {
+      finite = finite && std::isfinite(row[j]);
+      higher += row[j] > target;
+    }
+    in += finite && higher < k;
+  }
+  return {in, static_cast<std::int64_t>(labels.size())};
 }
 
 std::size_t class_count(const Pairs& p, std::size_t num_classes, std::string_view metric) {
@@ -227,6 +260,11 @@ double accuracy(const std::vector<std::int64_t>& y_true, const std::vector<std::
   return accuracy(from_vector(y_true), from_vector(y_pred));
 }
 
+double top_k_accuracy(const Tensor& y_true, const Tensor& y_pred, std::int64_t k) {
+  const auto [in, total] = top_k_counts(y_true, y_pred, k, "top_k_accuracy");
+  return ratio(in, total);
+}
+
 ClassificationReport classification_report(const Tensor& y_true, const Tensor& y_pred, ReportOptions options) {
   return report(pairs(y_true, y_pred, "classification_report"), options);
 }
@@ -262,6 +300,16 @@ void Accuracy::update(const Tensor& y_pred, const Tensor& y_true) {
   const Pairs p = pairs(y_true, y_pred, name_);
   for (std::size_t i = 0; i < p.y_true.size(); ++i) correct_ += p.y_true[i] == p.y_pred[i];
   total_ += static_cast<std::int64_t>(p.y_true.size());
+}
+
+TopKCategoricalAccuracy::TopKCategoricalAccuracy(std::int64_t k, std::string name) : Accuracy(std::move(name)), k_(k) {
+  TG_CHECK(k >= 1, "{}: k must be >= 1, got {}", name_, k);
+}
+
+void TopKCategoricalAccuracy::update(const Tensor& y_pred, const Tensor& y_true) {
+  const auto [in, total] = top_k_counts(y_true, y_pred, k_, name_);
+  correct_ += in;
+  total_ += total;
 }
 
 ConfusionMatrixMetric::ConfusionMatrixMetric(MetricOptions options, std::string default_name)
@@ -372,7 +420,12 @@ std::shared_ptr<Metric> make_metric(std::string_view name) {
   if (name == "precision") return std::make_shared<Precision>();
   if (name == "recall") return std::make_shared<Recall>();
   if (name == "f1_score" || name == "f1") return std::make_shared<F1Score>(MetricOptions{.name = std::string(name)});
-  detail::fail("metrics: unknown metric \"{}\"; known: accuracy (acc), precision, recall, f1_score (f1)", name);
+  if (name == "top_k_categorical_accuracy" || name == "sparse_top_k_categorical_accuracy")
+    return std::make_shared<TopKCategoricalAccuracy>(5, std::string(name));
+  detail::fail(
+      "metrics: unknown metric \"{}\"; known: accuracy (acc), precision, recall, f1_score (f1), "
+      "top_k_categorical_accuracy, sparse_top_k_categorical_accuracy",
+      name);
 }
 
 }  // namespace tg::nn

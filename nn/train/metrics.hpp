@@ -42,6 +42,12 @@ double accuracy(const Tensor& y_true, const Tensor& y_pred);
 /// The same on index vectors.
 double accuracy(const std::vector<std::int64_t>& y_true, const std::vector<std::int64_t>& y_pred);
 
+/// Fraction of samples whose true class is among the k highest scores of y_pred (float [N, C]),
+/// with Keras's in_top_k rule: the true class counts when fewer than k classes score strictly
+/// higher (ties at the boundary are in), and never when a score of its row is NaN or ±inf.
+/// y_true: class indices [N] or [N, 1], or one-hot rows [N, C]. 0 for no samples.
+double top_k_accuracy(const Tensor& y_true, const Tensor& y_pred, std::int64_t k = 5);
+
 /// Precision, recall, F1 and support of one class (or an average over classes).
 struct ClassScores {
   /// tp / (tp + fp); 0 when nothing was predicted as the class.
@@ -137,10 +143,25 @@ class Accuracy : public Metric {
   /// Adds another instance's {correct, total}.
   void merge_state(std::span<const double> state) override;
 
- private:
+ protected:
   std::string name_;
   std::int64_t correct_ = 0;
   std::int64_t total_ = 0;
+};
+
+/// Top-k accuracy (see top_k_accuracy), Keras's "top_k_categorical_accuracy" (one-hot labels)
+/// and "sparse_top_k_categorical_accuracy" (class indices); either accepts both label forms.
+class TopKCategoricalAccuracy : public Accuracy {
+ public:
+  /// k >= 1 (Keras's default 5), logged under `name`.
+  explicit TopKCategoricalAccuracy(std::int64_t k = 5, std::string name = "top_k_categorical_accuracy");
+  /// Counts the batch's samples and those whose true class is in the top k.
+  void update(const Tensor& y_pred, const Tensor& y_true) override;
+  /// The k given.
+  std::int64_t k() const { return k_; }
+
+ private:
+  std::int64_t k_;
 };
 
 /// Accumulates a confusion matrix over batches; precision, recall and F1 derive from it.
@@ -204,7 +225,8 @@ class F1Score : public ConfusionMatrixMetric {
   double result() const override { return scores().f1; }
 };
 
-/// The metric a compile() string names: "accuracy"/"acc", "precision", "recall", "f1_score"/"f1";
+/// The metric a compile() string names: "accuracy"/"acc", "precision", "recall", "f1_score"/"f1",
+/// "top_k_categorical_accuracy" and "sparse_top_k_categorical_accuracy" (k = 5);
 /// throws naming the string and the known names otherwise.
 std::shared_ptr<Metric> make_metric(std::string_view name);
 

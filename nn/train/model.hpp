@@ -52,7 +52,8 @@ struct CompileOptions {
   /// "binary_crossentropy", "mse"/"mean_squared_error", "mae"/"mean_absolute_error", or a function.
   std::variant<std::string, LossFn> loss = std::string("categorical_crossentropy");
   /// Metrics by name ("accuracy" or "acc" (the history key is the name given), "precision",
-  /// "recall", "f1_score"; see nn::make_metric) or as Metric objects.
+  /// "recall", "f1_score", "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy";
+  /// see nn::make_metric) or as Metric objects.
   std::vector<std::variant<std::string, std::shared_ptr<Metric>>> metrics = {};
   /// The model outputs logits (no final Softmax): cross-entropy applies log_softmax itself.
   bool from_logits = false;
