@@ -1,7 +1,9 @@
 #include "tapegrad/nn/rnn.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
+#include <stdexcept>
 
 #include "tapegrad/autograd/grad_mode.hpp"
 #include "tapegrad/nn/init.hpp"
@@ -48,11 +50,13 @@ std::string_view RecurrentBase::kind() const {
 }
 
 RecurrentBase::RecurrentBase(Cell cell, std::size_t input_size, std::size_t hidden_size, std::size_t num_layers,
-                             bool bias, bool return_sequences, RecurrentInit init, Generator* generator)
+                             bool bias, bool bidirectional, bool return_sequences, RecurrentInit init,
+                             Generator* generator)
     : cell_(cell),
       input_size_(input_size),
       hidden_size_(hidden_size),
       num_layers_(num_layers),
+      directions_(bidirectional ? 2 : 1),
       bias_(bias),
       return_sequences_(return_sequences) {
   TG_CHECK(input_size > 0 && hidden_size > 0 && num_layers > 0,
@@ -70,26 +74,38 @@ RecurrentBase::RecurrentBase(Cell cell, std::size_t input_size, std::size_t hidd
       keras_init(t);
     return t;
   };
+  // PyTorch's order: layer k's forward parameters, then its reverse ones ("_reverse").
   for (std::size_t k = 0; k < num_layers; ++k) {
-    LayerParams p;
-    p.w_ih = make(fmt::format("weight_ih_l{}", k), {rows, k == 0 ? input_size : hidden_size},
-                  [&](Tensor& t) { init::glorot_uniform_(t, gen); });
-    // Keras's recurrent kernel [H, G*H] has orthonormal rows; weight_hh is its transpose.
-    p.w_hh = make(fmt::format("weight_hh_l{}", k), {rows, hidden_size}, [&](Tensor& t) { orthogonal_(t, gen); });
-    if (bias) {
-      p.b_ih = make(fmt::format("bias_ih_l{}", k), {rows}, [&](Tensor& t) {
-        // Zero but for the forget gate (i, f, g, o: the second block).
-        if (cell == Cell::lstm) std::fill_n(t.mutable_array<float>().data() + hidden_size, hidden_size, 1.0f);
-      });
-      p.b_hh = make(fmt::format("bias_hh_l{}", k), {rows}, [](Tensor&) {});
+    for (std::size_t d = 0; d < directions_; ++d) {
+      const std::string suffix = fmt::format("_l{}{}", k, d == 1 ? "_reverse" : "");
+      LayerParams p;
+      p.w_ih = make("weight_ih" + suffix, {rows, k == 0 ? input_size : directions_ * hidden_size},
+                    [&](Tensor& t) { init::glorot_uniform_(t, gen); });
+      // Keras's recurrent kernel [H, G*H] has orthonormal rows; weight_hh is its transpose.
+      p.w_hh = make("weight_hh" + suffix, {rows, hidden_size}, [&](Tensor& t) { orthogonal_(t, gen); });
+      if (bias) {
+        p.b_ih = make("bias_ih" + suffix, {rows}, [&](Tensor& t) {
+          // Zero but for the forget gate (i, f, g, o: the second block).
+          if (cell == Cell::lstm) std::fill_n(t.mutable_array<float>().data() + hidden_size, hidden_size, 1.0f);
+        });
+        p.b_hh = make("bias_hh" + suffix, {rows}, [](Tensor&) {});
+      }
+      layers_.push_back(std::move(p));
     }
-    layers_.push_back(std::move(p));
   }
 }
 
-Tensor RecurrentBase::initial_state(const Tensor& given, std::size_t layer, std::size_t batch) const {
+const RecurrentBase::LayerParams& RecurrentBase::params(std::size_t layer, bool reverse) const {
+  if (layer >= num_layers_ || (reverse && directions_ == 1))
+    throw std::out_of_range(fmt::format("{}: no layer {}{} (num_layers {}{})", kind(), layer,
+                                        reverse ? " reverse direction" : "", num_layers_,
+                                        directions_ == 2 ? ", bidirectional" : ""));
+  return layers_[layer * directions_ + (reverse ? 1 : 0)];
+}
+
+Tensor RecurrentBase::initial_state(const Tensor& given, std::size_t index, std::size_t batch) const {
   if (!given.defined()) return {};
-  return reshape(slice(given, 0, i64(layer), i64(layer + 1)), {i64(batch), i64(hidden_size_)});
+  return reshape(slice(given, 0, i64(index), i64(index + 1)), {i64(batch), i64(hidden_size_)});
 }
 
 // An undefined h or c stands for a zero state: the first step then skips h W_hh^T and f*c.
@@ -149,11 +165,11 @@ RecurrentBase::Run RecurrentBase::run(const Tensor& x, const RNNState& state) {
   TG_CHECK(x.dtype() == dtype, "{}: input is {} but the parameters are {}; convert one with to()", kind(), x.dtype(),
            dtype);
   const std::size_t batch = s[0], steps = s[1];
-  const Shape state_shape{num_layers_, batch, hidden_size_};
+  const Shape state_shape{num_layers_ * directions_, batch, hidden_size_};
   auto check_state = [&](const Tensor& t, const char* what) {
     if (!t.defined()) return;
-    TG_CHECK(t.shape() == state_shape, "{}: initial state {} must be [num_layers, N, hidden] = {}, got {}", kind(),
-             what, shape_str(state_shape), shape_str(t.shape()));
+    TG_CHECK(t.shape() == state_shape, "{}: initial state {} must be [num_layers{}, N, hidden] = {}, got {}", kind(),
+             what, directions_ == 2 ? " * 2" : "", shape_str(state_shape), shape_str(t.shape()));
     TG_CHECK(t.dtype() == dtype, "{}: initial state {} is {} but the parameters are {}", kind(), what, t.dtype(),
              dtype);
   };
@@ -170,11 +186,27 @@ RecurrentBase::Run RecurrentBase::run(const Tensor& x, const RNNState& state) {
     seq.push_back(reshape(slice(x, 1, i64(t), i64(t + 1)), {i64(batch), i64(input_size_)}));
   Run r;
   for (std::size_t k = 0; k < num_layers_; ++k) {
-    Tensor h = initial_state(state.h, k, batch);
-    Tensor c = initial_state(state.c, k, batch);
-    seq = run_layer(layers_[k], seq, h, c);
-    r.last_h.push_back(h);
-    if (cell_ == Cell::lstm) r.last_c.push_back(c);
+    std::vector<TensorList> outs;
+    for (std::size_t d = 0; d < directions_; ++d) {
+      const std::size_t index = k * directions_ + d;
+      Tensor h = initial_state(state.h, index, batch);
+      Tensor c = initial_state(state.c, index, batch);
+      if (d == 0) {
+        outs.push_back(run_layer(layers_[index], seq, h, c));
+      } else {
+        // The reverse direction reads the steps from T-1 down to 0; its outputs go back to
+        // their own time index.
+        outs.push_back(run_layer(layers_[index], TensorList(seq.rbegin(), seq.rend()), h, c));
+        std::reverse(outs[1].begin(), outs[1].end());
+      }
+      r.last_h.push_back(h);
+      if (cell_ == Cell::lstm) r.last_c.push_back(c);
+    }
+    if (directions_ == 1) {
+      seq = std::move(outs[0]);
+      continue;
+    }
+    for (std::size_t t = 0; t < steps; ++t) seq[t] = concat({outs[0][t], outs[1][t]}, 1);
   }
   r.outputs = std::move(seq);
   return r;
@@ -191,8 +223,12 @@ RNNOutput RecurrentBase::forward_with_state(const Tensor& x, const RNNState& sta
 
 Tensor RecurrentBase::forward(const Tensor& x) {
   Run r = run(x, {});
-  // Without return_sequences nothing is stacked: the last step's output is the result.
-  return return_sequences_ ? stack(r.outputs, 1) : r.outputs.back();
+  if (return_sequences_) return stack(r.outputs, 1);
+  // Without return_sequences nothing is stacked: the result is the last layer's final state,
+  // which for one direction is the last step's output, and for two (Keras's Bidirectional) the
+  // forward output at T-1 next to the reverse output at t = 0.
+  if (directions_ == 1) return r.last_h.back();
+  return concat({r.last_h[r.last_h.size() - 2], r.last_h.back()}, 1);
 }
 
 std::string RecurrentBase::extra_repr() const {
@@ -201,21 +237,22 @@ std::string RecurrentBase::extra_repr() const {
   if (cell_ == Cell::rnn_relu) s += ", nonlinearity=relu";
   if (!bias_) s += ", bias=false";
   s += ", batch_first=true";
+  if (directions_ == 2) s += ", bidirectional=true";
   if (return_sequences_) s += ", return_sequences=true";
   return s;
 }
 
 RNN::RNN(std::size_t input_size, std::size_t hidden_size, RNNOptions options)
     : RecurrentBase(options.nonlinearity == RNNNonlinearity::relu ? Cell::rnn_relu : Cell::rnn_tanh, input_size,
-                    hidden_size, options.num_layers, options.bias, options.return_sequences, options.init,
-                    options.generator) {}
+                    hidden_size, options.num_layers, options.bias, options.bidirectional, options.return_sequences,
+                    options.init, options.generator) {}
 
 LSTM::LSTM(std::size_t input_size, std::size_t hidden_size, LSTMOptions options)
-    : RecurrentBase(Cell::lstm, input_size, hidden_size, options.num_layers, options.bias, options.return_sequences,
-                    options.init, options.generator) {}
+    : RecurrentBase(Cell::lstm, input_size, hidden_size, options.num_layers, options.bias, options.bidirectional,
+                    options.return_sequences, options.init, options.generator) {}
 
 GRU::GRU(std::size_t input_size, std::size_t hidden_size, GRUOptions options)
-    : RecurrentBase(Cell::gru, input_size, hidden_size, options.num_layers, options.bias, options.return_sequences,
-                    options.init, options.generator) {}
+    : RecurrentBase(Cell::gru, input_size, hidden_size, options.num_layers, options.bias, options.bidirectional,
+                    options.return_sequences, options.init, options.generator) {}
 
 }  // namespace tg::nn

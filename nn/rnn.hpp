@@ -5,6 +5,14 @@
 //   layer k: weight_ih_lk [G*H, in], weight_hh_lk [G*H, H], bias_ih_lk [G*H], bias_hh_lk [G*H]
 //   with G = 1 (RNN), 4 (LSTM, gates i, f, g, o), 3 (GRU, gates r, z, n), all U(-1/√H, 1/√H)
 //   unless RecurrentInit::keras is chosen.
+// bidirectional adds to every layer a second direction, run from the last step to the first, with
+// its own weight_ih_lk_reverse, weight_hh_lk_reverse, bias_ih_lk_reverse, bias_hh_lk_reverse
+// (registered after layer k's forward ones). Each step's output is then [forward, reverse] (2H
+// features, the reverse direction's output at its own time index), layer k > 0 reads 2H
+// features, and the states are [num_layers * 2, N, H] ordered layer 0 forward, layer 0 reverse,
+// layer 1 forward, ..., as torch.nn.RNN/LSTM/GRU(batch_first=True, bidirectional=True). The last
+// output (forward without return_sequences) is Keras's Bidirectional one: [forward output at
+// T-1, reverse output at t = 0], the two directions' final states.
 // RNN and GRU steps are built from the tape's primitive ops (linear, slice, sigmoid, tanh, mul,
 // add); LSTM steps from the fused cell ops of ops/rnn.hpp (lstm_gates, lstm_cell_state,
 // lstm_hidden_state). Either way gradients, double backward and float64 gradient checks come
@@ -31,7 +39,8 @@ struct RNNOptions {
   /// tanh (the default) or relu.
   RNNNonlinearity nonlinearity = RNNNonlinearity::tanh;
   bool bias = true;               ///< learn b_ih and b_hh
-  bool return_sequences = false;  ///< forward(x) gives [N,T,H] (true) or the last output [N,H] (Keras's default)
+  bool bidirectional = false;     ///< add a reverse direction to every layer (outputs 2H features)
+  bool return_sequences = false;  ///< forward(x) gives [N,T,D*H] (true) or the last output [N,D*H] (Keras's default)
   /// PyTorch's initialization (the default) or Keras's.
   RecurrentInit init = RecurrentInit::pytorch;
   Generator* generator = nullptr;  ///< for the initial weights; default_generator() if null
@@ -41,7 +50,8 @@ struct RNNOptions {
 struct LSTMOptions {
   std::size_t num_layers = 1;     ///< stacked layers; layer k > 0 reads layer k-1's outputs
   bool bias = true;               ///< learn b_ih and b_hh
-  bool return_sequences = false;  ///< forward(x) gives [N,T,H] (true) or the last output [N,H] (Keras's default)
+  bool bidirectional = false;     ///< add a reverse direction to every layer (outputs 2H features)
+  bool return_sequences = false;  ///< forward(x) gives [N,T,D*H] (true) or the last output [N,D*H] (Keras's default)
   /// PyTorch's initialization (the default) or Keras's.
   RecurrentInit init = RecurrentInit::pytorch;
   Generator* generator = nullptr;  ///< for the initial weights; default_generator() if null
@@ -49,27 +59,31 @@ struct LSTMOptions {
 /// GRU takes the same options as LSTM.
 using GRUOptions = LSTMOptions;
 
+// Below, D is 2 for a bidirectional layer and 1 otherwise.
+
 /// Initial state of a recurrent layer; undefined members mean zeros.
 struct RNNState {
-  Tensor h = {};  ///< [num_layers, N, H]
-  Tensor c = {};  ///< [num_layers, N, H], LSTM only
+  Tensor h = {};  ///< [num_layers * D, N, H], index layer * D + direction (0 forward, 1 reverse)
+  Tensor c = {};  ///< [num_layers * D, N, H], LSTM only
 };
 
 /// What a recurrent layer computes for a whole sequence.
 struct RNNOutput {
-  Tensor output;  ///< [N, T, H]: the last layer's output at every step
-  Tensor h;       ///< [num_layers, N, H]: each layer's output after the last step
-  Tensor c;       ///< [num_layers, N, H]: each layer's cell state after the last step (LSTM only)
+  Tensor output;  ///< [N, T, D*H]: the last layer's output at every step ([forward, reverse])
+  Tensor h;       ///< [num_layers * D, N, H]: each layer's and direction's output after its last step
+  Tensor c;       ///< [num_layers * D, N, H]: each layer's and direction's last cell state (LSTM only)
 };
 
 /// The machinery shared by RNN, LSTM and GRU: parameters, checks and the layer/time loops.
 class RecurrentBase : public Module {
  public:
-  /// x [N, T, input_size] (+ state) → output [N, T, H], last states [num_layers, N, H].
+  /// x [N, T, input_size] (+ state) → output [N, T, D*H], last states [num_layers * D, N, H].
   RNNOutput forward_with_state(const Tensor& x, const RNNState& state = {});
-  /// x [N, T, input_size] → [N, T, H] with return_sequences, else the last output [N, H].
+  /// x [N, T, input_size] → [N, T, D*H] with return_sequences, else the last output [N, D*H]
+  /// (bidirectional: [forward output at T-1, reverse output at t = 0], as Keras's Bidirectional).
   Tensor forward(const Tensor& x) override;
-  /// "10, 20, batch_first=true", with num_layers, nonlinearity=relu, bias=false, return_sequences=true if set.
+  /// "10, 20, batch_first=true", with num_layers, nonlinearity=relu, bias=false, bidirectional=true,
+  /// return_sequences=true if set.
   std::string extra_repr() const override;
 
   /// Features per step of the input.
@@ -78,52 +92,58 @@ class RecurrentBase : public Module {
   std::size_t hidden_size() const { return hidden_size_; }
   /// Number of stacked layers.
   std::size_t num_layers() const { return num_layers_; }
+  /// Whether every layer also runs a reverse direction.
+  bool bidirectional() const { return directions_ == 2; }
   /// Whether forward returns every step's output [N, T, H] rather than the last one [N, H].
   bool return_sequences() const { return return_sequences_; }
-  /// weight_ih_lk [G*H, in_k] of layer k (G gates).
-  const Tensor& weight_ih(std::size_t layer) const { return layers_.at(layer).w_ih; }
-  /// weight_hh_lk [G*H, H].
-  const Tensor& weight_hh(std::size_t layer) const { return layers_.at(layer).w_hh; }
-  /// bias_ih_lk [G*H] (undefined without bias).
-  const Tensor& bias_ih(std::size_t layer) const { return layers_.at(layer).b_ih; }
-  /// bias_hh_lk [G*H] (undefined without bias).
-  const Tensor& bias_hh(std::size_t layer) const { return layers_.at(layer).b_hh; }
+  /// weight_ih_lk [G*H, in_k] of layer k (G gates); weight_ih_lk_reverse with `reverse`.
+  const Tensor& weight_ih(std::size_t layer, bool reverse = false) const { return params(layer, reverse).w_ih; }
+  /// weight_hh_lk [G*H, H] (or weight_hh_lk_reverse).
+  const Tensor& weight_hh(std::size_t layer, bool reverse = false) const { return params(layer, reverse).w_hh; }
+  /// bias_ih_lk [G*H] (or bias_ih_lk_reverse; undefined without bias).
+  const Tensor& bias_ih(std::size_t layer, bool reverse = false) const { return params(layer, reverse).b_ih; }
+  /// bias_hh_lk [G*H] (or bias_hh_lk_reverse; undefined without bias).
+  const Tensor& bias_hh(std::size_t layer, bool reverse = false) const { return params(layer, reverse).b_hh; }
 
  protected:
   /// The recurrence a layer runs.
   enum class Cell { rnn_tanh, rnn_relu, lstm, gru };
   /// Creates num_layers layers of `cell`, initialized by `init` from `generator` (the default one when null).
   RecurrentBase(Cell cell, std::size_t input_size, std::size_t hidden_size, std::size_t num_layers, bool bias,
-                bool return_sequences, RecurrentInit init, Generator* generator);
+                bool bidirectional, bool return_sequences, RecurrentInit init, Generator* generator);
 
  private:
   struct LayerParams {
     Tensor w_ih, w_hh, b_ih, b_hh;
   };
-  /// Per-step outputs of the last layer and each layer's last states.
+  /// Per-step outputs of the last layer and each layer's (and direction's) last states.
   struct Run {
     TensorList outputs, last_h, last_c;
   };
+  /// The parameters of one layer and direction; throws std::out_of_range for a missing one.
+  const LayerParams& params(std::size_t layer, bool reverse) const;
   static std::size_t gate_count(Cell cell);
   std::string_view kind() const;
   Run run(const Tensor& x, const RNNState& state);
   /// One layer over the sequence: inputs x_t [N, in] → outputs h_t [N, H]; h and c are the
   /// initial states on entry and the last ones on return.
   TensorList run_layer(const LayerParams& p, const TensorList& xs, Tensor& h, Tensor& c) const;
-  /// Layer `layer`'s [N, H] slice of a given state, or undefined (zeros) when none is given.
-  Tensor initial_state(const Tensor& given, std::size_t layer, std::size_t batch) const;
+  /// Entry `index` (layer * D + direction) of a given state as [N, H], or undefined (zeros) when
+  /// none is given.
+  Tensor initial_state(const Tensor& given, std::size_t index, std::size_t batch) const;
 
   Cell cell_;
   std::size_t input_size_;
   std::size_t hidden_size_;
   std::size_t num_layers_;
+  std::size_t directions_;  ///< D: 2 when bidirectional, else 1
   bool bias_;
   bool return_sequences_;
-  std::vector<LayerParams> layers_;
+  std::vector<LayerParams> layers_;  ///< index layer * D + direction
 };
 
 /// Elman RNN: h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act tanh or relu.
-/// x [N, T, input_size] → [N, T, hidden] (return_sequences) or [N, hidden].
+/// x [N, T, input_size] → [N, T, D*hidden] (return_sequences) or [N, D*hidden].
 class RNN : public RecurrentBase {
  public:
   /// input_size features per step, hidden_size per state; throws when one of them or num_layers is 0.
@@ -132,7 +152,7 @@ class RNN : public RecurrentBase {
 
 /// LSTM (PyTorch's equations, gates i, f, g, o):
 ///   i, f, o = σ(x W_i·^T + b_i· + h W_h·^T + b_h·), g = tanh(...), c' = f*c + i*g, h' = o*tanh(c').
-/// x [N, T, input_size] → [N, T, hidden] (return_sequences) or [N, hidden].
+/// x [N, T, input_size] → [N, T, D*hidden] (return_sequences) or [N, D*hidden].
 class LSTM : public RecurrentBase {
  public:
   /// input_size features per step, hidden_size per state; throws when one of them or num_layers is 0.
@@ -142,7 +162,7 @@ class LSTM : public RecurrentBase {
 /// GRU (PyTorch's equations, gates r, z, n):
 ///   r, z = σ(x W_i·^T + b_i· + h W_h·^T + b_h·), n = tanh(x W_in^T + b_in + r*(h W_hn^T + b_hn)),
 ///   h' = (1 - z)*n + z*h.
-/// x [N, T, input_size] → [N, T, hidden] (return_sequences) or [N, hidden].
+/// x [N, T, input_size] → [N, T, D*hidden] (return_sequences) or [N, D*hidden].
 class GRU : public RecurrentBase {
  public:
   /// input_size features per step, hidden_size per state; throws when one of them or num_layers is 0.

@@ -1,5 +1,6 @@
 // Recurrent layers: shapes, PyTorch's parameter names and initialization, float64 gradient
-// checks through input, initial state and every parameter, stacking, and bad input.
+// checks through input, initial state and every parameter, stacking, bidirectional layers, and
+// bad input.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -50,7 +51,7 @@ GradcheckResult check_layer(nn::RecurrentBase& m, bool lstm, bool with_state, st
                             std::size_t steps = 3) {
   m.to(float64);
   Generator gen(7);
-  const std::size_t layers = m.num_layers(), hidden = m.hidden_size();
+  const std::size_t layers = m.num_layers() * (m.bidirectional() ? 2 : 1), hidden = m.hidden_size();
   TensorList inputs{randn({batch, steps, m.input_size()}, gen, float64).requires_grad_()};
   if (with_state) {
     inputs.push_back(mul(randn({layers, batch, hidden}, gen, float64), 0.5).requires_grad_());
@@ -67,6 +68,47 @@ GradcheckResult check_layer(nn::RecurrentBase& m, bool lstm, bool with_state, st
         });
       },
       inputs);
+}
+
+// Entry i of a state [L*D, N, H] as [1, N, H], or undefined when no state is given.
+Tensor state_entry(const Tensor& s, std::size_t i) {
+  return s.defined() ? slice(s, 0, static_cast<std::int64_t>(i), static_cast<std::int64_t>(i + 1)) : Tensor();
+}
+
+// A bidirectional layer rebuilt from one-layer unidirectional ones holding its weights: in each
+// layer, one runs on the sequence and one on the time-reversed sequence (its outputs reversed
+// back), and their outputs are joined on the feature axis; the states stack as layer 0 forward,
+// layer 0 reverse, layer 1 forward, ...
+using MakeLayer = std::function<std::unique_ptr<nn::RecurrentBase>(std::size_t input_size)>;
+nn::RNNOutput bidirectional_by_hand(const nn::RecurrentBase& bi, const MakeLayer& make, const Tensor& x,
+                                    const nn::RNNState& state) {
+  const auto steps = static_cast<std::int64_t>(x.shape(1));
+  const Tensor backwards(xt::xarray<std::int64_t>(xt::arange<std::int64_t>(steps - 1, -1, -1)));
+  const auto reversed = [&](const Tensor& t) { return index_select(t, 1, backwards); };
+  Tensor seq = x;
+  TensorList hs, cs;
+  for (std::size_t k = 0; k < bi.num_layers(); ++k) {
+    TensorList outs;
+    for (bool reverse : {false, true}) {
+      auto uni = make(k == 0 ? bi.input_size() : 2 * bi.hidden_size());
+      uni->to(x.dtype());
+      {
+        NoGradGuard no_grad;
+        const TensorList mine{bi.weight_ih(k, reverse), bi.weight_hh(k, reverse), bi.bias_ih(k, reverse),
+                              bi.bias_hh(k, reverse)};
+        TensorList params = uni->parameters();
+        for (std::size_t i = 0; i < params.size(); ++i) params[i].copy_(mine[i]);
+      }
+      const std::size_t entry = 2 * k + (reverse ? 1 : 0);
+      const nn::RNNOutput r = uni->forward_with_state(
+          reverse ? reversed(seq) : seq, {.h = state_entry(state.h, entry), .c = state_entry(state.c, entry)});
+      outs.push_back(reverse ? reversed(r.output) : r.output);
+      hs.push_back(r.h);
+      if (r.c.defined()) cs.push_back(r.c);
+    }
+    seq = concat(outs, 2);
+  }
+  return {seq, concat(hs, 0), cs.empty() ? Tensor() : concat(cs, 0)};
 }
 
 }  // namespace
@@ -248,22 +290,24 @@ TEST_CASE("GRU gradients through input, initial state and parameters") {
   CHECK(r);
 }
 
-TEST_CASE("recurrent layers pass the generic module check (last output and whole sequence)") {
+TEST_CASE("recurrent layers pass the generic module check (last output and whole sequence, both directions)") {
   manual_seed(10);
   Generator gen(12);
   const Tensor x = randn({2, 3, 3}, gen, float64);
-  for (bool sequences : {false, true}) {
-    INFO("return_sequences ", sequences);
-    std::vector<std::shared_ptr<nn::Module>> layers{
-        std::make_shared<nn::RNN>(3, 2, nn::RNNOptions{.return_sequences = sequences}),
-        std::make_shared<nn::LSTM>(3, 2, nn::LSTMOptions{.num_layers = 2, .return_sequences = sequences}),
-        std::make_shared<nn::GRU>(3, 2, nn::GRUOptions{.return_sequences = sequences})};
-    for (const auto& layer : layers) {
-      const GradcheckResult r = nn::check_module(*layer, x);
-      INFO(layer->repr(), ": ", r.message);
-      CHECK(r);
+  for (bool bi : {false, true})
+    for (bool sequences : {false, true}) {
+      INFO("return_sequences ", sequences);
+      std::vector<std::shared_ptr<nn::Module>> layers{
+          std::make_shared<nn::RNN>(3, 2, nn::RNNOptions{.bidirectional = bi, .return_sequences = sequences}),
+          std::make_shared<nn::LSTM>(
+              3, 2, nn::LSTMOptions{.num_layers = 2, .bidirectional = bi, .return_sequences = sequences}),
+          std::make_shared<nn::GRU>(3, 2, nn::GRUOptions{.bidirectional = bi, .return_sequences = sequences})};
+      for (const auto& layer : layers) {
+        const GradcheckResult r = nn::check_module(*layer, x);
+        INFO(layer->repr(), ": ", r.message);
+        CHECK(r);
+      }
     }
-  }
 }
 
 TEST_CASE("LSTM second-order gradients (create_graph) through input and state") {
@@ -283,16 +327,20 @@ TEST_CASE("LSTM second-order gradients (create_graph) through input and state") 
 
 TEST_CASE("recurrent layers train inside Sequential") {
   manual_seed(8);
-  nn::Sequential model{nn::LSTM(3, 5), nn::Linear(5, 2)};
   Generator gen(9);
   const Tensor x = randn({4, 3, 3}, gen);
-  const Tensor y = model.forward(x);
-  CHECK(y.shape() == Shape{4, 2});
-  sum(y * y).backward();
-  for (const auto& [name, p] : model.named_parameters()) {
-    INFO(name);
-    REQUIRE(p.grad().defined());
-    CHECK(xt::amax(xt::abs(p.grad().array<float>()))() > 0.0f);
+  for (bool bi : {false, true}) {
+    INFO("bidirectional ", bi);
+    // A bidirectional LSTM's last output holds both directions: 2 * 5 features.
+    nn::Sequential model{nn::LSTM(3, 5, {.bidirectional = bi}), nn::Linear(bi ? 10 : 5, 2)};
+    const Tensor y = model.forward(x);
+    CHECK(y.shape() == Shape{4, 2});
+    sum(y * y).backward();
+    for (const auto& [name, p] : model.named_parameters()) {
+      INFO(name);
+      REQUIRE(p.grad().defined());
+      CHECK(xt::amax(xt::abs(p.grad().array<float>()))() > 0.0f);
+    }
   }
 }
 
@@ -315,4 +363,211 @@ TEST_CASE("recurrent layers reject bad input, naming the layer") {
                        doctest::Contains("RNN: input is float64 but the parameters are float32"), Error);
   CHECK_THROWS_WITH_AS(nn::LSTM(0, 4),
                        doctest::Contains("LSTM: input_size, hidden_size and num_layers must be positive"), Error);
+}
+
+TEST_CASE("bidirectional layers have PyTorch's parameter names, order, shapes and bounds") {
+  manual_seed(11);
+  nn::LSTM lstm(5, 8, {.num_layers = 2, .bidirectional = true});
+  CHECK(lstm.bidirectional());
+  const nn::NamedTensors params = lstm.named_parameters();
+  std::vector<std::pair<std::string, Shape>> expected;
+  for (const char* layer : {"l0", "l1"})
+    for (const char* dir : {"", "_reverse"}) {
+      // Layer 1 reads both directions of layer 0: 2H = 16 features.
+      const std::size_t in = std::string(layer) == "l0" ? 5 : 16;
+      expected.push_back({fmt::format("weight_ih_{}{}", layer, dir), {32, in}});
+      expected.push_back({fmt::format("weight_hh_{}{}", layer, dir), {32, 8}});
+      expected.push_back({fmt::format("bias_ih_{}{}", layer, dir), {32}});
+      expected.push_back({fmt::format("bias_hh_{}{}", layer, dir), {32}});
+    }
+  REQUIRE(params.size() == expected.size());
+  const double bound = 1.0 / std::sqrt(8.0);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    INFO(expected[i].first);
+    CHECK(params[i].first == expected[i].first);
+    CHECK(params[i].second.shape() == expected[i].second);
+    const auto& a = params[i].second.array<float>();
+    CHECK(xt::amax(a)() <= bound);
+    CHECK(xt::amin(a)() >= -bound);
+    CHECK(xt::amax(a)() > 0.5 * bound);
+  }
+  CHECK(lstm.weight_ih(1, true).is_same(params[12].second));
+  CHECK(lstm.repr() == "LSTM(5, 8, num_layers=2, batch_first=true, bidirectional=true)");
+  CHECK(nn::GRU(3, 4, {.bidirectional = true, .return_sequences = true}).repr() ==
+        "GRU(3, 4, batch_first=true, bidirectional=true, return_sequences=true)");
+  CHECK(nn::RNN(3, 4, {.bias = false, .bidirectional = true}).parameters().size() == 4);
+  CHECK(nn::GRU(3, 4, {.num_layers = 3, .bidirectional = true}).parameters().size() == 24);
+  // A unidirectional layer has no reverse weights.
+  CHECK_THROWS_AS(nn::RNN(3, 4).weight_ih(0, true), std::out_of_range);
+  CHECK_FALSE(nn::RNN(3, 4).bidirectional());
+
+  // Keras's initialization for the reverse direction too.
+  nn::LSTM keras(5, 8, {.num_layers = 2, .bidirectional = true, .init = nn::RecurrentInit::keras});
+  for (std::size_t k = 0; k < 2; ++k) {
+    INFO("layer ", k);
+    const Tensor w = keras.weight_hh(k, true).to(float64);
+    CHECK(xt::allclose(matmul(transpose(w), w).array<double>(), xt::eye<double>(8), 1e-5, 1e-5));
+    const double glorot = std::sqrt(6.0 / ((k == 0 ? 5.0 : 16.0) + 32.0));
+    CHECK(xt::amax(xt::abs(keras.weight_ih(k, true).array<float>()))() <= glorot);
+    CHECK(xt::amax(xt::abs(keras.weight_ih(k, true).array<float>()))() > 0.5 * glorot);
+    // Drawn on their own, not copies of the forward direction's.
+    CHECK_FALSE(xt::allclose(keras.weight_ih(k, true).array<float>(), keras.weight_ih(k).array<float>()));
+    const xt::xarray<float> b = keras.bias_ih(k, true).array<float>();
+    for (std::size_t i = 0; i < 32; ++i) CHECK(b(i) == (i >= 8 && i < 16 ? 1.0f : 0.0f));
+    CHECK(xt::amax(xt::abs(keras.bias_hh(k, true).array<float>()))() == 0.0f);
+  }
+}
+
+TEST_CASE("bidirectional layers return [N, T, 2H], states [2 * num_layers, N, H] and Keras's last output") {
+  manual_seed(12);
+  Generator gen(13);
+  const std::size_t n = 3, steps = 5, hidden = 4;
+  const Tensor x = randn({n, steps, 2}, gen);
+  nn::LSTM lstm(2, hidden, {.num_layers = 2, .bidirectional = true});
+  const nn::RNNOutput r = lstm.forward_with_state(x);
+  CHECK(r.output.shape() == Shape{n, steps, 2 * hidden});
+  CHECK(r.h.shape() == Shape{4, n, hidden});
+  CHECK(r.c.shape() == Shape{4, n, hidden});
+  const xt::xarray<float> out = r.output.array<float>(), h = r.h.array<float>();
+  // The forward half ends at T-1 and the reverse half at t = 0, where the last layer's final
+  // states (entries 2 and 3) come from.
+  const auto fwd_last = xt::view(out, xt::all(), steps - 1, xt::range(0, hidden));
+  const auto rev_last = xt::view(out, xt::all(), 0, xt::range(hidden, 2 * hidden));
+  CHECK(xt::allclose(xt::xarray<float>(fwd_last), xt::xarray<float>(xt::view(h, 2, xt::all(), xt::all()))));
+  CHECK(xt::allclose(xt::xarray<float>(rev_last), xt::xarray<float>(xt::view(h, 3, xt::all(), xt::all()))));
+  // forward(x) without return_sequences: [forward output at T-1, reverse output at t = 0].
+  const Tensor last = lstm.forward(x);
+  CHECK(last.shape() == Shape{n, 2 * hidden});
+  CHECK(xt::allclose(xt::xarray<float>(xt::view(last.array<float>(), xt::all(), xt::range(0, hidden))),
+                     xt::xarray<float>(fwd_last)));
+  CHECK(xt::allclose(xt::xarray<float>(xt::view(last.array<float>(), xt::all(), xt::range(hidden, 2 * hidden))),
+                     xt::xarray<float>(rev_last)));
+
+  nn::GRU gru(2, hidden, {.bidirectional = true, .return_sequences = true});
+  CHECK(gru.forward(x).shape() == Shape{n, steps, 2 * hidden});
+  CHECK(xt::allclose(gru.forward(x).array<float>(),
+                     gru.forward_with_state(x, {.h = zeros({2, n, hidden})}).output.array<float>()));
+}
+
+TEST_CASE("a bidirectional layer equals unidirectional layers run forward and on the reversed sequence") {
+  struct Case {
+    std::string name;
+    std::shared_ptr<nn::RecurrentBase> bi;
+    MakeLayer make;
+    bool with_state;
+  };
+  manual_seed(14);
+  const std::size_t in = 3, hidden = 4, n = 2, steps = 5;
+  const std::vector<Case> cases{
+      {"RNN tanh, 2 layers",
+       std::make_shared<nn::RNN>(in, hidden, nn::RNNOptions{.num_layers = 2, .bidirectional = true}),
+       [](std::size_t i) { return std::make_unique<nn::RNN>(i, 4); }, true},
+      {"RNN relu, no bias",
+       std::make_shared<nn::RNN>(
+           in, hidden, nn::RNNOptions{.nonlinearity = nn::RNNNonlinearity::relu, .bias = false, .bidirectional = true}),
+       [](std::size_t i) {
+         return std::make_unique<nn::RNN>(i, 4,
+                                          nn::RNNOptions{.nonlinearity = nn::RNNNonlinearity::relu, .bias = false});
+       },
+       false},
+      {"LSTM, 2 layers",
+       std::make_shared<nn::LSTM>(in, hidden, nn::LSTMOptions{.num_layers = 2, .bidirectional = true}),
+       [](std::size_t i) { return std::make_unique<nn::LSTM>(i, 4); }, true},
+      {"LSTM, no state", std::make_shared<nn::LSTM>(in, hidden, nn::LSTMOptions{.bidirectional = true}),
+       [](std::size_t i) { return std::make_unique<nn::LSTM>(i, 4); }, false},
+      {"GRU, 2 layers", std::make_shared<nn::GRU>(in, hidden, nn::GRUOptions{.num_layers = 2, .bidirectional = true}),
+       [](std::size_t i) { return std::make_unique<nn::GRU>(i, 4); }, true},
+  };
+  Generator gen(15);
+  for (const Case& c : cases) {
+    INFO(c.name);
+    c.bi->to(float64);
+    const bool lstm = c.name.starts_with("LSTM");
+    const std::size_t entries = 2 * c.bi->num_layers();
+    const Tensor x = randn({n, steps, in}, gen, float64).requires_grad_();
+    nn::RNNState state;
+    if (c.with_state) state.h = randn({entries, n, hidden}, gen, float64).requires_grad_();
+    if (c.with_state && lstm) state.c = randn({entries, n, hidden}, gen, float64).requires_grad_();
+    const nn::RNNOutput got = c.bi->forward_with_state(x, state);
+    const nn::RNNOutput want = bidirectional_by_hand(*c.bi, c.make, x, state);
+    CHECK(xt::allclose(got.output.array<double>(), want.output.array<double>(), 1e-12, 1e-12));
+    CHECK(xt::allclose(got.h.array<double>(), want.h.array<double>(), 1e-12, 1e-12));
+    CHECK(got.c.defined() == lstm);
+    if (lstm) CHECK(xt::allclose(got.c.array<double>(), want.c.array<double>(), 1e-12, 1e-12));
+    // The same gradients reach the input and the initial state.
+    const Tensor w = randn({got.output.numel() + got.h.numel() + (lstm ? got.c.numel() : 0)}, gen, float64);
+    TensorList inputs{x};
+    if (state.h.defined()) inputs.push_back(state.h);
+    if (state.c.defined()) inputs.push_back(state.c);
+    const TensorList g_got = grad({sum(everything(got) * w)}, inputs);
+    const TensorList g_want = grad({sum(everything(want) * w)}, inputs);
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      INFO("gradient ", i);
+      CHECK(xt::allclose(g_got[i].array<double>(), g_want[i].array<double>(), 1e-12, 1e-12));
+    }
+  }
+}
+
+TEST_CASE("bidirectional gradients through input, initial state and parameters (float64)") {
+  manual_seed(16);
+  nn::RNN rnn(3, 3, {.num_layers = 2, .bidirectional = true});
+  GradcheckResult r = check_layer(rnn, false, true);
+  INFO(r.message);
+  CHECK(r);
+  nn::LSTM lstm(2, 3, {.num_layers = 2, .bidirectional = true});
+  r = check_layer(lstm, true, true, 2, 2);
+  INFO(r.message);
+  CHECK(r);
+  nn::GRU gru(2, 3, {.bidirectional = true});
+  r = check_layer(gru, false, false, 1, 3);
+  INFO(r.message);
+  CHECK(r);
+  r = check_layer(gru, false, true, 2, 2);
+  INFO(r.message);
+  CHECK(r);
+}
+
+TEST_CASE("bidirectional second-order gradients (create_graph) through input and state") {
+  manual_seed(17);
+  Generator gen(18);
+  nn::LSTM lstm(2, 2, {.bidirectional = true});
+  lstm.to(float64);
+  const Tensor x = randn({2, 2, 2}, gen, float64).requires_grad_();
+  const Tensor h0 = randn({2, 2, 2}, gen, float64).requires_grad_();
+  const Tensor c0 = randn({2, 2, 2}, gen, float64).requires_grad_();
+  GradcheckResult r = gradgradcheck(
+      [&](const TensorList& in) { return everything(lstm.forward_with_state(in[0], {.h = in[1], .c = in[2]})); },
+      {x, h0, c0});
+  INFO(r.message);
+  CHECK(r);
+  nn::GRU gru(2, 2, {.num_layers = 2, .bidirectional = true});
+  gru.to(float64);
+  const Tensor h1 = randn({4, 2, 2}, gen, float64).requires_grad_();
+  r = gradgradcheck([&](const TensorList& in) { return everything(gru.forward_with_state(in[0], {.h = in[1]})); },
+                    {x, h1});
+  INFO(r.message);
+  CHECK(r);
+}
+
+TEST_CASE("bidirectional layers reject bad input and initial states, naming the layer") {
+  nn::LSTM lstm(3, 4, {.num_layers = 2, .bidirectional = true});
+  nn::GRU gru(3, 4, {.bidirectional = true});
+  const Tensor x = zeros({2, 5, 3});
+  // A unidirectional layout is refused: the state holds both directions of every layer.
+  CHECK_THROWS_WITH_AS(
+      lstm.forward_with_state(x, {.h = zeros({2, 2, 4})}),
+      doctest::Contains("LSTM: initial state h must be [num_layers * 2, N, hidden] = [4, 2, 4], got [2, 2, 4]"), Error);
+  CHECK_THROWS_WITH_AS(
+      lstm.forward_with_state(x, {.h = zeros({4, 2, 4}), .c = zeros({4, 2, 8})}),
+      doctest::Contains("LSTM: initial state c must be [num_layers * 2, N, hidden] = [4, 2, 4], got [4, 2, 8]"), Error);
+  CHECK_THROWS_WITH_AS(gru.forward_with_state(x, {.h = zeros({1, 2, 4})}),
+                       doctest::Contains("GRU: initial state h must be [num_layers * 2, N, hidden] = [2, 2, 4]"),
+                       Error);
+  // The input is still checked against input_size, not 2H.
+  CHECK_THROWS_WITH_AS(lstm.forward(zeros({2, 5, 8})),
+                       doctest::Contains("LSTM: input has 8 features per step but the layer has input_size 3"), Error);
+  CHECK_THROWS_WITH_AS(gru.forward(zeros({2, 3})), doctest::Contains("GRU: expected a batch-first sequence [N, T, 3]"),
+                       Error);
+  nn::Sequential model{nn::GRU(3, 4, {.bidirectional = true}), nn::Linear(4, 2)};
+  CHECK_THROWS_WITH_AS(model.forward(x), doctest::Contains("Sequential layer 1: Linear(4 -> 2)"), Error);
 }
