@@ -1,4 +1,5 @@
-// Conformance of RNN, LSTM and GRU with torch.nn.RNN/LSTM/GRU(batch_first=True): the same
+// Conformance of RNN, LSTM and GRU with torch.nn.RNN/LSTM/GRU(batch_first=True), unidirectional
+// and bidirectional (a case's "bidirectional", false when absent): the same
 // weights (loaded under PyTorch's parameter names) give the same outputs, last states and
 // gradients, against tests/conformance/rnn.json (scripts/make_conformance_rnn.py), in float64.
 #include <memory>
@@ -16,12 +17,15 @@ std::unique_ptr<nn::RecurrentBase> make_layer(const Json& c) {
   const auto in = c.at("input_size").get<std::size_t>(), hidden = c.at("hidden_size").get<std::size_t>();
   const auto layers = c.at("num_layers").get<std::size_t>();
   const bool bias = c.at("bias").get<bool>();
-  if (kind == "LSTM")
-    return std::make_unique<nn::LSTM>(in, hidden, nn::LSTMOptions{.num_layers = layers, .bias = bias});
-  if (kind == "GRU") return std::make_unique<nn::GRU>(in, hidden, nn::GRUOptions{.num_layers = layers, .bias = bias});
+  const bool bidirectional = c.value("bidirectional", false);
+  const nn::LSTMOptions options{.num_layers = layers, .bias = bias, .bidirectional = bidirectional};
+  if (kind == "LSTM") return std::make_unique<nn::LSTM>(in, hidden, options);
+  if (kind == "GRU") return std::make_unique<nn::GRU>(in, hidden, options);
   REQUIRE(kind == "RNN");
   const auto act = c.at("nonlinearity") == "relu" ? nn::RNNNonlinearity::relu : nn::RNNNonlinearity::tanh;
-  return std::make_unique<nn::RNN>(in, hidden, nn::RNNOptions{.num_layers = layers, .nonlinearity = act, .bias = bias});
+  return std::make_unique<nn::RNN>(
+      in, hidden,
+      nn::RNNOptions{.num_layers = layers, .nonlinearity = act, .bias = bias, .bidirectional = bidirectional});
 }
 
 Tensor optional_tensor(const Json& c, const char* key) {
@@ -32,6 +36,7 @@ void run_case(const Json& c) {
   const std::string name = c.at("name");
   INFO("case ", name);
   auto layer = make_layer(c);
+  REQUIRE(layer->bidirectional() == c.value("bidirectional", false));
   layer->to(float64);
   // Load PyTorch's weights by name: the names and their order must be the same.
   const nn::NamedTensors params = layer->named_parameters();
@@ -70,11 +75,13 @@ void run_case(const Json& c) {
 
 TEST_CASE("RNN, LSTM and GRU match PyTorch's values and gradients") {
   const Json& data = load("rnn.json");
-  std::set<std::string> modules;
+  std::set<std::string> modules, bidirectional;
   for (const Json& c : data.at("cases")) {
     run_case(c);
     modules.insert(c.at("module").get<std::string>());
+    if (c.value("bidirectional", false)) bidirectional.insert(c.at("module").get<std::string>());
   }
   CHECK(modules == std::set<std::string>{"GRU", "LSTM", "RNN"});
+  CHECK(bidirectional == modules);
   MESSAGE("rnn.json (PyTorch ", data.at("torch").get<std::string>(), "): ", data.at("cases").size(), " cases");
 }
