@@ -13,6 +13,7 @@
 #include "tapegrad/nn/rnn.hpp"
 #include "tapegrad/nn/sequential.hpp"
 #include "tapegrad/tapegrad.hpp"
+#include "temp_dir.hpp"
 
 using namespace tg;
 
@@ -547,6 +548,24 @@ TEST_CASE("bidirectional second-order gradients (create_graph) through input and
                     {x, h1});
   INFO(r.message);
   CHECK(r);
+}
+
+TEST_CASE("a bidirectional layer saves and loads by name, and keeps its handles through to(float64)") {
+  manual_seed(21);
+  testing::TempDir dir;
+  nn::GRU saved(3, 4, {.num_layers = 2, .bidirectional = true});
+  nn::save(saved, dir / "gru.safetensors");
+  nn::GRU loaded(3, 4, {.num_layers = 2, .bidirectional = true});
+  nn::load(loaded, dir / "gru.safetensors");
+  Generator gen(22);
+  const Tensor x = randn({2, 3, 3}, gen);
+  CHECK(xt::allclose(loaded.forward(x).array<float>(), saved.forward(x).array<float>(), 0.0, 0.0));
+  // A unidirectional layer has no *_reverse weights to take them.
+  nn::GRU unidirectional(3, 4, {.num_layers = 2});
+  CHECK_THROWS_AS(nn::load(unidirectional, dir / "gru.safetensors"), Error);
+  loaded.to(float64);
+  CHECK(loaded.weight_hh(1, true).is_same(loaded.named_parameters()[13].second));
+  CHECK(loaded.weight_hh(1, true).dtype() == float64);
 }
 
 TEST_CASE("bidirectional layers reject bad input and initial states, naming the layer") {
