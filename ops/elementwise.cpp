@@ -1,6 +1,7 @@
 // Elementwise ops: forward kernel, then the recorded backward right below it.
 #include "tapegrad/ops/elementwise.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <xtensor/xbroadcast.hpp>
@@ -27,6 +28,18 @@ namespace {
 template <class Pred>
 Tensor mask_of(const Tensor& x, Pred pred, double otherwise = 0.0) {
   return unary_float(x.detach(), "mask", [&](auto v) { return pred(v) ? 1.0 : otherwise; });
+}
+}  // namespace
+
+namespace {
+// f(x) on an int64 tensor, kept int64 (relu, abs, clamp with integer bounds, as PyTorch); integer
+// tensors never require grad, so nothing is recorded.
+template <class F>
+Tensor int64_map(const Tensor& x, F f) {
+  const xt::xarray<std::int64_t>& a = x.array<std::int64_t>();
+  xt::xarray<std::int64_t> r = xt::xarray<std::int64_t>::from_shape(a.shape());
+  std::transform(a.begin(), a.end(), r.begin(), f);
+  return Tensor(std::move(r));
 }
 }  // namespace
 
@@ -245,6 +258,10 @@ Tensor sqrt(const Tensor& x_in) {
 
 // d|x| = g*sign(x)
 Tensor abs(const Tensor& x) {
+  // INT64_MIN stays itself, as in PyTorch (two's complement), without the undefined std::abs.
+  if (x.dtype() == int64)
+    return int64_map(
+        x, [](std::int64_t v) { return v < 0 ? static_cast<std::int64_t>(0 - static_cast<std::uint64_t>(v)) : v; });
   Tensor out = unary_float(x, "abs", [](auto v) { return std::abs(v); });
   return record(
       {.name = "abs", .inputs = {x}, .saved = {x}}, out, [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
@@ -261,6 +278,7 @@ Tensor detail::relu_backward(const Tensor& g, const Tensor& out, bool create_gra
 
 // d relu(x) = g*[x>0]
 Tensor relu(const Tensor& x) {
+  if (x.dtype() == int64) return int64_map(x, [](std::int64_t v) { return std::max<std::int64_t>(v, 0); });
   Tensor out = unary_kernel(x, "relu", UnaryOp::relu);
   return record({.name = "relu", .inputs = {x}, .save_output = true}, out,
                 [](const BackwardContext& ctx, const Tensor& g) -> TensorList {
@@ -307,8 +325,15 @@ Tensor tanh(const Tensor& x_in) {
 }
 
 // d clamp(x) = g*[low <= x <= high]
-Tensor clamp(const Tensor& x, double low, double high) {
+Tensor clamp(const Tensor& x_in, Scalar low_bound, Scalar high_bound) {
+  const double low = low_bound.value(), high = high_bound.value();
   TG_CHECK(low <= high, "clamp: needs low <= high, got low {} and high {}", low, high);
+  // int64 with integer bounds stays int64; a floating bound makes it float32, as PyTorch promotes.
+  if (x_in.dtype() == int64 && low_bound.is_integral() && high_bound.is_integral())
+    return int64_map(x_in, [lo = low_bound.integer(), hi = high_bound.integer()](std::int64_t v) {
+      return std::min(std::max(v, lo), hi);
+    });
+  const Tensor x = detail::as_floating(x_in);
   Tensor out = unary_float(x, "clamp", [low, high](auto v) {
     using T = decltype(v);
     return std::min(std::max(v, static_cast<T>(low)), static_cast<T>(high));

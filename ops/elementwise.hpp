@@ -42,9 +42,9 @@ Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
 /// Square root.
 Tensor sqrt(const Tensor& x);
-/// |x|; the gradient is sign(x), so 0 at 0.
+/// |x|; the gradient is sign(x), so 0 at 0. int64 stays int64.
 Tensor abs(const Tensor& x);
-/// max(x, 0); the gradient at 0 is 0.
+/// max(x, 0); the gradient at 0 is 0. int64 stays int64.
 Tensor relu(const Tensor& x);
 /// x for x > 0, slope * x otherwise.
 Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
@@ -52,8 +52,9 @@ Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
 Tensor sigmoid(const Tensor& x);
 /// Hyperbolic tangent.
 Tensor tanh(const Tensor& x);
-/// min(max(x, low), high); gradient 1 inside [low, high], 0 outside.
-Tensor clamp(const Tensor& x, double low, double high);
+/// min(max(x, low), high); gradient 1 inside [low, high], 0 outside. An int64 x stays int64 with
+/// integer bounds and becomes float32 with a floating one, as in PyTorch.
+Tensor clamp(const Tensor& x, Scalar low, Scalar high);
 /// max(a, b) elementwise with broadcasting; on ties each side gets half the gradient.
 Tensor maximum(const Tensor& a, const Tensor& b);
 /// min(a, b) elementwise with broadcasting; on ties each side gets half the gradient.

@@ -7,7 +7,7 @@ Run with Debian's python3-torch (not a pyenv python):
     /usr/bin/python3 scripts/make_conformance_layers.py
 
 "cases" are op cases as scripts/make_conformance.py writes them (layer_norm, group_norm,
-embedding, scaled_dot_product_attention, conv1d, conv_transpose2d: values, gradients, one second-order check per op, in
+embedding, scaled_dot_product_attention, conv1d, conv_transpose2d, einsum: values, gradients, one second-order check per op, in
 float64 and float32). "modules" are torch.nn.MultiheadAttention, TransformerEncoderLayer,
 TransformerEncoder and the mnist example's vision transformer (its logits) in eval mode (dropout off) with fixed random parameters stored under PyTorch's
 names, the inputs and masks, the output (and attention weights), a fixed weight w of the
@@ -138,6 +138,22 @@ def op_cases():
               lambda x, w, b=None, p=params: F.conv_transpose2d(x, w, b, stride=p["stride"], padding=p["padding"],
                                                                 output_padding=p["output_padding"],
                                                                 groups=p["groups"], dilation=p["dilation"]), params)
+    # einsum: the common contractions, with the equation as the parameter.
+    for name, eq, shapes in [("matmul", "ij,jk->ik", [(2, 3), (3, 4)]),
+                             ("batched_matmul", "bij,bjk->bik", [(2, 3, 4), (2, 4, 2)]),
+                             ("attention_scores", "bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)]),
+                             ("transpose", "ij->ji", [(3, 4)]),
+                             ("sum_all", "ijk->", [(2, 3, 4)]),
+                             ("sum_axis", "ij->i", [(3, 4)]),
+                             ("outer", "i,j->ij", [(3,), (4,)]),
+                             ("dot", "i,i->", [(5,)] * 2),
+                             ("rowwise_dot", "bi,bi->b", [(3, 4)] * 2),
+                             ("implicit_output", "ij,jk", [(2, 3), (3, 4)]),
+                             ("three_operands", "ij,jk,kl->il", [(2, 3), (3, 4), (4, 2)]),
+                             ("free_index_summed", "ij,kj->i", [(2, 3), (4, 3)]),
+                             ("bilinear", "bn,anm,bm->ba", [(2, 3), (4, 3, 5), (2, 5)])]:
+        c.add("einsum", name, [(f"x{i}", normal(*sh), X) for i, sh in enumerate(shapes)],
+              lambda *xs, eq=eq: torch.einsum(eq, *xs), {"equation": eq})
     return c.cases
 
 

@@ -1,9 +1,9 @@
 // Conformance of the ops and layers of today's models with PyTorch, against
 // tests/conformance/layers.json (scripts/make_conformance_layers.py): layer_norm, group_norm,
-// embedding, scaled_dot_product_attention, conv1d and conv_transpose2d as op cases (values, gradients and second
-// order, float64 and float32); MultiheadAttention, TransformerEncoderLayer and TransformerEncoder
-// with PyTorch's weights loaded by name (outputs, attention weights and every gradient, float64);
-// and the mnist example's vision transformer, whose PyTorch twin's weights load by name.
+// embedding, scaled_dot_product_attention, conv1d, conv_transpose2d and einsum as op cases (values, gradients and
+// second order, float64 and float32); MultiheadAttention, TransformerEncoderLayer and TransformerEncoder with PyTorch's
+// weights loaded by name (outputs, attention weights and every gradient, float64); and the mnist example's vision
+// transformer, whose PyTorch twin's weights load by name.
 #include <memory>
 
 #include "../examples/mnist/vision_transformer.hpp"
@@ -58,6 +58,7 @@ const OpTable& transformer_ops() {
                                   .dilation = size2("dilation"),
                                   .groups = p.at("groups").get<std::int64_t>()});
        }},
+      {"einsum", [](In x, P p) { return einsum(p.at("equation").get<std::string>(), x); }},
       {"attention",
        [](In x, P p) {
          AttentionArgs args{.attn_mask = optional_input(x, 3), .is_causal = p.value("is_causal", false)};
@@ -160,7 +161,7 @@ void run_module_case(const Json& c) {
 
 }  // namespace
 
-TEST_CASE("conformance with PyTorch: normalization, embedding, attention, conv1d, conv_transpose2d") {
+TEST_CASE("conformance with PyTorch: normalization, embedding, attention, conv1d, conv_transpose2d, einsum") {
   run_op_cases("layers.json", transformer_ops());
 }
 

@@ -179,3 +179,43 @@ TEST_CASE("bad input: backward from a non-scalar without a seed") {
                                          "shape [2, 2]"),
                        Error);
 }
+
+TEST_CASE("einsum: the common contractions equal their ops; gradients; bad equations") {
+  using tg::testing::input;
+  const Tensor a = input({2, 3}, 61), b = input({3, 4}, 62), c = input({2, 3, 4}, 63), d = input({2, 4, 5}, 64);
+  auto same = [](const Tensor& x, const Tensor& y) {
+    REQUIRE(x.shape() == y.shape());
+    CHECK(xt::allclose(x.array<double>(), y.array<double>(), 1e-14, 1e-14));
+  };
+  same(einsum("ij,jk->ik", {a, b}), matmul(a, b));
+  same(einsum("ij,jk", {a, b}), matmul(a, b));  // implicit output: the indices seen once, sorted
+  same(einsum("bij,bjk->bik", {c, d}), matmul(c, d));
+  same(einsum("ij->ji", {a}), transpose(a));
+  same(einsum("ij->", {a}), sum(a));
+  same(einsum("ij->j", {a}), sum(a, {0}));
+  same(einsum("i,j->ij", {reshape(slice(b, 0, 0, 1), {4}), reshape(slice(a, 0, 0, 1), {3})}),
+       matmul(reshape(slice(b, 0, 0, 1), {4, 1}), slice(a, 0, 0, 1)));
+  same(einsum("ij,ij->i", {a, a}), sum(a * a, {1}));
+  same(einsum("ij, jk, kl -> il", {a, b, transpose(b)}), matmul(matmul(a, b), transpose(b)));
+  same(einsum("ik,jk->ij", {b, b}), matmul(b, transpose(b)));
+  // An index only in one operand and not in the output is summed first.
+  same(einsum("ij,kj->i", {a, input({4, 3}, 65)}), sum(matmul(a, transpose(input({4, 3}, 65))), {1}));
+
+  CHECK_GRADCHECK([](const TensorList& t) { return einsum("bhqd,bhkd->bhqk", t); },
+                  {input({2, 2, 3, 4}, 66), input({2, 2, 5, 4}, 67)});
+  CHECK_GRADGRADCHECK([](const TensorList& t) { return einsum("bn,anm,bm->ba", t); },
+                      {input({2, 3}, 68), input({2, 3, 4}, 69), input({2, 4}, 70)});
+
+  CHECK_THROWS_WITH_AS(einsum("ij,jk->ik", {a}), doctest::Contains("einsum: \"ij,jk->ik\" names 2 operands, got 1"),
+                       Error);
+  CHECK_THROWS_WITH_AS(einsum("ij,jk->ik", {a, a}),
+                       doctest::Contains("einsum: index 'j' is 2 in operand 1 ([2, 3]) but 3 before"), Error);
+  CHECK_THROWS_WITH_AS(einsum("ijk->i", {a}),
+                       doctest::Contains("einsum: operand 0 has shape [2, 3] but \"ijk\" names 3 axes"), Error);
+  CHECK_THROWS_WITH_AS(einsum("ii->i", {input({3, 3}, 71)}),
+                       doctest::Contains("einsum: index 'i' repeats in operand 0"), Error);
+  CHECK_THROWS_WITH_AS(einsum("ij->ik", {a}), doctest::Contains("einsum: output index 'k'"), Error);
+  CHECK_THROWS_WITH_AS(einsum("...ij->ij", {a}), doctest::Contains("einsum: '.' in"), Error);
+  CHECK_THROWS_WITH_AS(einsum("ij->i", {zeros({2, 3}, int64)}), doctest::Contains("einsum: expected float operands"),
+                       Error);
+}

@@ -220,7 +220,22 @@ TEST_CASE("mixed dtypes promote as in PyTorch; int64 where only floats make sens
   CHECK(where(ones({2, 3}), a, b).dtype() == float64);
   const Tensor labels = zeros({2, 3}, int64);
   CHECK(exp(labels).dtype() == float32);
-  CHECK_THROWS_WITH_AS(relu(labels), doctest::Contains("relu: expected a float32 or float64 tensor, got int64"), Error);
-  CHECK_THROWS_WITH_AS(leaky_relu(labels), doctest::Contains("leaky_relu"), Error);
+  CHECK_THROWS_WITH_AS(leaky_relu(labels), doctest::Contains("leaky_relu"), Error);  // as PyTorch: not for Long
   CHECK_THROWS_WITH_AS(clamp(a, 1.0, -1.0), doctest::Contains("clamp: needs low <= high"), Error);
+}
+
+TEST_CASE("relu, abs and clamp keep int64 as PyTorch does; a floating clamp bound promotes") {
+  const Tensor x = Tensor(xt::xarray<std::int64_t>{-3, 1, 2, 5, std::numeric_limits<std::int64_t>::min()});
+  const Tensor r = relu(x), a = abs(x), c = clamp(x, 0, 2);
+  CHECK(r.dtype() == int64);
+  CHECK(r.array<std::int64_t>() == xt::xarray<std::int64_t>{0, 1, 2, 5, 0});
+  // |INT64_MIN| wraps to itself, as in PyTorch (two's complement), not undefined behaviour.
+  CHECK(a.array<std::int64_t>() == xt::xarray<std::int64_t>{3, 1, 2, 5, std::numeric_limits<std::int64_t>::min()});
+  CHECK(c.dtype() == int64);
+  CHECK(c.array<std::int64_t>() == xt::xarray<std::int64_t>{0, 1, 2, 2, 0});
+  // torch.clamp(tensor([-3, 1, 2, 5]), 0.5, 2.5) is tensor([0.5, 1., 2., 2.5]).
+  const Tensor f = clamp(slice(x, 0, 0, 4), 0.5, 2.5);
+  CHECK(f.dtype() == float32);
+  CHECK(f.array<float>() == xt::xarray<float>{0.5f, 1.0f, 2.0f, 2.5f});
+  CHECK_THROWS_WITH_AS(clamp(x, 3, 1), doctest::Contains("clamp: needs low <= high, got low 3 and high 1"), Error);
 }
