@@ -1,13 +1,14 @@
 // layer_norm and group_norm. layer_norm views x as [rows, M] (M: the normalized trailing block);
-// a row's statistics and its backward are one fused pass each, split over threads by rows. When
+// a row's statistics and its backward are one SIMD pass each (kernels/layer_norm.hpp). When
 // the backward itself is recorded (create_graph), it is rebuilt from differentiable ops on the
 // saved x instead. group_norm is layer_norm over each group, then the per-channel affine.
+#include "tapegrad/kernels/layer_norm.hpp"
+
 #include <cmath>
 #include <numeric>
 
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
-#include "tapegrad/autograd/runtime.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/norm.hpp"
 #include "tapegrad/ops/reduce.hpp"
@@ -19,33 +20,6 @@ namespace {
 struct RowView {
   std::size_t rows = 0, m = 0;  // x as [rows, m]
 };
-
-// Rows per parallel chunk: enough work per thread to pay for the split.
-std::size_t min_rows(std::size_t m) { return std::max<std::size_t>(1, 16384 / std::max<std::size_t>(m, 1)); }
-
-// Per row: mean and 1/sqrt(biased variance + eps) (two passes in double, for accuracy), and
-// y = (x - mean) * rstd * w + b.
-template <class T>
-void layer_norm_rows(const T* x, const T* w, const T* b, const RowView& v, double eps, T* y, T* mean, T* rstd) {
-  parallel_for(v.rows, min_rows(v.m), [&](std::size_t begin, std::size_t end) {
-    for (std::size_t r = begin; r < end; ++r) {
-      const T* p = x + r * v.m;
-      double acc = 0;
-      for (std::size_t j = 0; j < v.m; ++j) acc += p[j];
-      const double mu = acc / static_cast<double>(v.m);
-      double sq = 0;
-      for (std::size_t j = 0; j < v.m; ++j) sq += (p[j] - mu) * (p[j] - mu);
-      const T mu_t = static_cast<T>(mu);
-      const T rs = static_cast<T>(1.0 / std::sqrt(sq / static_cast<double>(v.m) + eps));
-      mean[r] = mu_t, rstd[r] = rs;
-      T* q = y + r * v.m;
-      for (std::size_t j = 0; j < v.m; ++j) {
-        const T xhat = (p[j] - mu_t) * rs;
-        q[j] = xhat * (w ? w[j] : T(1)) + (b ? b[j] : T(0));
-      }
-    }
-  });
-}
 
 // Fused backward, per row with xhat = (x-mean)*rstd and dxhat = g*w:
 // dx = rstd * (dxhat - mean(dxhat) - xhat*mean(dxhat*xhat)); dw = Σrows g*xhat; db = Σrows g.
@@ -59,24 +33,7 @@ TensorList layer_norm_backward_rows(const Tensor& g, const Tensor& x, const Tens
   const T* pm = mean.data<T>();
   const T* pr = rstd.data<T>();
   xt::xarray<T> dx = xt::xarray<T>::from_shape(x.shape());
-  parallel_for(v.rows, min_rows(v.m), [&](std::size_t begin, std::size_t end) {
-    for (std::size_t r = begin; r < end; ++r) {
-      const T* gr = pg + r * v.m;
-      const T* xr = px + r * v.m;
-      T s1 = 0, s2 = 0;
-      for (std::size_t j = 0; j < v.m; ++j) {
-        const T dxhat = gr[j] * (pw ? pw[j] : T(1));
-        s1 += dxhat;
-        s2 += dxhat * (xr[j] - pm[r]) * pr[r];
-      }
-      const T inv_m = T(1) / static_cast<T>(v.m);
-      T* out = dx.data() + r * v.m;
-      for (std::size_t j = 0; j < v.m; ++j) {
-        const T xhat = (xr[j] - pm[r]) * pr[r];
-        out[j] = pr[r] * (gr[j] * (pw ? pw[j] : T(1)) - s1 * inv_m - xhat * s2 * inv_m);
-      }
-    }
-  });
+  kernels::layer_norm_backward(pg, px, pw, pm, pr, v.rows, v.m, dx.data());
   // The parameter gradients sum over rows: one column pass (rows in order, so the result does not
   // depend on the thread count).
   Tensor dw, db;
@@ -126,8 +83,9 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
     xt::xarray<T> m = xt::xarray<T>::from_shape({v.rows});
     xt::xarray<T> r = xt::xarray<T>::from_shape({v.rows});
     if (v.m > 0)
-      layer_norm_rows(x.data<T>(), weight.defined() ? weight.data<T>() : nullptr,
-                      bias.defined() ? bias.data<T>() : nullptr, v, eps, y.data(), m.data(), r.data());
+      kernels::layer_norm_forward(x.data<T>(), weight.defined() ? weight.data<T>() : nullptr,
+                                  bias.defined() ? bias.data<T>() : nullptr, v.rows, v.m, eps, y.data(), m.data(),
+                                  r.data());
     out = Tensor(std::move(y));
     mean_t = Tensor(std::move(m));
     rstd_t = Tensor(std::move(r));

@@ -50,16 +50,18 @@ void softmax_lane(const T* x, T* y, std::size_t n, std::size_t stride, bool log)
   T m = -std::numeric_limits<T>::infinity();
   for (std::size_t k = 0; k < n; ++k) m = std::max(m, x[k * stride]);
   T s = 0;
-  for (std::size_t k = 0; k < n; ++k) s += std::exp(x[k * stride] - m);
-  if (log) {
-    // (x - m) - log s, not x - (m + log s): with |x| ~ 1e4 the sum m + log s would round away
-    // the digits of log s in float32.
-    const T log_s = std::log(s);
-    for (std::size_t k = 0; k < n; ++k) y[k * stride] = (x[k * stride] - m) - log_s;
-  } else {
+  if (!log) {
+    // Each exp once: written to y, then scaled.
+    for (std::size_t k = 0; k < n; ++k) s += (y[k * stride] = std::exp(x[k * stride] - m));
     const T inv = T(1) / s;
-    for (std::size_t k = 0; k < n; ++k) y[k * stride] = std::exp(x[k * stride] - m) * inv;
+    for (std::size_t k = 0; k < n; ++k) y[k * stride] *= inv;
+    return;
   }
+  for (std::size_t k = 0; k < n; ++k) s += std::exp(x[k * stride] - m);
+  // (x - m) - log s, not x - (m + log s): with |x| ~ 1e4 the sum m + log s would round away the
+  // digits of log s in float32.
+  const T log_s = std::log(s);
+  for (std::size_t k = 0; k < n; ++k) y[k * stride] = (x[k * stride] - m) - log_s;
 }
 
 Tensor softmax_forward(const Tensor& x, const AxisView& v, bool log) {

@@ -14,6 +14,7 @@
 #include "tapegrad/autograd/runtime.hpp"
 #include "tapegrad/kernels/conv.hpp"
 #include "tapegrad/kernels/elementwise.hpp"
+#include "tapegrad/kernels/layer_norm.hpp"
 #include "tapegrad/kernels/pool.hpp"
 #include "tapegrad/kernels/reference.hpp"
 #include "tapegrad/kernels/rnn_cell.hpp"
@@ -397,6 +398,49 @@ void check_lstm(const std::string& label) {
   check_close(c_t, d_c, tol, label + " hidden backward, c");
 }
 }  // namespace
+
+namespace {
+// Layer norm of rows of width m (SIMD bodies and tails) against the formulas in double.
+template <class T>
+void check_layer_norm(std::size_t m, const std::string& label) {
+  const std::size_t rows = 3;
+  const auto x = random_values(rows * m, 21, -2, 2), w = random_values(m, 22), b = random_values(m, 23),
+             g = random_values(rows * m, 24);
+  const auto xt = as<T>(x), wt = as<T>(w), bt = as<T>(b), gt = as<T>(g);
+  std::vector<double> y(rows * m), dx(rows * m);
+  for (std::size_t r = 0; r < rows; ++r) {
+    double mu = 0, var = 0;
+    for (std::size_t j = 0; j < m; ++j) mu += x[r * m + j] / m;
+    for (std::size_t j = 0; j < m; ++j) var += (x[r * m + j] - mu) * (x[r * m + j] - mu) / m;
+    const double rs = 1 / std::sqrt(var + 1e-5);
+    double s1 = 0, s2 = 0;
+    for (std::size_t j = 0; j < m; ++j) {
+      const double xhat = (x[r * m + j] - mu) * rs;
+      y[r * m + j] = xhat * w[j] + b[j];
+      s1 += g[r * m + j] * w[j];
+      s2 += g[r * m + j] * w[j] * xhat;
+    }
+    for (std::size_t j = 0; j < m; ++j)
+      dx[r * m + j] = rs * (g[r * m + j] * w[j] - s1 / m - (x[r * m + j] - mu) * rs * s2 / m);
+  }
+  std::vector<T> yt(rows * m), mean(rows), rstd(rows), dxt(rows * m);
+  tg::kernels::layer_norm_forward(xt.data(), wt.data(), bt.data(), rows, m, 1e-5, yt.data(), mean.data(), rstd.data());
+  tg::kernels::layer_norm_backward(gt.data(), xt.data(), wt.data(), mean.data(), rstd.data(), rows, m, dxt.data());
+  const double tol = std::is_same_v<T, float> ? 2e-5 : 1e-12;
+  check_close(yt, y, tol, label + " layer_norm forward, m " + std::to_string(m));
+  check_close(dxt, dx, tol, label + " layer_norm backward, m " + std::to_string(m));
+}
+}  // namespace
+
+TEST_CASE("layer norm kernels at every instruction set match the formulas") {
+  for (CpuCapability level : levels()) {
+    const AtLevel at(level);
+    for (std::size_t m : {1u, 7u, 16u, 17u, 64u, 67u}) {
+      check_layer_norm<float>(m, name_of(level, "float32"));
+      check_layer_norm<double>(m, name_of(level, "float64"));
+    }
+  }
+}
 
 TEST_CASE("LSTM cell kernels at every instruction set match the formulas") {
   for (CpuCapability level : levels()) {
