@@ -1,5 +1,7 @@
 #include "tapegrad/nn/embedding.hpp"
 
+#include <xtensor/xview.hpp>
+
 #include "tapegrad/nn/init.hpp"
 #include "tapegrad/ops/embedding.hpp"
 
@@ -18,9 +20,7 @@ Embedding::Embedding(std::size_t num_embeddings, std::size_t embedding_dim, Embe
   }
   Tensor table = zeros({num_embeddings, embedding_dim});
   init::normal_(table, 0.0, 1.0, options.generator ? *options.generator : default_generator());
-  if (padding_idx_)
-    for (std::size_t j = 0; j < embedding_dim; ++j)
-      table.mutable_array<float>()(static_cast<std::size_t>(*padding_idx_), j) = 0;
+  if (padding_idx_) xt::view(table.mutable_array<float>(), static_cast<std::size_t>(*padding_idx_)) = 0.0f;
   weight_ = register_parameter("weight", table);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Scaled dot-product attention, the core of nn::MultiheadAttention.
 #include <optional>
+#include <string_view>
 
 #include "tapegrad/autograd/generator.hpp"
 #include "tapegrad/autograd/tensor.hpp"

@@ -119,17 +119,14 @@ Tensor einsum(std::string_view equation, const TensorList& operands) {
     }
     terms.push_back({t, idx});
   }
-  // Left to right: each step keeps the output's indices and those of the operands still to come.
-  Term acc = reduce_unneeded(terms[0], [&] {
-    std::string keep = out;
-    for (std::size_t k = 1; k < terms.size(); ++k) keep += terms[k].idx;
-    return keep;
-  }());
-  for (std::size_t k = 1; k < terms.size(); ++k) {
+  // Left to right: after operand k, keep the output's indices and those of the operands after k.
+  auto needed_after = [&](std::size_t k) {
     std::string keep = out;
     for (std::size_t j = k + 1; j < terms.size(); ++j) keep += terms[j].idx;
-    acc = contract(std::move(acc), terms[k], keep, size);
-  }
+    return keep;
+  };
+  Term acc = reduce_unneeded(terms[0], needed_after(0));
+  for (std::size_t k = 1; k < terms.size(); ++k) acc = contract(std::move(acc), terms[k], needed_after(k), size);
   acc = reduce_unneeded(std::move(acc), out);
   return acc.idx == out ? acc.t : permute(acc.t, order(acc.idx, out));
 }

@@ -21,35 +21,42 @@ struct RowView {
   std::size_t rows = 0, m = 0;  // x as [rows, m]
 };
 
-// Fused backward, per row with xhat = (x-mean)*rstd and dxhat = g*w:
-// dx = rstd * (dxhat - mean(dxhat) - xhat*mean(dxhat*xhat)); dw = Σrows g*xhat; db = Σrows g.
+// The plain backward, only the gradients asked for: dx from the row kernel, and with xhat =
+// (x-mean)*rstd, dw = Σrows g*xhat and db = Σrows g.
+struct Wanted {
+  bool x, weight, bias;
+};
 template <class T>
 TensorList layer_norm_backward_rows(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean,
                                     const Tensor& rstd, const RowView& v, const Shape& normalized_shape,
-                                    bool has_bias) {
+                                    Wanted wanted) {
   const T* pg = g.data<T>();
   const T* px = x.data<T>();
   const T* pw = weight.defined() ? weight.data<T>() : nullptr;
   const T* pm = mean.data<T>();
   const T* pr = rstd.data<T>();
-  xt::xarray<T> dx = xt::xarray<T>::from_shape(x.shape());
-  kernels::layer_norm_backward(pg, px, pw, pm, pr, v.rows, v.m, dx.data());
+  Tensor dx;
+  if (wanted.x) {
+    xt::xarray<T> a = xt::xarray<T>::from_shape(x.shape());
+    kernels::layer_norm_backward(pg, px, pw, pm, pr, v.rows, v.m, a.data());
+    dx = Tensor(std::move(a));
+  }
   // The parameter gradients sum over rows: one column pass (rows in order, so the result does not
   // depend on the thread count).
   Tensor dw, db;
-  if (weight.defined()) {
+  if (wanted.weight) {
     xt::xarray<T> a = xt::zeros<T>(normalized_shape);
     for (std::size_t r = 0; r < v.rows; ++r)
       for (std::size_t j = 0; j < v.m; ++j) a.data()[j] += pg[r * v.m + j] * (px[r * v.m + j] - pm[r]) * pr[r];
     dw = Tensor(std::move(a));
   }
-  if (has_bias) {
+  if (wanted.bias) {
     xt::xarray<T> a = xt::zeros<T>(normalized_shape);
     for (std::size_t r = 0; r < v.rows; ++r)
       for (std::size_t j = 0; j < v.m; ++j) a.data()[j] += pg[r * v.m + j];
     db = Tensor(std::move(a));
   }
-  return {Tensor(std::move(dx)), dw, db};
+  return {dx, dw, db};
 }
 
 void check_affine(const Tensor& t, const Tensor& x, const Shape& normalized_shape, std::string_view name) {
@@ -108,7 +115,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
         if (!ctx.create_graph()) {
           r = dispatch_float(sx.dtype(), "layer_norm", [&](auto tag) {
             return layer_norm_backward_rows<decltype(tag)>(g, sx, w, ctx.saved(1), ctx.saved(2), v, normalized_shape,
-                                                           has_bias);
+                                                           {ctx.needs_grad(0), ctx.needs_grad(1), ctx.needs_grad(2)});
           });
         } else {
           const Tensor xc = sub(sx, mean(sx, norm_axes, true));

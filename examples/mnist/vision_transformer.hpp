@@ -2,7 +2,7 @@
 // A small vision transformer for 28x28 images: 7x7 patches as 16 tokens, a linear patch
 // embedding plus learned positions, a pre-norm Transformer encoder, the mean token, and a
 // softmax classifier. Its parameter names are those of the PyTorch module written the same way
-// (scripts/make_conformance_layers.py, scripts/vit_in_torch.py), so weights move both ways.
+// (examples/mnist/vision_transformer.py), so weights move both ways.
 #include "tapegrad/nn/init.hpp"
 #include "tapegrad/nn/linear.hpp"
 #include "tapegrad/nn/transformer.hpp"
