@@ -116,10 +116,33 @@ Tensor reduce_kernel(const Tensor& x, const Reduction& r, Init init, Combine com
 }  // namespace
 
 // d sum(x) = g spread over the reduced axes
+namespace {
+// Whether r reduces exactly the innermost axes of `shape` (a full sum among them): x is then
+// contiguous rows, each summed into one output element.
+bool reduces_innermost(const Reduction& r, const Shape& shape) {
+  if (r.axes.empty()) return false;
+  for (std::size_t k = 0; k < r.axes.size(); ++k)
+    if (r.axes[k] != shape.size() - r.axes.size() + k) return false;
+  return true;
+}
+}  // namespace
+
 Tensor sum(const Tensor& x, const Axes& axes, bool keepdims) {
   const Reduction r = plan(x, axes, keepdims, "sum");
-  Tensor out = reduce_kernel(
-      x, r, [](auto t) { return decltype(t)(0); }, [](auto acc, auto v) { return acc + v; });
+  Tensor out;
+  if (is_floating(x.dtype()) && reduces_innermost(r, x.shape())) {
+    // Rows summed in SIMD: the plain loop below adds one element at a time, a chain of
+    // dependent adds that no compiler may reorder.
+    out = dispatch_float(x.dtype(), "sum", [&](auto t) {
+      using T = decltype(t);
+      xt::xarray<T> o = xt::xarray<T>::from_shape(r.out_shape);
+      kernels::row_sums(x.data<T>(), o.size(), r.count, o.data());
+      return Tensor(std::move(o));
+    });
+  } else {
+    out = reduce_kernel(
+        x, r, [](auto t) { return decltype(t)(0); }, [](auto acc, auto v) { return acc + v; });
+  }
   const Shape input_shape = x.shape();
   return record({.name = "sum", .inputs = {x}}, out,
                 [r, input_shape](const BackwardContext&, const Tensor& g) -> TensorList {

@@ -32,16 +32,29 @@ std::vector<CpuCapability> levels() {
   return all;
 }
 
-// Runs the enclosed scope's kernels at one level, then restores the one before.
-class AtLevel {
+// Sets a process setting of tapegrad (the kernels' instruction set, the thread count) for the
+// enclosed scope, then restores the value before.
+template <class V>
+class Scoped {
  public:
-  explicit AtLevel(CpuCapability level) : before_(tg::cpu_capability()) { tg::set_cpu_capability(level); }
-  ~AtLevel() { tg::set_cpu_capability(before_); }
-  AtLevel(const AtLevel&) = delete;
-  AtLevel& operator=(const AtLevel&) = delete;
+  Scoped(V (*get)(), void (*set)(V), V value) : set_(set), before_(get()) { set_(value); }
+  ~Scoped() { set_(before_); }
+  Scoped(const Scoped&) = delete;
+  Scoped& operator=(const Scoped&) = delete;
 
  private:
-  CpuCapability before_;
+  void (*set_)(V);
+  V before_;
+};
+
+// Runs the enclosed scope's kernels at one level.
+struct AtLevel : Scoped<CpuCapability> {
+  explicit AtLevel(CpuCapability level) : Scoped(&tg::cpu_capability, &tg::set_cpu_capability, level) {}
+};
+
+// Runs the enclosed scope's parallel loops on n threads.
+struct OnThreads : Scoped<int> {
+  explicit OnThreads(int n) : Scoped(&tg::get_num_threads, &tg::set_num_threads, n) {}
 };
 
 std::vector<double> random_values(std::size_t n, std::uint64_t seed, double low = -1.0, double high = 1.0) {
@@ -462,4 +475,95 @@ TEST_CASE("the CPU capability can be lowered, not raised past the CPU, and is na
                          doctest::Contains("set_cpu_capability: this CPU runs at most"), tg::Error);
   }
   CHECK(tg::to_string(CpuCapability::avx2) == "avx2");
+}
+
+namespace {
+
+// Each elementwise map and row_sums on one thread and on two, on arrays large enough to be split
+// (several grains, an odd tail): the same elements, bit for bit; row_sums also held to a sum in
+// double, and a split binary map to the formula.
+template <class T>
+void check_split(const std::string& label) {
+  using tg::kernels::BinaryOp;
+  using tg::kernels::UnaryGrad;
+  using tg::kernels::UnaryOp;
+  const std::size_t n = 2 * tg::kernels::cheap_elementwise_grain + 1237;
+  const auto x = as<T>(random_values(n, 31)), g = as<T>(random_values(n, 32));
+  auto on = [](int threads, auto run) {
+    const OnThreads scope(threads);
+    return run();
+  };
+  auto same = [&](auto run, const std::string& what) {
+    const auto one = on(1, run), two = on(2, run);
+    CHECK_MESSAGE(one == two, (label + " " + what + ": one thread and two differ"));
+  };
+  for (UnaryOp op : {UnaryOp::neg, UnaryOp::tanh, UnaryOp::gelu})
+    same(
+        [&] {
+          std::vector<T> out(n);
+          tg::kernels::unary(op, x.data(), out.data(), n);
+          return out;
+        },
+        "unary " + std::to_string(static_cast<int>(op)));
+  for (UnaryGrad op : {UnaryGrad::tanh, UnaryGrad::gelu})
+    same(
+        [&] {
+          std::vector<T> out(n);
+          tg::kernels::unary_grad(op, {}, g.data(), x.data(), out.data(), n);
+          return out;
+        },
+        "gradient " + std::to_string(static_cast<int>(op)));
+  same(
+      [&] {
+        std::vector<T> acc = x;
+        tg::kernels::accumulate(acc.data(), g.data(), n);
+        return acc;
+      },
+      "accumulate");
+  // A row broadcast over many rows: split along the outer axis.
+  const std::size_t rows = 401, cols = n / rows;
+  const std::vector<std::size_t> full{rows, cols}, row{cols};
+  const auto plan = tg::kernels::broadcast_plan(full, row, full);
+  auto run_binary = [&] {
+    std::vector<T> out(rows * cols);
+    tg::kernels::binary(BinaryOp::sub, plan, x.data(), g.data(), out.data());
+    return out;
+  };
+  same(run_binary, "binary broadcast row");
+  const auto split = on(2, run_binary);
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < rows * cols; ++i) wrong += split[i] != x[i] - g[i % cols];
+  CHECK_MESSAGE(wrong == 0, (label + " binary broadcast row on two threads: " + std::to_string(wrong) + " wrong"));
+  // Row sums: one long row (summed in blocks), many short rows, empty rows and no rows.
+  for (const auto& [r, len] :
+       std::vector<std::pair<std::size_t, std::size_t>>{{1, n}, {1, 100}, {rows, cols}, {3, 0}, {0, 5}, {2, n / 2}}) {
+    auto run = [&, r = r, len = len] {
+      std::vector<T> out(r, T(-1));
+      tg::kernels::row_sums(x.data(), r, len, out.data());
+      return out;
+    };
+    const std::string what = "row_sums [" + std::to_string(r) + ", " + std::to_string(len) + "]";
+    same(run, what);
+    const auto got = on(2, run);
+    for (std::size_t i = 0; i < r; ++i) {
+      double want = 0, magnitude = 0;
+      for (std::size_t k = 0; k < len; ++k) {
+        want += static_cast<double>(x[i * len + k]);
+        magnitude += std::abs(static_cast<double>(x[i * len + k]));
+      }
+      CHECK_MESSAGE(std::abs(static_cast<double>(got[i]) - want) <= tolerance<T>() * (1 + magnitude),
+                    (label + " " + what + " row " + std::to_string(i) + ": " + std::to_string(got[i]) + " vs " +
+                     std::to_string(want)));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("elementwise maps and row sums split across threads: the same values as on one thread") {
+  for (CpuCapability level : levels()) {
+    const AtLevel at(level);
+    check_split<float>(name_of(level, "float32"));
+    check_split<double>(name_of(level, "float64"));
+  }
 }
