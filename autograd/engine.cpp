@@ -31,12 +31,13 @@ void autograd::queue_backward_callback(std::function<void()> callback) {
 }
 
 Node::Node(std::string name, std::vector<Edge> edges, std::vector<SavedTensor> saved, std::shared_ptr<Storage> output,
-           Shape output_shape, BackwardFn backward)
+           std::size_t output_offset, Shape output_shape, BackwardFn backward)
     : name_(std::move(name)),
       sequence_nr_(next_sequence_nr++),
       edges_(std::move(edges)),
       saved_(std::move(saved)),
       output_(std::move(output)),
+      output_offset_(output_offset),
       output_shape_(std::move(output_shape)),
       backward_(std::move(backward)) {
   ++live_nodes;
@@ -100,6 +101,8 @@ Tensor BackwardContext::output() const {
   TG_CHECK(node_.output_, "backward of '{}': the op did not save its output (set save_output)", node_.name_);
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = node_.output_;
+  impl->shape = node_.output_shape_;
+  impl->offset = node_.output_offset_;
   // Linked to this node, so that gradients computed from the output are differentiable.
   if (is_grad_enabled()) {
     impl->requires_grad = true;
@@ -136,10 +139,12 @@ Tensor record(OpSpec spec, Tensor result, BackwardFn backward) {
   }
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = result.impl()->storage;
+  impl->shape = result.impl()->shape;
+  impl->offset = result.impl()->offset;
   impl->requires_grad = true;
-  impl->grad_fn =
-      std::make_shared<Node>(std::move(spec.name), std::move(edges), std::move(saved),
-                             spec.save_output ? impl->storage : nullptr, result.shape(), std::move(backward));
+  impl->grad_fn = std::make_shared<Node>(std::move(spec.name), std::move(edges), std::move(saved),
+                                         spec.save_output ? impl->storage : nullptr, impl->offset, impl->shape,
+                                         std::move(backward));
   return Tensor(impl);
 }
 
@@ -181,7 +186,7 @@ void add_into(Tensor& sum, const Tensor& g) {
       sum.shape() == g.shape()) {
     dispatch_float(sum.dtype(), "accumulate", [&](auto t) {
       using T = decltype(t);
-      T* acc = std::get<xt::xarray<T>>(sum.impl()->storage->array).data();
+      T* acc = std::get<xt::xarray<T>>(sum.impl()->storage->array).data() + sum.impl()->offset;
       kernels::accumulate(acc, g.data<T>(), g.numel());
     });
     return;

@@ -55,7 +55,7 @@ class Node : public std::enable_shared_from_this<Node> {
   /// Made by record(): the op's name, one edge per input, the saved tensors, the output's storage (when saved)
   /// and shape, and the backward function.
   Node(std::string name, std::vector<Edge> edges, std::vector<SavedTensor> saved, std::shared_ptr<Storage> output,
-       Shape output_shape, BackwardFn backward);
+       std::size_t output_offset, Shape output_shape, BackwardFn backward);
   /// Frees the graph behind it iteratively, so that a long chain of nodes cannot overflow the stack.
   ~Node();
   Node(const Node&) = delete;
@@ -82,6 +82,7 @@ class Node : public std::enable_shared_from_this<Node> {
   std::vector<Edge> edges_;
   std::vector<SavedTensor> saved_;
   std::shared_ptr<Storage> output_;  // non-null when the op saved its output
+  std::size_t output_offset_;        // where the output starts in output_
   Shape output_shape_;
   BackwardFn backward_;
   bool released_ = false;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <ostream>
 #include <sstream>
+#include <xtensor/xadapt.hpp>
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xio.hpp>
 
@@ -20,12 +21,27 @@
 namespace tg {
 namespace {
 
-template <class A>
-std::shared_ptr<TensorImpl> make_impl(A&& array) {
+// A tensor owning `array`, whose elements the storage keeps flat.
+template <class T>
+std::shared_ptr<TensorImpl> make_impl(xt::xarray<T> array) {
   auto impl = std::make_shared<TensorImpl>();
+  impl->shape.assign(array.shape().begin(), array.shape().end());
+  array.reshape({array.size()});
   impl->storage = std::make_shared<Storage>();
-  impl->storage->array = std::forward<A>(array);
+  impl->storage->array = std::move(array);
   return impl;
+}
+
+std::size_t product(const Shape& s) {
+  std::size_t n = 1;
+  for (std::size_t d : s) n *= d;
+  return n;
+}
+
+// The first element of a tensor's own, as a T* (the dtype checked by the caller).
+template <class T>
+T* first_element(const TensorImpl& impl) {
+  return std::get<xt::xarray<T>>(impl.storage->array).data() + impl.offset;
 }
 
 template <class List>
@@ -55,9 +71,7 @@ const TensorImpl& Tensor::checked() const {
 
 Dtype Tensor::dtype() const { return static_cast<Dtype>(checked().storage->array.index()); }
 
-Shape Tensor::shape() const {
-  return std::visit([](const auto& a) { return Shape(a.shape().begin(), a.shape().end()); }, checked().storage->array);
-}
+Shape Tensor::shape() const { return checked().shape; }
 
 std::size_t Tensor::shape(int axis) const {
   const std::size_t n = ndim();
@@ -67,46 +81,73 @@ std::size_t Tensor::shape(int axis) const {
   return shape()[static_cast<std::size_t>(a)];
 }
 
-std::size_t Tensor::ndim() const {
-  return std::visit([](const auto& a) { return a.dimension(); }, checked().storage->array);
-}
+std::size_t Tensor::ndim() const { return checked().shape.size(); }
 
-std::size_t Tensor::numel() const {
-  return std::visit([](const auto& a) { return a.size(); }, checked().storage->array);
+std::size_t Tensor::numel() const { return product(checked().shape); }
+
+template <class T>
+const T* Tensor::data() const {
+  const TensorImpl& impl = checked();
+  TG_CHECK(std::holds_alternative<xt::xarray<T>>(impl.storage->array),
+           "Tensor::data: asked for {} elements of a {} tensor", dtype_of<T>(), dtype());
+  return first_element<T>(impl);
 }
 
 template <class T>
-const xt::xarray<T>& Tensor::array() const {
-  const auto* a = std::get_if<xt::xarray<T>>(&checked().storage->array);
-  TG_CHECK(a, "Tensor::array: asked for {} elements of a {} tensor", dtype_of<T>(), dtype());
-  return *a;
+ArrayRef<T> Tensor::array() const {
+  const TensorImpl& impl = checked();
+  TG_CHECK(std::holds_alternative<xt::xarray<T>>(impl.storage->array),
+           "Tensor::array: asked for {} elements of a {} tensor", dtype_of<T>(), dtype());
+  return ArrayRef<T>(
+      xt::xbuffer_adaptor<const T*, xt::no_ownership, std::allocator<T>>(first_element<T>(impl), product(impl.shape)),
+      impl.shape);
 }
 
 template <class T>
-xt::xarray<T>& Tensor::mutable_array() {
-  auto* a = std::get_if<xt::xarray<T>>(&checked().storage->array);
-  TG_CHECK(a, "Tensor::mutable_array: asked for {} elements of a {} tensor", dtype_of<T>(), dtype());
-  ++impl_->storage->version;
-  return *a;
+MutableArrayRef<T> Tensor::mutable_array() {
+  const TensorImpl& impl = checked();
+  TG_CHECK(std::holds_alternative<xt::xarray<T>>(impl.storage->array),
+           "Tensor::mutable_array: asked for {} elements of a {} tensor", dtype_of<T>(), dtype());
+  ++impl.storage->version;
+  return MutableArrayRef<T>(xt::xbuffer_adaptor<T*, xt::no_ownership>(first_element<T>(impl), product(impl.shape)),
+                            impl.shape);
 }
 
-template const xt::xarray<float>& Tensor::array<float>() const;
-template const xt::xarray<double>& Tensor::array<double>() const;
-template const xt::xarray<std::int64_t>& Tensor::array<std::int64_t>() const;
-template xt::xarray<float>& Tensor::mutable_array<float>();
-template xt::xarray<double>& Tensor::mutable_array<double>();
-template xt::xarray<std::int64_t>& Tensor::mutable_array<std::int64_t>();
+template const float* Tensor::data<float>() const;
+template const double* Tensor::data<double>() const;
+template const std::int64_t* Tensor::data<std::int64_t>() const;
+template ArrayRef<float> Tensor::array<float>() const;
+template ArrayRef<double> Tensor::array<double>() const;
+template ArrayRef<std::int64_t> Tensor::array<std::int64_t>() const;
+template MutableArrayRef<float> Tensor::mutable_array<float>();
+template MutableArrayRef<double> Tensor::mutable_array<double>();
+template MutableArrayRef<std::int64_t> Tensor::mutable_array<std::int64_t>();
 
 double Tensor::item() const {
   TG_CHECK(numel() == 1, "Tensor::item: needs a tensor with one element, got shape {}", shape_str(shape()));
-  return std::visit([](const auto& a) { return static_cast<double>(*a.data()); }, checked().storage->array);
+  return dispatch_all(dtype(), [&](auto t) { return static_cast<double>(*data<decltype(t)>()); });
+}
+
+bool Tensor::shares_storage(const Tensor& other) const { return checked().storage == other.checked().storage; }
+
+Tensor as_view(const Tensor& x, const Shape& shape, std::size_t offset) {
+  const TensorImpl& base = *x.impl();
+  TG_CHECK(offset + product(shape) <= product(base.shape) || product(shape) == 0,
+           "as_view: a view of shape {} from element {} does not fit in a tensor of shape {}", shape_str(shape), offset,
+           shape_str(base.shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = base.storage;
+  impl->shape = shape;
+  impl->offset = base.offset + offset;
+  return Tensor(impl);
 }
 
 Tensor Tensor::to(Dtype d) const {
   if (d == dtype()) return *this;
   Tensor out = dispatch_all(d, [&](auto t) {
     using T = decltype(t);
-    return std::visit([](const auto& a) { return Tensor(xt::xarray<T>(xt::cast<T>(a))); }, checked().storage->array);
+    return dispatch_all(dtype(),
+                        [&](auto from) { return Tensor(xt::xarray<T>(xt::cast<T>(array<decltype(from)>()))); });
   });
   if (!is_floating(d) || !is_floating(dtype())) return out;
   const Dtype from = dtype();
@@ -116,17 +157,13 @@ Tensor Tensor::to(Dtype d) const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor out = std::visit([](const auto& a) { return Tensor(a); }, checked().storage->array);
+  Tensor out = dispatch_all(dtype(), [&](auto t) { return Tensor(xt::xarray<decltype(t)>(array<decltype(t)>())); });
   // d clone(x) = g
   return record({.name = "clone", .inputs = {*this}}, out,
                 [](const BackwardContext&, const Tensor& g) -> TensorList { return {g}; });
 }
 
-Tensor Tensor::detach() const {
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = checked().storage;
-  return Tensor(impl);
-}
+Tensor Tensor::detach() const { return as_view(*this, checked().shape); }
 
 bool Tensor::requires_grad() const { return checked().requires_grad; }
 
@@ -191,8 +228,10 @@ Tensor& Tensor::zero_() { return fill_(0.0); }
 
 Tensor& Tensor::fill_(double value) {
   check_inplace(*this, "fill_");
-  std::visit([&](auto& a) { a.fill(static_cast<typename std::decay_t<decltype(a)>::value_type>(value)); },
-             impl_->storage->array);
+  dispatch_all(dtype(), [&](auto t) {
+    using T = decltype(t);
+    std::fill_n(first_element<T>(checked()), numel(), static_cast<T>(value));
+  });
   bump_version();
   return *this;
 }
@@ -202,13 +241,10 @@ Tensor& Tensor::copy_(const Tensor& src) {
   TG_CHECK(src.shape() == shape(), "copy_: source of shape {} does not match destination of shape {}",
            shape_str(src.shape()), shape_str(shape()));
   Tensor converted = src.detach().to(dtype());
-  std::visit(
-      [&](auto& a) {
-        using T = typename std::decay_t<decltype(a)>::value_type;
-        const auto& s = converted.array<T>();
-        std::copy(s.begin(), s.end(), a.begin());
-      },
-      impl_->storage->array);
+  dispatch_all(dtype(), [&](auto t) {
+    using T = decltype(t);
+    std::copy_n(converted.data<T>(), numel(), first_element<T>(checked()));
+  });
   bump_version();
   return *this;
 }
@@ -232,7 +268,8 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   const Tensor src = scaled.to(dtype());
   dispatch_all(dtype(), [&](auto t) {
     using T = decltype(t);
-    T* dst = mutable_array<T>().data();
+    T* dst = first_element<T>(checked());
+    bump_version();
     if (numel() > 0)
       kernels::broadcast_map(kernels::broadcast_plan(s, from, s), static_cast<const T*>(dst), src.data<T>(), dst,
                              [](T u, T v) { return static_cast<T>(u + v); });
@@ -242,28 +279,38 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
 
 Tensor& Tensor::set_data(const Tensor& src) {
   TG_CHECK(src.defined(), "set_data: the source tensor is undefined");
-  checked().storage->array = src.checked().storage->array;
-  bump_version();
+  // A storage of its own for the new values: views of the old ones keep them (as PyTorch's .data =).
+  const TensorImpl& from = src.checked();
+  auto storage = std::make_shared<Storage>();
+  dispatch_all(src.dtype(), [&](auto t) {
+    using T = decltype(t);
+    const T* first = first_element<T>(from);
+    storage->array =
+        xt::xarray<T>(xt::adapt(first, product(from.shape), xt::no_ownership(), Shape{product(from.shape)}));
+  });
+  storage->version = checked().storage->version + 1;
+  impl_->storage = std::move(storage);
+  impl_->shape = from.shape;
+  impl_->offset = 0;
   return *this;
 }
 
 const void* Tensor::data_ptr() const {
-  return std::visit([](const auto& a) -> const void* { return a.data(); }, checked().storage->array);
+  return dispatch_all(dtype(), [&](auto t) -> const void* { return first_element<decltype(t)>(checked()); });
 }
 
 void* Tensor::mutable_data_ptr() const {
   bump_version();
-  return std::visit([](auto& a) -> void* { return a.data(); }, checked().storage->array);
+  return dispatch_all(dtype(), [&](auto t) -> void* { return first_element<decltype(t)>(checked()); });
 }
 
 Tensor& Tensor::mul_(double value) {
   check_inplace(*this, "mul_");
-  std::visit(
-      [&](auto& a) {
-        using T = typename std::decay_t<decltype(a)>::value_type;
-        for (auto& v : a) v = static_cast<T>(v * value);
-      },
-      impl_->storage->array);
+  dispatch_all(dtype(), [&](auto t) {
+    using T = decltype(t);
+    T* p = first_element<T>(checked());
+    for (std::size_t i = 0, n = numel(); i < n; ++i) p[i] = static_cast<T>(p[i] * value);
+  });
   bump_version();
   return *this;
 }

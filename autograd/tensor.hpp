@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 #include <xtensor/xarray.hpp>
+#include <xtensor/xbuffer_adaptor.hpp>
 
 #include "tapegrad/autograd/dtype.hpp"
 #include "tapegrad/autograd/error.hpp"
@@ -23,7 +24,17 @@ class Tensor;
 /// Tensors in order: an op's inputs, a backward's gradients, a module's parameters.
 using TensorList = std::vector<Tensor>;
 
-/// The state behind a handle (autograd/detail/tensor_impl.hpp, internal): the array and its version.
+/// A tensor's elements as an xtensor expression of its shape, read-only: an adaptor over the
+/// storage (no copy), valid while a tensor sharing that storage lives.
+template <class T>
+using ArrayRef = xt::xarray_adaptor<xt::xbuffer_adaptor<const T*, xt::no_ownership, std::allocator<T>>,
+                                    xt::layout_type::row_major, Shape>;
+/// The same, writable (Tensor::mutable_array).
+template <class T>
+using MutableArrayRef =
+    xt::xarray_adaptor<xt::xbuffer_adaptor<T*, xt::no_ownership>, xt::layout_type::row_major, Shape>;
+
+/// The state behind a handle (autograd/detail/tensor_impl.hpp, internal): the elements and their version.
 struct Storage;
 /// A handle's own state: its Storage, requires_grad, grad, grad_fn and hooks (internal).
 struct TensorImpl;
@@ -68,17 +79,17 @@ class Tensor {
   /// Number of elements: the product of the shape (1 for a 0-d tensor).
   std::size_t numel() const;
 
-  /// The array (throws unless T matches the dtype).
+  /// The elements as an xtensor expression of this shape, without a copy (throws unless T
+  /// matches the dtype). `xt::xarray<T> a = t.array<T>()` copies them out.
   template <class T>
-  const xt::xarray<T>& array() const;
-  /// Mutable access for in-place changes: bumps the version so saved tensors notice.
+  ArrayRef<T> array() const;
+  /// Writable access for in-place changes, seen by every tensor sharing the storage (views of
+  /// it): bumps the version so saved tensors notice.
   template <class T>
-  xt::xarray<T>& mutable_array();
+  MutableArrayRef<T> mutable_array();
   /// The elements as a T* (throws unless T matches the dtype), row-major and contiguous.
   template <class T>
-  const T* data() const {
-    return array<T>().data();
-  }
+  const T* data() const;
   /// The first element's address, whatever the dtype (row-major, contiguous).
   const void* data_ptr() const;
   /// The same, for writing: bumps the version, as mutable_array does.
@@ -96,6 +107,8 @@ class Tensor {
   Tensor to(Dtype d) const;
   /// A copy with its own storage (differentiable).
   Tensor clone() const;
+  /// Whether both share one storage: a view and its base, views of one base, detach()'s result.
+  bool shares_storage(const Tensor& other) const;
   /// The same values, cut from the graph: shares storage, never requires grad.
   Tensor detach() const;
 
@@ -161,6 +174,11 @@ class Tensor {
   const TensorImpl& checked() const;
   std::shared_ptr<TensorImpl> impl_;
 };
+
+/// A tensor of `shape` over x's storage, from x's element `offset` on (row-major, contiguous;
+/// the elements must lie within x's): how the view ops (reshape, squeeze, slice of whole rows...)
+/// share storage. Not recorded: the op that makes a view records it.
+Tensor as_view(const Tensor& x, const Shape& shape, std::size_t offset = 0);
 
 /// Formats "[2, 3]".
 std::string shape_str(const Shape& s);

@@ -16,7 +16,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   Tensor mask, out;
   dispatch_float(x.dtype(), "dropout", [&](auto t) {
     using T = decltype(t);
-    const xt::xarray<T>& a = x.array<T>();
+    const ArrayRef<T> a = x.array<T>();
     xt::xarray<T> m = xt::xarray<T>::from_shape(a.shape());
     xt::xarray<T> r = xt::xarray<T>::from_shape(a.shape());
     const T scale = static_cast<T>(1.0 / (1.0 - p));

@@ -36,7 +36,7 @@ namespace {
 // tensors never require grad, so nothing is recorded.
 template <class F>
 Tensor int64_map(const Tensor& x, F f) {
-  const xt::xarray<std::int64_t>& a = x.array<std::int64_t>();
+  const ArrayRef<std::int64_t> a = x.array<std::int64_t>();
   xt::xarray<std::int64_t> r = xt::xarray<std::int64_t>::from_shape(a.shape());
   std::transform(a.begin(), a.end(), r.begin(), f);
   return Tensor(std::move(r));
@@ -46,7 +46,7 @@ Tensor int64_map(const Tensor& x, F f) {
 Tensor detail::unary_kernel(const Tensor& x, std::string_view name, UnaryOp op) {
   return dispatch_float(x.dtype(), name, [&](auto t) {
     using T = decltype(t);
-    const xt::xarray<T>& a = x.array<T>();
+    const ArrayRef<T> a = x.array<T>();
     xt::xarray<T> r = xt::xarray<T>::from_shape(a.shape());
     kernels::unary(op, a.data(), r.data(), a.size());
     return Tensor(std::move(r));

@@ -162,8 +162,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
       const T mom = static_cast<T>(options.momentum);
       const T unbias = static_cast<T>(static_cast<double>(v.count()) / static_cast<double>(v.count() - 1));
       Tensor rm_handle = running_mean, rv_handle = running_var;  // handles share the buffers
-      xt::xarray<T>& rm = rm_handle.mutable_array<T>();
-      xt::xarray<T>& rv = rv_handle.mutable_array<T>();
+      auto rm = rm_handle.mutable_array<T>();
+      auto rv = rv_handle.mutable_array<T>();
       for (std::size_t c = 0; c < v.c; ++c) {
         rm(c) = (1 - mom) * rm(c) + mom * m(c);
         rv(c) = (1 - mom) * rv(c) + mom * var(c) * unbias;

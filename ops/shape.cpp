@@ -21,20 +21,6 @@ std::vector<std::int64_t> as_signed(const Shape& s) { return {s.begin(), s.end()
 std::size_t product(const Shape& s) { return std::accumulate(s.begin(), s.end(), std::size_t{1}, std::multiplies<>()); }
 }  // namespace
 
-namespace {
-// dst[0, n) = src[0, n), split over the threads when large: a Flatten of a batch's activations
-// is megabytes, copied forward and its gradient back every step (a Tensor owns its array, so a
-// reshape copies); on one thread those two copies were ~4% of a batch-128 step at 2 threads.
-template <class T>
-void copy_elements(const T* src, T* dst, std::size_t n) {
-  constexpr std::size_t chunk = 65536;  // elements per task; 4 tasks a thread at least
-  kernels::parallel_for((n + chunk - 1) / chunk, 4, [&](std::size_t begin, std::size_t end) {
-    const std::size_t lo = begin * chunk, hi = std::min(end * chunk, n);
-    std::memcpy(dst + lo, src + lo, (hi - lo) * sizeof(T));
-  });
-}
-}  // namespace
-
 // d reshape(x) = reshape(g, x.shape)
 Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
   const Shape from = x.shape();
@@ -60,15 +46,10 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
   TG_CHECK(product(to) == n, "reshape: cannot reshape {} ({} elements) to [{}] ({} elements)", shape_str(from), n,
            fmt::join(shape, ", "), product(to));
   if (to == from) return x;
-  Tensor out = dispatch_all(x.dtype(), [&](auto t) {
-    using T = decltype(t);
-    xt::xarray<T> r = xt::xarray<T>::from_shape(to);
-    copy_elements(x.data<T>(), r.data(), n);
-    return Tensor(std::move(r));
-  });
-  return record({.name = "reshape", .inputs = {x}}, out, [from](const BackwardContext&, const Tensor& g) -> TensorList {
-    return {reshape(g, as_signed(from))};
-  });
+  // A view: the same elements in the same order, shared with x (every tensor is contiguous).
+  return record(
+      {.name = "reshape", .inputs = {x}}, as_view(x, to),
+      [from](const BackwardContext&, const Tensor& g) -> TensorList { return {reshape(g, as_signed(from))}; });
 }
 
 Tensor flatten(const Tensor& x, int start_axis, int end_axis) {
@@ -215,11 +196,11 @@ std::size_t python_bound(std::int64_t v, std::size_t n) {
 }
 
 // The int64 index values, each checked to lie in [0, size).
-const xt::xarray<std::int64_t>& checked_index(const Tensor& index, std::size_t size, std::size_t axis,
-                                              const Shape& x_shape, std::string_view op) {
+ArrayRef<std::int64_t> checked_index(const Tensor& index, std::size_t size, std::size_t axis, const Shape& x_shape,
+                                     std::string_view op) {
   TG_CHECK(index.dtype() == int64, "{}: index must be int64, got {} (shape {})", op, index.dtype(),
            shape_str(index.shape()));
-  const xt::xarray<std::int64_t>& idx = index.array<std::int64_t>();
+  ArrayRef<std::int64_t> idx = index.array<std::int64_t>();
   for (std::int64_t v : idx)
     TG_CHECK(v >= 0 && static_cast<std::size_t>(v) < size,
              "{}: index {} is out of range for axis {} of size {} (shape {})", op, v, axis, size, shape_str(x_shape));
@@ -391,17 +372,20 @@ Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, s
   const std::size_t count = end > begin ? (end - begin + stride - 1) / stride : 0;
   Shape out_shape = shape;
   out_shape[a] = count;
-  Tensor out = dispatch_all(x.dtype(), [&](auto t) {
-    using T = decltype(t);
-    xt::xarray<T> r = xt::xarray<T>::from_shape(out_shape);
-    const AxisBlocks b = blocks(shape, a);
-    const T* src = x.data<T>();
-    T* dst = r.data();
-    for (std::size_t o = 0; o < b.outer; ++o)
-      for (std::size_t j = 0; j < count; ++j)
-        dst = std::copy_n(src + (o * b.n + begin + j * stride) * b.inner, b.inner, dst);
-    return Tensor(std::move(r));
-  });
+  const AxisBlocks b = blocks(shape, a);
+  // Whole consecutive rows of the outermost axis that is not 1 are one block of memory: a view.
+  const bool one_block = b.outer == 1 && (stride == 1 || count <= 1);
+  Tensor out =
+      one_block ? as_view(x, out_shape, count > 0 ? begin * b.inner : 0) : dispatch_all(x.dtype(), [&](auto t) {
+        using T = decltype(t);
+        xt::xarray<T> r = xt::xarray<T>::from_shape(out_shape);
+        const T* src = x.data<T>();
+        T* dst = r.data();
+        for (std::size_t o = 0; o < b.outer; ++o)
+          for (std::size_t j = 0; j < count; ++j)
+            dst = std::copy_n(src + (o * b.n + begin + j * stride) * b.inner, b.inner, dst);
+        return Tensor(std::move(r));
+      });
   return record({.name = "slice", .inputs = {x}}, out,
                 [shape, a, begin, stride](const BackwardContext&, const Tensor& g) -> TensorList {
                   return {slice_backward(g, shape, a, begin, stride)};
@@ -413,7 +397,7 @@ Tensor index_select(const Tensor& x, int axis, const Tensor& index) {
   const Shape shape = x.shape();
   const std::size_t a = normalize_axis(axis, shape.size(), "index_select");
   TG_CHECK(index.ndim() == 1, "index_select: index must be 1-D, got shape {}", shape_str(index.shape()));
-  const xt::xarray<std::int64_t>& idx = checked_index(index, shape[a], a, shape, "index_select");
+  const ArrayRef<std::int64_t> idx = checked_index(index, shape[a], a, shape, "index_select");
   Shape out_shape = shape;
   out_shape[a] = idx.size();
   Tensor out = dispatch_all(x.dtype(), [&](auto t) {
@@ -442,7 +426,7 @@ Tensor gather(const Tensor& x, int axis, const Tensor& index) {
   for (std::size_t d = 0; fits && d < is.size(); ++d) fits = d == a || is[d] <= shape[d];
   TG_CHECK(fits, "gather: index of shape {} does not fit x of shape {} (same rank, sizes <= x's outside axis {})",
            shape_str(is), shape_str(shape), axis);
-  const xt::xarray<std::int64_t>& idx = checked_index(index, shape[a], a, shape, "gather");
+  const ArrayRef<std::int64_t> idx = checked_index(index, shape[a], a, shape, "gather");
   Tensor out = dispatch_all(x.dtype(), [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> r = xt::xarray<T>::from_shape(is);

@@ -15,7 +15,7 @@ Tensor arange_f64(const Shape& shape) {
 
 Tensor index(std::initializer_list<std::int64_t> v) { return Tensor(xt::xarray<std::int64_t>(v)); }
 
-const xt::xarray<double>& values(const Tensor& t) { return t.array<double>(); }
+tg::ArrayRef<double> values(const Tensor& t) { return t.array<double>(); }
 }  // namespace
 
 TEST_CASE("reshape, flatten, squeeze, unsqueeze keep the elements in order") {

@@ -193,6 +193,73 @@ TEST_CASE("in-place changes bump the version and change every handle") {
   CHECK(c.array<float>()(0) == 5.f);
 }
 
+TEST_CASE("reshape, flatten, squeeze, unsqueeze, detach and slices of whole rows are views: one storage") {
+  Tensor base = arange(12.0, float64);
+  const Tensor m = reshape(base, {3, 4});
+  const Tensor rows = slice(m, 0, 1, 3);          // rows 1 and 2: one block of memory
+  const Tensor row = squeeze(slice(m, 0, 2, 3));  // [4]
+  const Tensor u = unsqueeze(flatten(m), 0);
+  const Tensor strided = slice(m, 1, 0, 4, 2);  // every other column: a copy
+  const Tensor t = transpose(m);                // a copy (tensors are contiguous)
+  for (const Tensor& v : {m, rows, row, u, base.detach()}) CHECK(v.shares_storage(base));
+  CHECK_FALSE(strided.shares_storage(base));
+  CHECK_FALSE(t.shares_storage(base));
+  CHECK_FALSE(base.clone().shares_storage(base));
+  CHECK(rows.shape() == Shape{2, 4});
+  CHECK(rows.array<double>()(0, 0) == 4.0);
+  CHECK(row.data<double>()[3] == 11.0);
+
+  // A change through a view is seen by the base and by every other view, and counts once in the
+  // one version counter they share.
+  const std::uint64_t v = base.version();
+  Tensor(rows).mutable_array<double>()(1, 3) = -1.0;
+  CHECK(base.array<double>()(11) == -1.0);
+  CHECK(row.array<double>()(3) == -1.0);
+  CHECK(u.array<double>()(0, 11) == -1.0);
+  CHECK(base.version() == v + 1);
+  CHECK(m.version() == base.version());
+  Tensor(row).fill_(7.0);
+  CHECK(base.array<double>()(8) == 7.0);
+  CHECK(base.array<double>()(7) == 7.0);  // only the view's own elements
+  Tensor(rows).add_(ones({4}, float64));
+  CHECK(base.array<double>()(4) == 5.0);
+  CHECK(base.array<double>()(3) == 3.0);
+  Tensor(rows).copy_(zeros({2, 4}, float64));
+  CHECK(xt::sum(base.array<double>())() == 0 + 1 + 2 + 3);
+  Tensor(row).mul_(3.0);
+  CHECK(base.version() == v + 5);
+  // The strided slice and the transpose kept their own values.
+  CHECK(strided.array<double>()(2, 1) == 10.0);
+  CHECK(t.array<double>()(3, 2) == 11.0);
+
+  // set_data gives the tensor new storage; views keep the old values, as PyTorch's .data =.
+  Tensor p = arange(4.0, float64);
+  const Tensor pv = reshape(p, {2, 2});
+  p.set_data(full({3}, 9.0, float64));
+  CHECK(p.shape() == Shape{3});
+  CHECK_FALSE(pv.shares_storage(p));
+  CHECK(pv.array<double>()(1, 1) == 3.0);
+  CHECK(p.array<double>()(2) == 9.0);
+
+  CHECK_THROWS_WITH_AS(as_view(base, {5}, 8), doctest::Contains("as_view: a view of shape [5] from element 8"), Error);
+}
+
+TEST_CASE("backward notices a saved tensor changed in place through a view, and gradients flow through views") {
+  Tensor x = Tensor(xt::xarray<double>{1.0, 2.0, 3.0, 4.0}).requires_grad_();
+  Tensor y = reshape(x * 1.0, {2, 2});
+  const Tensor loss = sum(y * y);  // saves y
+  {
+    NoGradGuard no_grad;
+    Tensor(flatten(y)).mutable_array<double>()(0) = 10.0;  // the storage y saved
+  }
+  CHECK_THROWS_WITH_AS(loss.backward(), doctest::Contains("modified in place"), Error);
+
+  Tensor a = Tensor(xt::xarray<double>{{1.0, 2.0}, {3.0, 4.0}, {5.0, 6.0}}).requires_grad_();
+  const Tensor b = slice(a, 0, 1, 3);
+  sum(flatten(b) * flatten(b)).backward();
+  CHECK(a.grad().array<double>() == xt::xarray<double>{{0.0, 0.0}, {6.0, 8.0}, {10.0, 12.0}});
+}
+
 TEST_CASE("autograd state on the tensor") {
   Tensor x = Tensor({1.0, 2.0}).requires_grad_();
   CHECK(x.requires_grad());

@@ -12,8 +12,9 @@
 
 namespace tg {
 
-/// The array behind one or more tensors, plus a version counter that in-place changes bump so
-/// that backward can tell when a value it saved was overwritten.
+/// The elements behind one or more tensors (a flat, 1-D array: each tensor viewing it has its own
+/// shape and offset), plus a version counter that in-place changes bump, through any of those
+/// tensors, so that backward can tell when a value it saved was overwritten.
 struct Storage {
   std::variant<xt::xarray<float>, xt::xarray<double>, xt::xarray<std::int64_t>> array;
   std::uint64_t version = 0;
@@ -22,6 +23,8 @@ struct Storage {
 /// State shared by all copies of one Tensor handle.
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
+  Shape shape;             // its elements are storage's [offset, offset + product(shape)), row-major
+  std::size_t offset = 0;  // in elements
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;  // leaves only
   std::shared_ptr<Node> grad_fn;     // the op that made this tensor; null for leaves

@@ -18,7 +18,7 @@ template <class F>
 Tensor unary_float(const Tensor& x, std::string_view op, F f) {
   return dispatch_float(x.dtype(), op, [&](auto t) {
     using T = decltype(t);
-    const xt::xarray<T>& a = x.array<T>();
+    const ArrayRef<T> a = x.array<T>();
     xt::xarray<T> r = xt::xarray<T>::from_shape(a.shape());
     const T* in = a.data();
     T* out = r.data();
