@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <queue>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "tapegrad/autograd/broadcast.hpp"
 #include "tapegrad/autograd/detail/tensor_impl.hpp"
@@ -260,6 +261,7 @@ void run_backward(const TensorList& roots, const TensorList& seeds, bool retain_
     }
   }
 
+  std::unordered_set<const Storage*> leaf_storages;  // of the gradients first given to leaves
   auto deliver_to_leaf = [&](const std::shared_ptr<TensorImpl>& leaf, const Tensor& g) {
     if (run.captured_leaves) {
       auto it = run.captured_leaves->find(leaf.get());
@@ -272,6 +274,10 @@ void run_backward(const TensorList& roots, const TensorList& seeds, bool retain_
         Tensor current(std::move(leaf->grad));
         add_into(current, stored);
         stored = create_graph || !current.requires_grad() ? current : current.detach();
+      } else if (!leaf_storages.insert(stored.impl()->storage.get()).second) {
+        // Another leaf got this storage (add hands g to both inputs, a view op a view of g):
+        // each leaf owns its gradient, which optimizers and clip_grad_* change in place.
+        stored = stored.clone();
       }
       leaf->grad = stored.impl_ptr();
     }

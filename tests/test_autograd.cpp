@@ -267,3 +267,24 @@ TEST_CASE("a post-accumulate hook runs before the nodes that are still to come, 
   sum(mul(x, w1)).backward();
   CHECK(order == std::vector<std::string>{"w2", "w1", "end", "w1"});
 }
+
+TEST_CASE("leaves' gradients never share storage: an in-place change of one leaves the others alone") {
+  // add's backward hands the same gradient to both inputs, and a view op's backward a view of
+  // its incoming one: each leaf must still own its gradient, as clip_grad_norm_ and optimizers
+  // change gradients in place.
+  Tensor x = Tensor(xt::xarray<double>{1.0, 2.0}).requires_grad_();
+  Tensor y = Tensor(xt::xarray<double>{3.0, 4.0}).requires_grad_();
+  Tensor w = Tensor(xt::xarray<double>{{5.0, 6.0}}).requires_grad_();
+  sum(x + y + reshape(w, {2})).backward();
+  CHECK_FALSE(x.grad().shares_storage(y.grad()));
+  CHECK_FALSE(x.grad().shares_storage(w.grad()));
+  CHECK_FALSE(y.grad().shares_storage(w.grad()));
+  optim::clip_grad_value_({x, y, w}, 0.5);
+  x.grad().mul_(2.0);
+  CHECK(y.grad().array<double>() == xt::xarray<double>{0.5, 0.5});
+  CHECK(w.grad().array<double>() == xt::xarray<double>{{0.5, 0.5}});
+  // A second backward accumulates into each leaf's own gradient.
+  sum(x + y).backward();
+  CHECK(x.grad().array<double>() == xt::xarray<double>{2.0, 2.0});
+  CHECK(y.grad().array<double>() == xt::xarray<double>{1.5, 1.5});
+}
