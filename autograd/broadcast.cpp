@@ -1,8 +1,10 @@
 // broadcast_to and sum_to: each a kernel (kernels/broadcast.hpp) and its backward, the other.
 #include "tapegrad/autograd/broadcast.hpp"
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/kernels/broadcast.hpp"
 
 namespace tg {

@@ -10,6 +10,11 @@
 
 namespace tg {
 
+namespace detail {
+/// Throws tg::Error: `op` expected a float32 or float64 tensor and got dtype d.
+[[noreturn]] void fail_not_floating(std::string_view op, Dtype d);
+}  // namespace detail
+
 /// f(T{}) for float32 (T = float) and float64 (double); throws tg::Error naming `op` for int64.
 template <class F>
 decltype(auto) dispatch_float(Dtype d, std::string_view op, F&& f) {
@@ -21,7 +26,7 @@ decltype(auto) dispatch_float(Dtype d, std::string_view op, F&& f) {
     case Dtype::int64:
       break;
   }
-  detail::fail("{}: expected a float32 or float64 tensor, got {}", op, d);
+  detail::fail_not_floating(op, d);
 }
 
 /// f(T{}) for every dtype: float, double or std::int64_t.

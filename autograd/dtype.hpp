@@ -1,6 +1,6 @@
 #pragma once
 // Runtime element types of a Tensor.
-#include <fmt/format.h>
+#include <fmt/core.h>
 
 #include <cstdint>
 #include <iosfwd>
@@ -78,7 +78,5 @@ constexpr Dtype dtype_of<std::int64_t>() {
 template <>
 struct fmt::formatter<tg::Dtype> : fmt::formatter<std::string_view> {
   /// Writes dtype_name(d).
-  auto format(tg::Dtype d, format_context& ctx) const {
-    return fmt::formatter<std::string_view>::format(tg::dtype_name(d), ctx);
-  }
+  auto format(tg::Dtype d, format_context& ctx) const -> format_context::iterator;
 };

@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "tapegrad/autograd/broadcast.hpp"
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/detail/tensor_impl.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"

@@ -2,7 +2,9 @@
 
 #include <sstream>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 namespace tg {
 

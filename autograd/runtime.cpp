@@ -1,5 +1,7 @@
 #include "tapegrad/autograd/runtime.hpp"
 
+#include "tapegrad/autograd/check.hpp"
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif

@@ -12,6 +12,7 @@
 #include <xtensor/xio.hpp>
 
 #include "tapegrad/autograd/broadcast.hpp"
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/detail/tensor_impl.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
@@ -54,9 +55,9 @@ xt::xarray<float> from_list(const List& list) {
 
 TensorImpl::~TensorImpl() = default;
 
-Tensor::Tensor(xt::xarray<float> a) : impl_(make_impl(std::move(a))) {}
-Tensor::Tensor(xt::xarray<double> a) : impl_(make_impl(std::move(a))) {}
-Tensor::Tensor(xt::xarray<std::int64_t> a) : impl_(make_impl(std::move(a))) {}
+Tensor detail::tensor_from(xt::xarray<float>&& a) { return Tensor(make_impl(std::move(a))); }
+Tensor detail::tensor_from(xt::xarray<double>&& a) { return Tensor(make_impl(std::move(a))); }
+Tensor detail::tensor_from(xt::xarray<std::int64_t>&& a) { return Tensor(make_impl(std::move(a))); }
 Tensor::Tensor(std::initializer_list<double> v) : impl_(make_impl(from_list(v))) {}
 Tensor::Tensor(std::initializer_list<std::initializer_list<double>> v) : impl_(make_impl(from_list(v))) {}
 Tensor::Tensor(std::initializer_list<std::initializer_list<std::initializer_list<double>>> v)
@@ -93,35 +94,9 @@ const T* Tensor::data() const {
   return first_element<T>(impl);
 }
 
-template <class T>
-ArrayRef<T> Tensor::array() const {
-  const TensorImpl& impl = checked();
-  TG_CHECK(std::holds_alternative<xt::xarray<T>>(impl.storage->array),
-           "Tensor::array: asked for {} elements of a {} tensor", dtype_of<T>(), dtype());
-  return ArrayRef<T>(
-      xt::xbuffer_adaptor<const T*, xt::no_ownership, std::allocator<T>>(first_element<T>(impl), product(impl.shape)),
-      impl.shape);
-}
-
-template <class T>
-MutableArrayRef<T> Tensor::mutable_array() {
-  const TensorImpl& impl = checked();
-  TG_CHECK(std::holds_alternative<xt::xarray<T>>(impl.storage->array),
-           "Tensor::mutable_array: asked for {} elements of a {} tensor", dtype_of<T>(), dtype());
-  ++impl.storage->version;
-  return MutableArrayRef<T>(xt::xbuffer_adaptor<T*, xt::no_ownership>(first_element<T>(impl), product(impl.shape)),
-                            impl.shape);
-}
-
 template const float* Tensor::data<float>() const;
 template const double* Tensor::data<double>() const;
 template const std::int64_t* Tensor::data<std::int64_t>() const;
-template ArrayRef<float> Tensor::array<float>() const;
-template ArrayRef<double> Tensor::array<double>() const;
-template ArrayRef<std::int64_t> Tensor::array<std::int64_t>() const;
-template MutableArrayRef<float> Tensor::mutable_array<float>();
-template MutableArrayRef<double> Tensor::mutable_array<double>();
-template MutableArrayRef<std::int64_t> Tensor::mutable_array<std::int64_t>();
 
 double Tensor::item() const {
   TG_CHECK(numel() == 1, "Tensor::item: needs a tensor with one element, got shape {}", shape_str(shape()));

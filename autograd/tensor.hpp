@@ -1,5 +1,7 @@
 #pragma once
-// tg::Tensor: a cheap shared handle onto an xtensor array that records the ops run on it.
+// tg::Tensor: a cheap shared handle onto an array of elements that records the ops run on it.
+// Lean on purpose: xtensor stays out (tapegrad/autograd/xarray.hpp brings the xtensor interop:
+// Tensor from an xtensor array, array<T>() and mutable_array<T>()).
 #include <concepts>
 #include <cstdint>
 #include <functional>
@@ -7,9 +9,8 @@
 #include <iosfwd>
 #include <memory>
 #include <optional>
+#include <type_traits>
 #include <vector>
-#include <xtensor/xarray.hpp>
-#include <xtensor/xbuffer_adaptor.hpp>
 
 #include "tapegrad/autograd/dtype.hpp"
 #include "tapegrad/autograd/error.hpp"
@@ -24,15 +25,12 @@ class Tensor;
 /// Tensors in order: an op's inputs, a backward's gradients, a module's parameters.
 using TensorList = std::vector<Tensor>;
 
-/// A tensor's elements as an xtensor expression of its shape, read-only: an adaptor over the
-/// storage (no copy), valid while a tensor sharing that storage lives.
-template <class T>
-using ArrayRef = xt::xarray_adaptor<xt::xbuffer_adaptor<const T*, xt::no_ownership, std::allocator<T>>,
-                                    xt::layout_type::row_major, Shape>;
-/// The same, writable (Tensor::mutable_array).
-template <class T>
-using MutableArrayRef =
-    xt::xarray_adaptor<xt::xbuffer_adaptor<T*, xt::no_ownership>, xt::layout_type::row_major, Shape>;
+namespace detail {
+/// Whether a Tensor can be made from an E: tapegrad/autograd/xarray.hpp says yes for xtensor
+/// arrays and expressions of float, double or std::int64_t.
+template <class E>
+struct TensorSource : std::false_type {};
+}  // namespace detail
 
 /// The state behind a handle (autograd/detail/tensor_impl.hpp, internal): the elements and their version.
 struct Storage;
@@ -52,12 +50,10 @@ class Tensor {
   Tensor() = default;
   /// A handle onto existing state (impl_ptr() of another tensor).
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
-  /// Wraps (moves or copies) an xtensor array; the dtype follows the element type.
-  Tensor(xt::xarray<float> a);
-  /// The same for a double array → float64.
-  Tensor(xt::xarray<double> a);
-  /// The same for an std::int64_t array → int64.
-  Tensor(xt::xarray<std::int64_t> a);
+  /// From an xtensor array (moved or copied) or expression of float, double or std::int64_t
+  /// elements: float32, float64 or int64. Needs tapegrad/autograd/xarray.hpp.
+  template <class E>
+  requires detail::TensorSource<std::remove_cvref_t<E>>::value Tensor(E&& array);
   /// Nested initializer lists, as float32: Tensor({{1, 2}, {3, 4}}).
   Tensor(std::initializer_list<double> v);
   /// Two levels: rows of equal length → [rows, columns].
@@ -79,14 +75,16 @@ class Tensor {
   /// Number of elements: the product of the shape (1 for a 0-d tensor).
   std::size_t numel() const;
 
-  /// The elements as an xtensor expression of this shape, without a copy (throws unless T
-  /// matches the dtype). `xt::xarray<T> a = t.array<T>()` copies them out.
+  /// The elements as an xtensor expression of this shape (tg::ArrayRef<T>), without a copy
+  /// (throws unless T matches the dtype). `xt::xarray<T> a = t.array<T>()` copies them out.
+  /// Needs tapegrad/autograd/xarray.hpp.
   template <class T>
-  ArrayRef<T> array() const;
-  /// Writable access for in-place changes, seen by every tensor sharing the storage (views of
-  /// it): bumps the version so saved tensors notice.
+  auto array() const;
+  /// Writable access for in-place changes (tg::MutableArrayRef<T>), seen by every tensor
+  /// sharing the storage (views of it): bumps the version so saved tensors notice. Needs
+  /// tapegrad/autograd/xarray.hpp.
   template <class T>
-  MutableArrayRef<T> mutable_array();
+  auto mutable_array();
   /// The elements as a T* (throws unless T matches the dtype), row-major and contiguous.
   template <class T>
   const T* data() const;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
 #include "tapegrad/autograd/tensor.hpp"

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include "bench_common.hpp"
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/tapegrad.hpp"
 
 int main(int argc, char** argv) {

@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "bench_common.hpp"
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/datasets/mnist.hpp"
 #include "tapegrad/nn/linear.hpp"
 #include "tapegrad/nn/rnn.hpp"

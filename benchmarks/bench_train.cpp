@@ -11,6 +11,7 @@
 
 #include "../examples/mnist/vision_transformer.hpp"
 #include "bench_common.hpp"
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/tapegrad.hpp"
 
 namespace {

@@ -12,6 +12,8 @@
 #include <vector>
 #include <xtensor/xadapt.hpp>
 
+#include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/tapegrad.hpp"
 
 using namespace tg;

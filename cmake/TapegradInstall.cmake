@@ -1,5 +1,6 @@
 # Installs the library (libtapegrad.so.0, a versioned SONAME), its public headers (everything
-# under autograd/, ops/, nn/, optim/, datasets/ and distributed/ but the detail/ folders, and kernels/error.hpp;
+# under autograd/, ops/, nn/, optim/, datasets/ and distributed/ but the detail/ folders, and kernels/error.hpp
+# and kernels/check.hpp;
 # the rest of kernels/ is internal),
 # a CMake package (find_package(tapegrad)) and a pkg-config file (pkg-config tapegrad).
 include(CMakePackageConfigHelpers)
@@ -13,8 +14,9 @@ foreach(folder IN ITEMS autograd ops nn optim datasets distributed)
     FILES_MATCHING PATTERN "*.hpp" PATTERN "detail" EXCLUDE)
 endforeach()
 install(FILES tapegrad.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tapegrad)
-# tg::Error is defined at the bottom layer; autograd/error.hpp, which users include, includes it.
-install(FILES kernels/error.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tapegrad/kernels)
+# tg::Error and TG_CHECK are defined at the bottom layer; autograd/error.hpp and autograd/check.hpp,
+# which users include, include them.
+install(FILES kernels/error.hpp kernels/check.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tapegrad/kernels)
 
 install(EXPORT tapegradTargets NAMESPACE tapegrad:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/tapegrad)
 configure_package_config_file(cmake/tapegradConfig.cmake.in

@@ -9,7 +9,9 @@
 #include <thread>
 #include <vector>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 namespace tg::datasets {
 

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <vector>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/detail/atomic_file.hpp"
 #include "tapegrad/autograd/error.hpp"
 #include "tapegrad/datasets/detail/sha256.hpp"

@@ -12,6 +12,8 @@
 #include <optional>
 #include <span>
 
+#include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/datasets/detail/sha256.hpp"
 
 namespace tg::datasets {

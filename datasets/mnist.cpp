@@ -11,7 +11,9 @@
 #include <optional>
 #include <thread>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/runtime.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/datasets/idx.hpp"
 
 namespace tg::datasets {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
 

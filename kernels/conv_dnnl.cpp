@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tapegrad/kernels/check.hpp"
 #include "tapegrad/kernels/conv_paths.hpp"
 #include "tapegrad/kernels/error.hpp"
 #include "tapegrad/kernels/omp_guard.hpp"

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdlib>
 
+#include "tapegrad/kernels/check.hpp"
 #include "tapegrad/kernels/error.hpp"
 
 namespace tg::kernels {

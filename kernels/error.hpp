@@ -1,11 +1,8 @@
 #pragma once
-// tg::Error and the one checking macro every layer uses on bad input, from the kernels up (a
-// public header: autograd/error.hpp is where users include it from).
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
+// tg::Error, thrown on every bad input from the kernels up (a public header: autograd/error.hpp
+// is where users include it from). Lean on purpose, as every public header includes it: the
+// checking macro that formats messages, TG_CHECK, is in kernels/check.hpp.
 #include <stdexcept>
-#include <string>
 
 namespace tg {
 
@@ -17,18 +14,4 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-namespace detail {
-template <class... Args>
-[[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {
-  throw Error(fmt::format(format, std::forward<Args>(args)...));
-}
-}  // namespace detail
-
 }  // namespace tg
-
-/// Throws tg::Error with a fmt-formatted message when `cond` is false; the message arguments
-/// are evaluated only on failure.
-#define TG_CHECK(cond, ...)                       \
-  do {                                            \
-    if (!(cond)) ::tg::detail::fail(__VA_ARGS__); \
-  } while (0)

@@ -1,5 +1,6 @@
 #include "tapegrad/nn/activation.hpp"
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/ops/activation.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/softmax.hpp"

@@ -1,5 +1,6 @@
 #include "tapegrad/nn/attention.hpp"
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/nn/init.hpp"
 #include "tapegrad/ops/attention.hpp"
 #include "tapegrad/ops/elementwise.hpp"

@@ -1,6 +1,8 @@
 #include "tapegrad/nn/batchnorm.hpp"
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/ops/norm.hpp"
 
 namespace tg::nn {

@@ -1,5 +1,6 @@
 #include "tapegrad/nn/conv.hpp"
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/nn/flatten.hpp"
 #include "tapegrad/nn/init.hpp"
 #include "tapegrad/nn/pooling.hpp"

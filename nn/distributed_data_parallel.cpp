@@ -5,8 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/function.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/distributed/distributed.hpp"
 
 namespace tg::nn {

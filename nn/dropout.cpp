@@ -1,5 +1,6 @@
 #include "tapegrad/nn/dropout.hpp"
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/ops/dropout.hpp"
 
 namespace tg::nn {

@@ -2,6 +2,8 @@
 
 #include <xtensor/xview.hpp>
 
+#include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/nn/init.hpp"
 #include "tapegrad/ops/embedding.hpp"
 

@@ -1,5 +1,6 @@
 #include "tapegrad/nn/flatten.hpp"
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/ops/shape.hpp"
 
 namespace tg::nn {

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
 
 namespace tg::nn::init {

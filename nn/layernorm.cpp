@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/ops/norm.hpp"
 
 namespace tg::nn {

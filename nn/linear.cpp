@@ -1,5 +1,6 @@
 #include "tapegrad/nn/linear.hpp"
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/nn/init.hpp"
 #include "tapegrad/ops/linalg.hpp"
 

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "tapegrad/autograd/check.hpp"
+
 namespace tg::nn {
 
 std::string reduction_name(Reduction r) {

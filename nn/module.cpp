@@ -8,6 +8,7 @@
 #include <sstream>
 #include <typeinfo>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 

@@ -162,7 +162,7 @@ class AnyModule {
   /// Shares `module`.
   template <class M>
   requires std::derived_from<M, Module> AnyModule(std::shared_ptr<M> module) : ptr_(std::move(module)) {
-    TG_CHECK(ptr_ != nullptr, "AnyModule: got a null module pointer");
+    if (ptr_ == nullptr) throw Error("AnyModule: got a null module pointer");
   }
   /// The module held.
   const std::shared_ptr<Module>& ptr() const { return ptr_; }

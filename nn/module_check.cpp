@@ -1,5 +1,6 @@
 #include "tapegrad/nn/module_check.hpp"
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/function.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
 

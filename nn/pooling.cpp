@@ -1,5 +1,6 @@
 #include "tapegrad/nn/pooling.hpp"
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/ops/shape.hpp"
 
 namespace tg::nn {

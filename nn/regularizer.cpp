@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/reduce.hpp"
 

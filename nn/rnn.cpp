@@ -5,7 +5,9 @@
 #include <functional>
 #include <stdexcept>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/nn/init.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/linalg.hpp"

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "tapegrad/autograd/check.hpp"
+
 namespace tg::nn {
 
 Sequential::Sequential(std::initializer_list<AnyModule> layers) {
@@ -52,6 +54,10 @@ Tensor Sequential::forward_logits(const Tensor& x) {
 const std::shared_ptr<Module>& Sequential::operator[](std::size_t i) const {
   TG_CHECK(i < layers_.size(), "Sequential: index {} out of range for {} layers", i, layers_.size());
   return layers_[i];
+}
+
+void Sequential::fail_not_type(std::size_t i) const {
+  detail::fail("Sequential::at: layer {} is a {}, not the type asked for", i, (*this)[i]->name());
 }
 
 }  // namespace tg::nn

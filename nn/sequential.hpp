@@ -39,7 +39,7 @@ class Sequential : public Module {
   template <class M>
   std::shared_ptr<M> at(std::size_t i) const {
     auto typed = std::dynamic_pointer_cast<M>((*this)[i]);
-    TG_CHECK(typed != nullptr, "Sequential::at: layer {} is a {}, not the type asked for", i, (*this)[i]->name());
+    if (typed == nullptr) fail_not_type(i);
     return typed;
   }
   /// The layers (shared_ptr<Module>) in order, for range-for.
@@ -48,6 +48,7 @@ class Sequential : public Module {
   auto end() const { return layers_.end(); }
 
  private:
+  [[noreturn]] void fail_not_type(std::size_t i) const;  // at<M>'s error: layer i is not an M
   std::vector<std::shared_ptr<Module>> layers_;
 };
 

@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/detail/atomic_file.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
 

@@ -1,5 +1,6 @@
 #include "tapegrad/nn/transformer.hpp"
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/nn/sequential.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 

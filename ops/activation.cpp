@@ -6,7 +6,9 @@
 #include <cmath>
 #include <numbers>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/ops/detail/map.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/special.hpp"

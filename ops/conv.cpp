@@ -5,8 +5,10 @@
 // a 2x2 max pooling.
 #include "tapegrad/ops/conv.hpp"
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/kernels/conv.hpp"
 #include "tapegrad/kernels/elementwise.hpp"
 #include "tapegrad/ops/detail/map.hpp"

@@ -1,5 +1,6 @@
 // conv1d and conv_transpose2d, built on conv2d's ops: conv1d is conv2d over a height of 1, and a
 // transposed convolution is conv2d's input gradient, which is itself differentiable.
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/ops/conv.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/shape.hpp"

@@ -1,7 +1,9 @@
 #include "tapegrad/ops/dropout.hpp"
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/kernels/elementwise.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 

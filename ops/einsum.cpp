@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/ops/linalg.hpp"
 #include "tapegrad/ops/reduce.hpp"
 #include "tapegrad/ops/shape.hpp"

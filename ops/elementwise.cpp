@@ -6,7 +6,9 @@
 #include <limits>
 #include <xtensor/xbroadcast.hpp>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/ops/detail/map.hpp"
 
 namespace tg {

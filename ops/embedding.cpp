@@ -2,6 +2,8 @@
 // the looked-up rows from a detached table where the index is padding_idx (same values, no path).
 #include "tapegrad/ops/embedding.hpp"
 
+#include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/shape.hpp"
 

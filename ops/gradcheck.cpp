@@ -3,9 +3,11 @@
 #include <cmath>
 #include <limits>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/function.hpp"
 #include "tapegrad/autograd/generator.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/reduce.hpp"
 

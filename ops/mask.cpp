@@ -2,7 +2,9 @@
 // the same op on g: one kernel when g needs no graph, and differentiable otherwise.
 #include "tapegrad/ops/mask.hpp"
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/ops/detail/map.hpp"
 
 namespace tg {

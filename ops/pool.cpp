@@ -5,8 +5,10 @@
 
 #include <algorithm>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/kernels/pool.hpp"
 #include "tapegrad/ops/detail/pool_backward.hpp"
 #include "tapegrad/ops/elementwise.hpp"

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/kernels/rnn_cell.hpp"
 #include "tapegrad/ops/detail/map.hpp"
 #include "tapegrad/ops/elementwise.hpp"

@@ -8,8 +8,10 @@
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xmanipulation.hpp>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/kernels/parallel.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/reduce.hpp"

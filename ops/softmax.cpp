@@ -7,8 +7,10 @@
 #include <cmath>
 #include <limits>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/reduce.hpp"
 

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <numeric>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/ops/detail/map.hpp"
 #include "tapegrad/ops/reduce.hpp"
 #include "tapegrad/ops/shape.hpp"

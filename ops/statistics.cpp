@@ -8,8 +8,10 @@
 #include <limits>
 #include <type_traits>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/ops/detail/reduction.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/mask.hpp"

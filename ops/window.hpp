@@ -2,6 +2,7 @@
 // Sizes of sliding windows (kernel, stride, padding, dilation) shared by convolution and pooling.
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "tapegrad/autograd/error.hpp"
@@ -63,7 +64,7 @@ struct Padding {
     else if (word == "same")
       kind = Kind::same;
     else
-      detail::fail("padding: expected \"valid\", \"same\" or sizes {{ph, pw}}, got \"{}\"", word);
+      throw Error("padding: expected \"valid\", \"same\" or sizes {ph, pw}, got \"" + std::string(word) + "\"");
   }
 };
 

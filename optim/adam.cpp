@@ -5,6 +5,7 @@
 
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/runtime.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 namespace tg::optim {
 namespace {

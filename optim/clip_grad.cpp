@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 namespace tg::optim {
 

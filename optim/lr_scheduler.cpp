@@ -4,6 +4,8 @@
 #include <limits>
 #include <numbers>
 
+#include "tapegrad/autograd/check.hpp"
+
 namespace tg::optim {
 
 LRScheduler::LRScheduler(Optimizer& optimizer) : optimizer_(optimizer) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <set>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/function.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
 

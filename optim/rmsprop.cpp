@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 namespace tg::optim {
 

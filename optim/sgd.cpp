@@ -1,6 +1,8 @@
 #include "tapegrad/optim/sgd.hpp"
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 namespace tg::optim {
 

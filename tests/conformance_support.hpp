@@ -20,6 +20,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/tapegrad.hpp"
 
 namespace tg::conformance {

@@ -5,7 +5,10 @@ training); only the Keras-style training code (nn/train) sees optim
 and datasets. Internal headers (kernels/ and any detail/ folder) stay out of the public headers,
 the examples and the benchmarks. Each `#include "..."` of a project header is checked against the
 including file's folder, and must be spelled "tapegrad/<folder>/<file>" (a bare "nn/module.hpp"
-could pick up a user's header of that name).  Usage: layering_check.py SOURCE_DIR"""
+could pick up a user's header of that name). And the umbrella header stays lean: nothing it
+includes, directly or through project headers, includes xtensor or fmt's formatting (those come
+with autograd/xarray.hpp and autograd/check.hpp, which users include when they need them).
+Usage: layering_check.py SOURCE_DIR"""
 import pathlib
 import re
 import sys
@@ -24,8 +27,32 @@ ALLOWED = {
     "benchmarks/": ["bench_", "tapegrad.hpp", "autograd/", "ops/", "nn/", "optim/", "datasets/", "distributed/"],
     "tapegrad.hpp": ["autograd/", "ops/", "nn/", "optim/", "datasets/", "distributed/"],
 }
-INTERNAL = re.compile(r"^kernels/(?!error\.hpp$)|/detail/")  # kernels/error.hpp holds tg::Error, public
+INTERNAL = re.compile(r"^kernels/(?!(error|check)\.hpp$)|/detail/")  # tg::Error and TG_CHECK are public
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
+ANY_INCLUDE = re.compile(r'^\s*#\s*include\s+[<"]([^">]+)[">]')
+# What the umbrella header must not reach: each costs a user file that includes it a second or so.
+HEAVY = re.compile(r"^(xtensor/|xsimd/|fmt/(format|ranges|ostream)\.h$|tapegrad/(autograd|kernels)/check\.hpp$|"
+                   r"tapegrad/autograd/xarray\.hpp$)")
+
+
+def umbrella_problems(root):
+    """The heavy includes reachable from tapegrad.hpp through project headers, as file:line."""
+    problems, seen, todo = [], set(), ["tapegrad.hpp"]
+    while todo:
+        relative = todo.pop()
+        if relative in seen or not (root / relative).exists():
+            continue
+        seen.add(relative)
+        for line_number, line in enumerate((root / relative).read_text().splitlines(), start=1):
+            match = ANY_INCLUDE.match(line)
+            if not match:
+                continue
+            spelled = match.group(1)
+            if HEAVY.search(spelled):
+                problems.append(f"{relative}:{line_number}: includes {spelled}, which tapegrad.hpp must not reach")
+            elif spelled.startswith("tapegrad/"):
+                todo.append(spelled.removeprefix("tapegrad/"))
+    return problems
 
 
 def folder_rule(relative):
@@ -67,6 +94,7 @@ def main(root):
                 problems.append(f"{where}: includes {included}, outside what {rule} may see")
             elif INTERNAL.search(included) and (public_header or rule in ("examples/", "benchmarks/")):
                 problems.append(f"{where}: includes the internal header {included}")
+    problems += umbrella_problems(root)
     for p in problems:
         print(p)
     print(f"{checked} includes checked; {len(problems)} break the dependency rule")

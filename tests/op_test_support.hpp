@@ -3,6 +3,7 @@
 // worst element when they fail.
 #include <doctest/doctest.h>
 
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/tapegrad.hpp"
 
 namespace tg::testing {

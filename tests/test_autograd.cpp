@@ -2,6 +2,7 @@
 // long chains, live-node counting, tg::grad and higher order.
 #include <doctest/doctest.h>
 
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/tapegrad.hpp"
 
 using namespace tg;

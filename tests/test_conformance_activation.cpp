@@ -3,6 +3,7 @@
 // tests/conformance/activation.json, on random, 0-d and empty inputs and on NaN, ±inf and ±0
 // (compared exactly). Tolerances: see conformance_support.hpp.
 #include "conformance_support.hpp"
+#include "tapegrad/autograd/check.hpp"
 
 using namespace tg;
 using namespace tg::conformance;

@@ -3,6 +3,7 @@
 // tests/conformance/core.json, including PyTorch's conventions at kinks and ties. Tolerances:
 // see conformance_support.hpp (float64 rtol 1e-10, atol 1e-12; float32 rtol 1e-5, atol 5e-6).
 #include "conformance_support.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 using namespace tg;
 using namespace tg::conformance;

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "conformance_support.hpp"
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/optim/adam.hpp"
 #include "tapegrad/optim/clip_grad.hpp"
 #include "tapegrad/optim/lr_scheduler.hpp"

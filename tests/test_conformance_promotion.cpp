@@ -2,6 +2,8 @@
 // different dtypes, 0-d tensors and integer or floating scalars give PyTorch's result dtype and
 // values, and each floating operand's gradient comes back in that operand's own dtype.
 #include "conformance_support.hpp"
+#include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 using namespace tg;
 using namespace tg::conformance;

@@ -2,6 +2,7 @@
 // the adjoint identity, output sizes, float64 gradient and second-order checks, bad input. PyTorch's
 // numbers are in test_conformance_layers.cpp.
 #include "op_test_support.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 using namespace tg;
 

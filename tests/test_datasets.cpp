@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/tapegrad.hpp"
 #include "temp_dir.hpp"
 

@@ -8,6 +8,7 @@
 #include <xtensor/xvectorize.hpp>
 
 #include "op_test_support.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 using namespace tg;
 

@@ -1,6 +1,7 @@
 // matmul and linear: values against a hand loop, NumPy's 1-D and batch-broadcast rules,
 // gradient checks (first and second order) and bad input.
 #include "op_test_support.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 using namespace tg;
 using tg::testing::input;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/tapegrad.hpp"
 
 using namespace tg;

@@ -2,6 +2,7 @@
 // class never predicted), Keras-style metric objects, and weight regularizers.
 #include <doctest/doctest.h>
 
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/nn/regularizer.hpp"
 #include "tapegrad/nn/train/metrics.hpp"
 #include "tapegrad/tapegrad.hpp"

@@ -12,6 +12,7 @@
 
 #include "tapegrad/autograd/generator.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/nn/activation.hpp"
 #include "tapegrad/nn/batchnorm.hpp"
 #include "tapegrad/nn/conv.hpp"

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/tapegrad.hpp"
 
 using namespace tg;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <xtensor/xview.hpp>
 
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/tapegrad.hpp"
 
 using namespace tg;

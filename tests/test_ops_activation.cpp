@@ -5,6 +5,7 @@
 #include <numbers>
 
 #include "op_test_support.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 using namespace tg;
 using tg::testing::away_from_zero;

@@ -1,6 +1,8 @@
 // Reductions: values over all axes and chosen axes with keepdims, gradient checks away from
 // ties, tie splitting, argmax, sum_to and bad axes.
 #include "op_test_support.hpp"
+#include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 using namespace tg;
 using tg::testing::distinct;

@@ -1,6 +1,8 @@
 // Shape ops: values, gradient checks (incl. second order for the ones whose backward is its own
 // op: slice, index_select, gather) and bad input.
 #include "op_test_support.hpp"
+#include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 using namespace tg;
 using tg::testing::input;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "op_test_support.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 using namespace tg;
 using tg::testing::distinct;

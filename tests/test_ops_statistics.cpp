@@ -5,6 +5,8 @@
 #include <limits>
 
 #include "op_test_support.hpp"
+#include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 using namespace tg;
 using tg::testing::away_from_zero;

@@ -7,6 +7,7 @@
 #include <limits>
 #include <memory>
 
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/tapegrad.hpp"
 
 using namespace tg;

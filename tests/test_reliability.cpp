@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/tapegrad.hpp"
 #include "temp_dir.hpp"
 

@@ -8,6 +8,8 @@
 #include <memory>
 #include <xtensor/xview.hpp>
 
+#include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/nn/linear.hpp"
 #include "tapegrad/nn/module_check.hpp"
 #include "tapegrad/nn/rnn.hpp"

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/tapegrad.hpp"
 
 using namespace tg;

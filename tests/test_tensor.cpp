@@ -6,6 +6,8 @@
 #include <limits>
 #include <sstream>
 
+#include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/tapegrad.hpp"
 
 using namespace tg;

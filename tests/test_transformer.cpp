@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "op_test_support.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 using namespace tg;
 using tg::testing::input;

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <random>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/error.hpp"
 
 namespace tg::detail {

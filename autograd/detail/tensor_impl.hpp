@@ -9,6 +9,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "tapegrad/autograd/tensor.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 
 namespace tg {
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/error.hpp"
 
 namespace tg::detail {

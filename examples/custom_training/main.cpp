@@ -10,11 +10,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
 #include "tapegrad/autograd/generator.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
 #include "tapegrad/autograd/runtime.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/datasets/data_loader.hpp"
 #include "tapegrad/datasets/mnist.hpp"
 #include "tapegrad/ops/elementwise.hpp"

@@ -24,6 +24,7 @@
 #include <string>
 #include <thread>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/generator.hpp"
 #include "tapegrad/autograd/runtime.hpp"
 #include "tapegrad/datasets/mnist.hpp"

@@ -3,6 +3,7 @@
 // embedding plus learned positions, a pre-norm Transformer encoder, the mean token, and a
 // softmax classifier. Its parameter names are those of the PyTorch module written the same way
 // (examples/mnist/vision_transformer.py), so weights move both ways.
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/nn/init.hpp"
 #include "tapegrad/nn/linear.hpp"
 #include "tapegrad/nn/transformer.hpp"

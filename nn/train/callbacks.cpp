@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/error.hpp"
 #include "tapegrad/nn/train/model.hpp"
 #include "tapegrad/optim/lr_scheduler.hpp"

@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "tapegrad/autograd/check.hpp"
+
 namespace tg::nn {
 namespace {
 optim::StateDict to_state_dict(const NamedTensors& tensors) {

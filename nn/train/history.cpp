@@ -6,6 +6,7 @@
 #include <fstream>
 #include <system_error>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/detail/atomic_file.hpp"
 #include "tapegrad/autograd/error.hpp"
 

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <utility>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/ops/reduce.hpp"
 #include "tapegrad/ops/shape.hpp"
 

@@ -9,9 +9,11 @@
 #include <optional>
 #include <xtensor/xadapt.hpp>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/generator.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/distributed/distributed.hpp"
 #include "tapegrad/nn/activation.hpp"
 #include "tapegrad/nn/linear.hpp"

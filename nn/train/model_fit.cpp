@@ -4,8 +4,10 @@
 #include <cmath>
 #include <optional>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/generator.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/distributed/distributed.hpp"
 #include "tapegrad/nn/train/detail/model_helpers.hpp"
 #include "tapegrad/nn/train/model.hpp"

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/error.hpp"
 
 namespace tg::nn {

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <ostream>
 
+#include "tapegrad/autograd/check.hpp"
+
 namespace tg::nn {
 
 ProgressBar::ProgressBar(std::size_t target, std::ostream& os, ProgressOptions options)

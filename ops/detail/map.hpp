@@ -5,8 +5,10 @@
 #include <cmath>
 #include <type_traits>
 
+#include "tapegrad/autograd/check.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/tensor.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/kernels/broadcast.hpp"
 #include "tapegrad/kernels/elementwise.hpp"
 #include "tapegrad/ops/elementwise.hpp"

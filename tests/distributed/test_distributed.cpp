@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <xtensor/xadapt.hpp>
 
+#include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/xarray.hpp"
 #include "tapegrad/tapegrad.hpp"
 
 using namespace tg;
