@@ -1,7 +1,5 @@
 #pragma once
 // Runtime element types of a Tensor.
-#include <fmt/core.h>
-
 #include <cstdint>
 #include <iosfwd>
 #include <string_view>
@@ -73,10 +71,3 @@ constexpr Dtype dtype_of<std::int64_t>() {
 }
 
 }  // namespace tg
-
-/// Lets fmt print a Dtype by name: fmt::format("{}", tg::float32) is "float32".
-template <>
-struct fmt::formatter<tg::Dtype> : fmt::formatter<std::string_view> {
-  /// Writes dtype_name(d).
-  auto format(tg::Dtype d, format_context& ctx) const -> format_context::iterator;
-};

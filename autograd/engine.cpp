@@ -188,7 +188,7 @@ void add_into(Tensor& sum, const Tensor& g) {
       sum.shape() == g.shape()) {
     dispatch_float(sum.dtype(), "accumulate", [&](auto t) {
       using T = decltype(t);
-      T* acc = std::get<xt::xarray<T>>(sum.impl()->storage->array).data() + sum.impl()->offset;
+      T* acc = first_element<T>(*sum.impl());
       kernels::accumulate(acc, g.data<T>(), g.numel());
     });
     return;

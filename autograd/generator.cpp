@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/detail/generator_state.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/xarray.hpp"
 
@@ -15,32 +16,35 @@ Generator& default_generator() {
 
 void manual_seed(std::uint64_t seed) { default_generator().seed(seed); }
 
-Generator::Generator(const Generator& other) {
-  const auto held = other.lock();
-  engine_ = other.engine_;
+Generator::Generator(std::uint64_t seed) : state_(std::make_unique<State>()) { state_->engine.seed(seed); }
+
+Generator::Generator(const Generator& other) : state_(std::make_unique<State>()) {
+  const std::lock_guard held(other.state_->mutex);
+  state_->engine = other.state_->engine;
 }
 
 Generator& Generator::operator=(const Generator& other) {
   if (this == &other) return *this;
-  std::scoped_lock both(mutex_, other.mutex_);
-  engine_ = other.engine_;
+  std::scoped_lock both(state_->mutex, other.state_->mutex);
+  state_->engine = other.state_->engine;
   return *this;
 }
 
-void Generator::seed(std::uint64_t s) {
-  const auto held = lock();
-  engine_.seed(s);
-}
+Generator::~Generator() = default;
+
+void Generator::seed(std::uint64_t s) { LockedEngine(*this).engine().seed(s); }
+
+Generator::result_type Generator::operator()() { return LockedEngine(*this).engine()(); }
 
 double Generator::uniform() {
-  const auto held = lock();
-  return std::uniform_real_distribution<double>(0.0, 1.0)(engine_);
+  LockedEngine locked(*this);
+  return std::uniform_real_distribution<double>(0.0, 1.0)(locked.engine());
 }
 
 std::string Generator::state() const {
-  const auto held = lock();
+  const std::lock_guard held(state_->mutex);
   std::ostringstream os;
-  os << engine_;
+  os << state_->engine;
   return os.str();
 }
 
@@ -54,8 +58,7 @@ void Generator::set_state(const std::string& state) {
   bool any_nonzero = false;
   for (std::uint64_t w; words >> w;) any_nonzero |= w != 0;
   TG_CHECK(any_nonzero, "Generator::set_state: the state is all zeros, which would draw only zeros");
-  const auto held = lock();
-  engine_ = restored;
+  LockedEngine(*this).engine() = restored;
 }
 
 namespace {
@@ -64,8 +67,8 @@ Tensor fill_random(const Shape& shape, Dtype dtype, Dist dist, Generator& gen, s
   return dispatch_float(dtype, op, [&](auto t) {
     using T = decltype(t);
     xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
-    const auto held = gen.lock();
-    for (auto& v : a) v = static_cast<T>(dist(gen.engine()));
+    LockedEngine locked(gen);
+    for (auto& v : a) v = static_cast<T>(dist(locked.engine()));
     return Tensor(std::move(a));
   });
 }
@@ -89,8 +92,8 @@ Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape, Generato
   TG_CHECK(low < high, "randint: needs low < high, got [{}, {})", low, high);
   xt::xarray<std::int64_t> a = xt::xarray<std::int64_t>::from_shape(shape);
   std::uniform_int_distribution<std::int64_t> dist(low, high - 1);
-  const auto held = gen.lock();
-  for (auto& v : a) v = dist(gen.engine());
+  LockedEngine locked(gen);
+  for (auto& v : a) v = dist(locked.engine());
   return Tensor(std::move(a));
 }
 
@@ -99,9 +102,9 @@ Tensor randperm(std::size_t n, Generator& gen) {
   for (std::size_t i = 0; i < n; ++i) a(i) = static_cast<std::int64_t>(i);
   // Fisher-Yates with our own index draws, so the order does not depend on std::shuffle's
   // unspecified algorithm.
-  const auto held = gen.lock();
+  LockedEngine locked(gen);
   for (std::size_t i = n; i > 1; --i) {
-    const auto j = static_cast<std::size_t>(gen.engine()() % i);
+    const auto j = static_cast<std::size_t>(locked.engine()() % i);
     std::swap(a(i - 1), a(j));
   }
   return Tensor(std::move(a));

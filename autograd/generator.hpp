@@ -2,8 +2,7 @@
 // Seeded random numbers: every random tensor, initializer, dropout mask and shuffle takes an
 // explicit Generator, so runs are reproducible from their seeds.
 #include <cstdint>
-#include <mutex>
-#include <random>
+#include <memory>
 #include <string>
 
 #include "tapegrad/autograd/tensor.hpp"
@@ -15,21 +14,25 @@ namespace tg {
 /// as PyTorch's generators do. Draws from several threads then interleave in whatever order the
 /// threads run; a run is reproducible from its seed when each thread has its own generator (or
 /// one thread draws), at any thread count of tapegrad's own loops, which never draw.
+///
+/// It is also a standard uniform random bit generator: `std::normal_distribution<>(0, 1)(gen)`
+/// draws from it, one locked 64-bit draw at a time.
 class Generator {
  public:
+  using result_type = std::uint64_t;
   /// An engine seeded with `seed`.
-  explicit Generator(std::uint64_t seed = 0) : engine_(seed) {}
+  explicit Generator(std::uint64_t seed = 0);
   /// Copies other's engine state (under its lock): the copy draws what other would draw next.
   Generator(const Generator& other);
   /// The same by assignment (both locks held).
   Generator& operator=(const Generator& other);
+  ~Generator();
   /// Restarts the engine from seed `s`.
   void seed(std::uint64_t s);
-  /// The engine itself, for draws of one's own: hold lock() while using it when the generator
-  /// may be shared with another thread.
-  std::mt19937_64& engine() { return engine_; }
-  /// Held while drawing from engine() directly.
-  [[nodiscard]] std::unique_lock<std::mutex> lock() const { return std::unique_lock<std::mutex>(mutex_); }
+  /// The next 64 random bits (under the lock).
+  result_type operator()();
+  static constexpr result_type min() { return 0; }
+  static constexpr result_type max() { return ~result_type{0}; }
   /// Uniform double in [0, 1).
   double uniform();
   /// The full engine state as text, and back: for checkpoints that resume exactly. set_state
@@ -38,9 +41,12 @@ class Generator {
   /// Restores a state() text; throws tg::Error for other text and for the all-zero state.
   void set_state(const std::string& state);
 
+  /// The engine and its mutex (defined in autograd/detail/generator_state.hpp, internal).
+  struct State;
+
  private:
-  std::mt19937_64 engine_;
-  mutable std::mutex mutex_;
+  friend class LockedEngine;  // tapegrad's own bulk draws: one lock, then the engine directly
+  std::unique_ptr<State> state_;
 };
 
 /// The process-wide generator used where none is passed (layer initialization, shuffles).

@@ -39,12 +39,6 @@ std::size_t product(const Shape& s) {
   return n;
 }
 
-// The first element of a tensor's own, as a T* (the dtype checked by the caller).
-template <class T>
-T* first_element(const TensorImpl& impl) {
-  return std::get<xt::xarray<T>>(impl.storage->array).data() + impl.offset;
-}
-
 template <class List>
 xt::xarray<float> from_list(const List& list) {
   xt::xarray<double> a(list);
@@ -106,6 +100,7 @@ double Tensor::item() const {
 bool Tensor::shares_storage(const Tensor& other) const { return checked().storage == other.checked().storage; }
 
 Tensor as_view(const Tensor& x, const Shape& shape, std::size_t offset) {
+  TG_CHECK(x.defined(), "as_view: the tensor is undefined");
   const TensorImpl& base = *x.impl();
   TG_CHECK(offset + product(shape) <= product(base.shape) || product(shape) == 0,
            "as_view: a view of shape {} from element {} does not fit in a tensor of shape {}", shape_str(shape), offset,

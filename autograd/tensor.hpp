@@ -133,7 +133,7 @@ class Tensor {
   /// Backpropagates from this scalar (or with `seed`, d(loss)/d(this), for any shape).
   void backward(BackwardOptions options = {}) const;
   // A template only so that backward({.retain_graph = true}) stays unambiguous: GCC 12 wrongly
-  // lets a designated-initializer list reach Tensor's xarray constructors.
+  // lets a designated-initializer list reach Tensor's converting constructors.
   /// Backpropagates `seed`, d(loss)/d(this) of this tensor's shape, from a tensor of any shape.
   template <std::same_as<Tensor> Seed>
   void backward(const Seed& seed, BackwardOptions options = {}) const {
@@ -205,10 +205,3 @@ Tensor scalar_tensor(double value, Dtype dtype = float32);
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
 }  // namespace tg
-
-/// Lets fmt print a Tensor as operator<< does.
-template <>
-struct fmt::formatter<tg::Tensor> : fmt::formatter<std::string_view> {
-  /// Writes the tensor as operator<< prints it.
-  auto format(const tg::Tensor& t, format_context& ctx) const -> format_context::iterator;
-};

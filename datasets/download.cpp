@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -83,16 +84,16 @@ std::string join_url(const std::string& base, const std::string& name) {
 
 }  // namespace
 
-std::string sha256_file(const std::filesystem::path& path) {
+std::string sha256_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  TG_CHECK(in, "sha256_file: cannot open '{}'", path.string());
+  TG_CHECK(in, "sha256_file: cannot open '{}'", path);
   Sha256 sha;
   std::vector<char> buf(1 << 16);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     sha.update(buf.data(), static_cast<std::size_t>(in.gcount()));
   }
-  TG_CHECK(in.eof(), "sha256_file: error reading '{}'", path.string());
+  TG_CHECK(in.eof(), "sha256_file: error reading '{}'", path);
   return sha.hex();
 }
 
@@ -113,14 +114,16 @@ std::vector<std::string> mirrors_from_env(const char* var) {
   return out;
 }
 
-std::filesystem::path cache_root() {
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::filesystem::path(xdg) / "tapegrad";
-  if (const char* home = std::getenv("HOME"); home && *home) return std::filesystem::path(home) / ".cache" / "tapegrad";
+std::string cache_root() {
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    return (std::filesystem::path(xdg) / "tapegrad").string();
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return (std::filesystem::path(home) / ".cache" / "tapegrad").string();
   return {};
 }
 
-std::filesystem::path download_file(const RemoteFile& file, const std::filesystem::path& dir,
-                                    const DownloadOptions& options) {
+std::string download_file(const RemoteFile& file, const std::string& dir_name, const DownloadOptions& options) {
+  const std::filesystem::path dir = dir_name;
   TG_CHECK(!file.name.empty() && file.name.find('/') == std::string::npos,
            "download_file: '{}' is not a plain file name", file.name);
   TG_CHECK(file.sha256.size() == 64, "download_file: the SHA-256 given for '{}' is not 64 hex digits: '{}'", file.name,
@@ -195,7 +198,7 @@ std::filesystem::path download_file(const RemoteFile& file, const std::filesyste
     t.progress.total = t.progress.received;
     if (options.progress) options.progress(t.progress);
     if (report) fmt::print(stderr, "  saved {} ({} bytes, SHA-256 verified)\n", target.string(), t.progress.received);
-    return target;
+    return target.string();
   }
   detail::fail("download_file: could not download '{}' into '{}':\n  {}", file.name, dir.string(),
                fmt::join(failures, "\n  "));

@@ -1,7 +1,6 @@
 #pragma once
 // Fetching data files into a local directory over HTTP(S) (libcurl), each verified by SHA-256.
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -46,11 +45,10 @@ struct DownloadOptions {
 /// right SHA-256, and returns its path. The bytes go to a temporary file renamed into place only
 /// after they verify, so nothing unverified is ever kept. Throws a tg::Error listing every
 /// mirror's failure (HTTP status, network error or hash mismatch).
-std::filesystem::path download_file(const RemoteFile& file, const std::filesystem::path& dir,
-                                    const DownloadOptions& options);
+std::string download_file(const RemoteFile& file, const std::string& dir, const DownloadOptions& options);
 
 /// SHA-256 of a file's bytes, as 64 lowercase hex digits.
-std::string sha256_file(const std::filesystem::path& path);
+std::string sha256_file(const std::string& path);
 
 /// Base URLs listed in an environment variable, separated by spaces, commas or semicolons;
 /// empty when it is unset.
@@ -58,6 +56,6 @@ std::vector<std::string> mirrors_from_env(const char* var);
 
 /// Where downloaded data is cached: $XDG_CACHE_HOME/tapegrad, else $HOME/.cache/tapegrad;
 /// empty when neither variable is set.
-std::filesystem::path cache_root();
+std::string cache_root();
 
 }  // namespace tg::datasets

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -30,7 +31,7 @@ bool valid_type(std::uint8_t t) { return t == 0x08 || t == 0x09 || t == 0x0B || 
 constexpr std::uint64_t max_elements = std::uint64_t{1} << 40;
 
 // The whole file's bytes.
-std::vector<std::uint8_t> read_file(const std::filesystem::path& path, const std::string& name) {
+std::vector<std::uint8_t> read_file(const std::string& path, const std::string& name) {
   std::error_code ec;
   const bool exists = std::filesystem::exists(path, ec);
   TG_CHECK(exists, "read_idx: '{}' does not exist", name);
@@ -215,8 +216,8 @@ std::size_t IdxArray::numel() const {
   return n;
 }
 
-IdxArray read_idx(const std::filesystem::path& path, const IdxExpect& expect) {
-  const std::string name = path.string();
+IdxArray read_idx(const std::string& path, const IdxExpect& expect) {
+  const std::string name = path;
   return parse_idx(read_file(path, name), name, expect);
 }
 

@@ -1,7 +1,6 @@
 #pragma once
 // IDX files (the MNIST format), raw or gzip'd: a checked reader that keeps the elements as bytes.
 #include <cstdint>
-#include <filesystem>
 #include <optional>
 #include <span>
 #include <string>
@@ -48,7 +47,7 @@ struct IdxExpect {
 /// and nothing follows the last member. Checks the magic, element type, rank and that the data is
 /// exactly as long as the dims say (at most 2^40 elements); every error names the file and what
 /// is wrong.
-IdxArray read_idx(const std::filesystem::path& path, const IdxExpect& expect = {});
+IdxArray read_idx(const std::string& path, const IdxExpect& expect = {});
 
 /// The same, for the bytes of a file held in memory; `name` names them in errors.
 IdxArray parse_idx(std::span<const std::uint8_t> bytes, const std::string& name, const IdxExpect& expect = {});

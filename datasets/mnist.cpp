@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <optional>
@@ -180,7 +181,7 @@ struct MNIST::Data {
   std::vector<std::uint8_t> pixels;
   std::vector<std::uint8_t> labels;
   std::vector<std::string> classes;
-  fs::path directory;
+  std::string directory;
   Split split = Split::train;
 };
 
@@ -193,14 +194,14 @@ MNIST::MNIST(const MnistSource& source, Split split, const MnistOptions& options
   const char* split_name = train ? "train" : "test";
 
   const fs::path cache = !options.cache_dir.empty()
-                             ? options.cache_dir
-                             : (cache_root().empty() ? fs::path() : cache_root() / source.cache_name);
+                             ? fs::path(options.cache_dir)
+                             : (cache_root().empty() ? fs::path() : fs::path(cache_root()) / source.cache_name);
   std::vector<Candidate> candidates;
   std::optional<fs::path> images_path, labels_path;
   if (!options.root.empty()) {
     // A directory the caller named: the files must be there. Looking elsewhere would hide a
     // mistyped path behind whatever another place holds.
-    const fs::path& root = options.root;
+    const fs::path root = options.root;
     std::error_code ec;
     TG_CHECK(fs::exists(root, ec), "{}: the directory given, '{}', does not exist", source.name, root.string());
     TG_CHECK(fs::is_directory(root, ec), "{}: '{}', given as the data directory, is not a directory", source.name,
@@ -271,7 +272,7 @@ MNIST::MNIST(const MnistSource& source, Split split, const MnistOptions& options
 
   auto data = std::make_shared<Data>();
   data->classes = source.classes;
-  data->directory = images_path->parent_path();
+  data->directory = images_path->parent_path().string();
   data->split = split;
   IdxArray images = read_checked(*images_path, image_file, {.type = IdxType::u8, .rank = 3},
                                  fmt::format("{} {} images, {}", source.name, split_name, image_file.name));
@@ -338,7 +339,7 @@ std::span<const std::uint8_t> MNIST::pixels() const { return data_->pixels; }
 std::span<const std::uint8_t> MNIST::raw_labels() const { return data_->labels; }
 const std::vector<std::string>& MNIST::classes() const { return data_->classes; }
 Split MNIST::split() const { return data_->split; }
-const std::filesystem::path& MNIST::directory() const { return data_->directory; }
+const std::string& MNIST::directory() const { return data_->directory; }
 
 FashionMNIST::FashionMNIST(Split split, const MnistOptions& options) : MNIST(fashion_mnist_source(), split, options) {}
 

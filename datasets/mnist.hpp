@@ -2,7 +2,6 @@
 // MNIST and Fashion-MNIST (the same format): finding or downloading the files, checking them,
 // and serving float batches from the uint8 pixels kept in memory.
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <memory>
 #include <span>
@@ -20,12 +19,12 @@ enum class Split { train, test };
 /// Where an MNIST-format dataset is found and fetched from. mnist_source() and
 /// fashion_mnist_source() describe the two built in; other 28×28 IDX datasets fit too.
 struct MnistSource {
-  std::string name;                                ///< for messages: "MNIST"
-  std::string cache_name;                          ///< subdirectory of the cache and of $TAPEGRAD_DATA: "mnist"
-  std::string dir_env;                             ///< variable naming a directory that holds the files: "TG_MNIST_DIR"
-  std::string mirrors_env;                         ///< variable listing base URLs that replace `mirrors`
-  std::vector<std::string> mirrors;                ///< base URLs, tried in order
-  std::vector<std::filesystem::path> system_dirs;  ///< searched after the cache (distribution packages)
+  std::string name;                      ///< for messages: "MNIST"
+  std::string cache_name;                ///< subdirectory of the cache and of $TAPEGRAD_DATA: "mnist"
+  std::string dir_env;                   ///< variable naming a directory that holds the files: "TG_MNIST_DIR"
+  std::string mirrors_env;               ///< variable listing base URLs that replace `mirrors`
+  std::vector<std::string> mirrors;      ///< base URLs, tried in order
+  std::vector<std::string> system_dirs;  ///< searched after the cache (distribution packages)
   RemoteFile train_images, train_labels, test_images, test_labels;  ///< the .gz files and their SHA-256
   std::vector<std::string> classes;  ///< class names; every label must be below classes.size()
 };
@@ -41,9 +40,9 @@ MnistSource fashion_mnist_source();
 /// system directories, each named with or without .gz; the first directory holding both the
 /// images and the labels wins. When none does, they are downloaded into the cache directory.
 struct MnistOptions {
-  std::filesystem::path root{};        ///< searched first
+  std::string root{};                  ///< searched first
   bool download = true;                ///< fetch missing files into the cache directory
-  std::filesystem::path cache_dir{};   ///< default: cache_root() / cache_name
+  std::string cache_dir{};             ///< default: cache_root() / cache_name
   std::vector<std::string> mirrors{};  ///< base URLs replacing $<mirrors_env> and the built-in ones
   bool quiet = false;                  ///< no download lines on stderr
   std::function<void(const DownloadProgress&)> progress{};  ///< replaces the stderr lines
@@ -77,7 +76,7 @@ class MNIST : public Dataset {
   /// The split held.
   Split split() const;
   /// The directory the files were read from.
-  const std::filesystem::path& directory() const;
+  const std::string& directory() const;
 
   /// Image height in pixels.
   static constexpr std::size_t rows = 28;

@@ -39,7 +39,7 @@ std::string_view safetensors_dtype(Dtype d) {
 }
 
 // Writes header + tensors whole or not at all (autograd/detail/atomic_file.hpp).
-void write_atomic(const std::filesystem::path& path, const std::string& header, const NamedTensors& tensors) {
+void write_atomic(const std::string& path, const std::string& header, const NamedTensors& tensors) {
   tg::detail::AtomicFile file(path, "save");
   file.write(header.data(), header.size());
   for (const auto& [name, t] : tensors) file.write(t.data_ptr(), t.numel() * dtype_size(t.dtype()));
@@ -86,12 +86,12 @@ std::uint64_t checked_mul(std::uint64_t a, std::uint64_t b, const std::string& s
 
 }  // namespace
 
-void save_safetensors(const std::filesystem::path& path, const NamedTensors& tensors, const Metadata& metadata) {
+void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   Metadata with_crcs = metadata;
   for (const auto& [key, value] : metadata)
     TG_CHECK(!key.starts_with(kCrcPrefix) && key != kMetadataCrcKey,
-             "save {}: the metadata key '{}' is reserved (tapegrad's checksums)", path.string(), key);
+             "save {}: the metadata key '{}' is reserved (tapegrad's checksums)", path, key);
   for (const auto& [name, t] : tensors)
     if (t.defined())
       with_crcs[std::string(kCrcPrefix) + name] = crc32_hex(t.data_ptr(), t.numel() * dtype_size(t.dtype()));
@@ -100,9 +100,9 @@ void save_safetensors(const std::filesystem::path& path, const NamedTensors& ten
   std::set<std::string> names;
   std::uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
-    TG_CHECK(!name.empty() && name != kMetadataKey, "save {}: invalid tensor name \"{}\"", path.string(), name);
-    TG_CHECK(names.insert(name).second, "save {}: the name '{}' appears twice", path.string(), name);
-    TG_CHECK(t.defined(), "save {}: tensor '{}' is undefined", path.string(), name);
+    TG_CHECK(!name.empty() && name != kMetadataKey, "save {}: invalid tensor name \"{}\"", path, name);
+    TG_CHECK(names.insert(name).second, "save {}: the name '{}' appears twice", path, name);
+    TG_CHECK(t.defined(), "save {}: tensor '{}' is undefined", path, name);
     const std::uint64_t bytes = t.numel() * dtype_size(t.dtype());
     header[name] = {
         {"dtype", safetensors_dtype(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + bytes}}};
@@ -239,13 +239,13 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& s
   return file;
 }
 
-SafetensorsFile load_safetensors(const std::filesystem::path& path) {
+SafetensorsFile load_safetensors(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  TG_CHECK(in.good(), "load: cannot open {}", path.string());
+  TG_CHECK(in.good(), "load: cannot open {}", path);
   std::ostringstream buffer;
   buffer << in.rdbuf();
-  TG_CHECK(!in.bad(), "load: reading {} failed", path.string());
-  return parse_safetensors(buffer.str(), path.string());
+  TG_CHECK(!in.bad(), "load: reading {} failed", path);
+  return parse_safetensors(buffer.str(), path);
 }
 
 NamedTensors state_dict(const Module& module) {
@@ -290,13 +290,13 @@ void load_state_dict(Module& module, const NamedTensors& tensors, const std::str
   StateDictLoad(module, tensors, source).apply();
 }
 
-void save(const Module& module, const std::filesystem::path& path) {
+void save(const Module& module, const std::string& path) {
   save_safetensors(path, state_dict(module), {{"format", "tapegrad.module"}, {"module", module.name()}});
 }
 
-void load(Module& module, const std::filesystem::path& path) {
+void load(Module& module, const std::string& path) {
   const SafetensorsFile file = load_safetensors(path);
-  load_state_dict(module, file.tensors, path.string());
+  load_state_dict(module, file.tensors, path);
 }
 
 }  // namespace tg::nn

@@ -9,7 +9,6 @@
 // Reads are strict: a truncated or corrupted file, a missing or unexpected key, a shape or dtype
 // mismatch throws tg::Error naming the file and the key, and leaves the destination unchanged.
 #include <cstdint>
-#include <filesystem>
 #include <map>
 #include <string>
 #include <utility>
@@ -31,9 +30,9 @@ struct SafetensorsFile {
 };
 
 /// Writes `tensors` (float32, float64 or int64; unique non-empty names) and `metadata`.
-void save_safetensors(const std::filesystem::path& path, const NamedTensors& tensors, const Metadata& metadata = {});
+void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata = {});
 /// Reads and validates a whole safetensors file (dtypes F32, F64, I64).
-SafetensorsFile load_safetensors(const std::filesystem::path& path);
+SafetensorsFile load_safetensors(const std::string& path);
 /// Parses safetensors bytes; `source` names them in errors.
 SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& source = "safetensors data");
 
@@ -44,9 +43,9 @@ NamedTensors state_dict(const Module& module);
 void load_state_dict(Module& module, const NamedTensors& tensors, const std::string& source = "state dict");
 
 /// Saves a module's parameters and buffers.
-void save(const Module& module, const std::filesystem::path& path);
+void save(const Module& module, const std::string& path);
 /// Loads parameters and buffers saved by save() (or any safetensors file with the same names).
-void load(Module& module, const std::filesystem::path& path);
+void load(Module& module, const std::string& path);
 
 /// A load of `tensors` into a module's parameters and buffers, checked as load_state_dict checks
 /// it (every name, shape and dtype) when made, applied by apply(): a caller reading several parts

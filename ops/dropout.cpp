@@ -1,6 +1,7 @@
 #include "tapegrad/ops/dropout.hpp"
 
 #include "tapegrad/autograd/check.hpp"
+#include "tapegrad/autograd/detail/generator_state.hpp"
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
 #include "tapegrad/autograd/xarray.hpp"
@@ -24,9 +25,8 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
     const T scale = static_cast<T>(1.0 / (1.0 - p));
     // One 64-bit draw per element, compared as an integer: cheaper than a uniform double.
     const auto threshold = static_cast<std::uint64_t>(p * 18446744073709551616.0);
-    const auto held = gen.lock();
-    auto& engine = gen.engine();
-    kernels::dropout(engine, threshold, scale, a.data(), m.data(), r.data(), a.size());
+    LockedEngine locked(gen);
+    kernels::dropout(locked.engine(), threshold, scale, a.data(), m.data(), r.data(), a.size());
     mask = Tensor(std::move(m));
     out = Tensor(std::move(r));
   });

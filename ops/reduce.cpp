@@ -117,7 +117,6 @@ Tensor reduce_kernel(const Tensor& x, const Reduction& r, Init init, Combine com
 
 }  // namespace
 
-// d sum(x) = g spread over the reduced axes
 namespace {
 // Whether r reduces exactly the innermost axes of `shape` (a full sum among them): x is then
 // contiguous rows, each summed into one output element.
@@ -129,6 +128,7 @@ bool reduces_innermost(const Reduction& r, const Shape& shape) {
 }
 }  // namespace
 
+// d sum(x) = g spread over the reduced axes
 Tensor sum(const Tensor& x, const Axes& axes, bool keepdims) {
   const Reduction r = plan(x, axes, keepdims, "sum");
   Tensor out;

@@ -12,7 +12,6 @@
 #include "tapegrad/autograd/dispatch.hpp"
 #include "tapegrad/autograd/function.hpp"
 #include "tapegrad/autograd/xarray.hpp"
-#include "tapegrad/kernels/parallel.hpp"
 #include "tapegrad/ops/elementwise.hpp"
 #include "tapegrad/ops/reduce.hpp"
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
 #include <sstream>
 
 #include "tapegrad/autograd/check.hpp"
@@ -91,6 +92,23 @@ TEST_CASE("random tensors are reproducible from the generator's seed") {
   CHECK(ints.dtype() == int64);
   for (std::int64_t v : ints.array<std::int64_t>()) CHECK((v >= -3 && v < 3));
   CHECK_THROWS_WITH_AS(uniform({2}, 1.0, 1.0, r), doctest::Contains("uniform: needs low < high"), Error);
+}
+
+TEST_CASE("a Generator is a standard random bit generator: mt19937_64's draws, copies continue alike") {
+  Generator gen(42);
+  std::mt19937_64 reference(42);
+  for (int i = 0; i < 5; ++i) CHECK(gen() == reference());
+  Generator copy = gen;
+  std::uniform_int_distribution<int> digit(0, 9);
+  for (int i = 0; i < 20; ++i) CHECK(digit(copy) == digit(gen));
+  // The copy has its own engine: drawing from it leaves the original where it was.
+  const Generator::result_type next = Generator(gen)();
+  copy();
+  CHECK(gen() == next);
+  gen.seed(42);
+  reference.seed(42);
+  CHECK(gen() == reference());
+  static_assert(Generator::min() == 0 && Generator::max() == std::mt19937_64::max());
 }
 
 TEST_CASE("a Dtype prints its name on a stream, as with fmt") {
@@ -244,6 +262,7 @@ TEST_CASE("reshape, flatten, squeeze, unsqueeze, detach and slices of whole rows
   CHECK(p.array<double>()(2) == 9.0);
 
   CHECK_THROWS_WITH_AS(as_view(base, {5}, 8), doctest::Contains("as_view: a view of shape [5] from element 8"), Error);
+  CHECK_THROWS_WITH_AS(as_view(Tensor(), {1}), doctest::Contains("as_view: the tensor is undefined"), Error);
 }
 
 TEST_CASE("backward notices a saved tensor changed in place through a view, and gradients flow through views") {

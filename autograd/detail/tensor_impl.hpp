@@ -34,4 +34,11 @@ struct TensorImpl {
   ~TensorImpl();
 };
 
+/// A tensor's first element as a T* (the caller has checked the dtype): the storage's data
+/// moved on by the tensor's offset.
+template <class T>
+T* first_element(const TensorImpl& impl) {
+  return std::get<xt::xarray<T>>(impl.storage->array).data() + impl.offset;
+}
+
 }  // namespace tg

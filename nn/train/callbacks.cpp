@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -88,7 +89,7 @@ void EarlyStopping::on_train_end(const Logs&) {
   if (stopped_epoch_ > 0 && options_.verbose > 0) fmt::print("Epoch {}: early stopping\n", stopped_epoch_ + 1);
 }
 
-ModelCheckpoint::ModelCheckpoint(std::filesystem::path path, ModelCheckpointOptions options)
+ModelCheckpoint::ModelCheckpoint(std::string path, ModelCheckpointOptions options)
     : path_(std::move(path)), options_(std::move(options)) {
   TG_CHECK(!path_.empty(), "ModelCheckpoint: empty path");
   maximize_ = maximizes(options_.mode, options_.monitor);
@@ -101,11 +102,11 @@ void ModelCheckpoint::on_epoch_end(int epoch, const Logs& logs) {
   fmt::dynamic_format_arg_store<fmt::format_context> args;
   args.push_back(fmt::arg("epoch", epoch + 1));
   for (const auto& [name, value] : logs) args.push_back(fmt::arg(name.c_str(), value));
-  std::filesystem::path path;
+  std::string path;
   try {
-    path = fmt::vformat(path_.string(), args);
+    path = fmt::vformat(path_, args);
   } catch (const fmt::format_error& e) {
-    detail::fail("ModelCheckpoint: cannot format the path '{}': {}", path_.string(), e.what());
+    detail::fail("ModelCheckpoint: cannot format the path '{}': {}", path_, e.what());
   }
   // Under distributed training every rank decides alike (the logs are the same) and rank 0 writes.
   const bool chief = model().is_chief();
@@ -119,22 +120,22 @@ void ModelCheckpoint::on_epoch_end(int epoch, const Logs& logs) {
     }
     if (options_.verbose > 0 && chief)
       fmt::print("Epoch {}: {} improved from {:.5f} to {:.5f}, saving model to {}\n", epoch + 1, options_.monitor,
-                 best_, current, path.string());
+                 best_, current, path);
     best_ = current;
   } else if (options_.verbose > 0 && chief) {
-    fmt::print("Epoch {}: saving model to {}\n", epoch + 1, path.string());
+    fmt::print("Epoch {}: saving model to {}\n", epoch + 1, path);
   }
   if (chief) model().save(path);
 }
 
-CSVLogger::CSVLogger(std::filesystem::path path, bool append) : path_(std::move(path)), append_(append) {}
+CSVLogger::CSVLogger(std::string path, bool append) : path_(std::move(path)), append_(append) {}
 
 void CSVLogger::on_train_begin(const Logs&) {
   header_.clear();
   rows_.clear();
   if (append_ && std::filesystem::exists(path_)) {
     std::ifstream f(path_);
-    TG_CHECK(f.good(), "CSVLogger: cannot read '{}' to append to it", path_.string());
+    TG_CHECK(f.good(), "CSVLogger: cannot read '{}' to append to it", path_);
     std::getline(f, header_);
     std::stringstream rest;
     rest << f.rdbuf();
@@ -149,8 +150,7 @@ void CSVLogger::on_epoch_end(int epoch, const Logs& logs) {
   std::string header = "epoch";
   for (const auto& [name, value] : columns) header += "," + name;
   if (header_.empty()) header_ = header;
-  TG_CHECK(header == header_, "CSVLogger: '{}' has columns '{}' but this epoch logs '{}'", path_.string(), header_,
-           header);
+  TG_CHECK(header == header_, "CSVLogger: '{}' has columns '{}' but this epoch logs '{}'", path_, header_, header);
   std::string row = std::to_string(epoch);
   for (const auto& [name, value] : columns) row += fmt::format(",{}", value);
   rows_ += row + "\n";

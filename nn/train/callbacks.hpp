@@ -2,7 +2,6 @@
 // Keras-style callbacks: hooks fit() calls around epochs and batches. Write your own by deriving
 // from Callback and overriding the hooks you need; model() gives the Model being trained.
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -117,7 +116,7 @@ struct ModelCheckpointOptions {
 class ModelCheckpoint : public Callback {
  public:
   /// Throws when `path` is empty.
-  explicit ModelCheckpoint(std::filesystem::path path, ModelCheckpointOptions options = {});
+  explicit ModelCheckpoint(std::string path, ModelCheckpointOptions options = {});
   /// Resets the best value.
   void on_train_begin(const Logs& logs) override;
   /// Saves the model to the path made for this epoch (with save_best_only: when `monitor` improved).
@@ -126,7 +125,7 @@ class ModelCheckpoint : public Callback {
   double best() const { return best_; }
 
  private:
-  std::filesystem::path path_;
+  std::string path_;
   ModelCheckpointOptions options_;
   bool maximize_ = false;
   double best_ = 0;
@@ -138,14 +137,14 @@ class ModelCheckpoint : public Callback {
 class CSVLogger : public Callback {
  public:
   /// append: keep the rows of an existing file (columns must match).
-  explicit CSVLogger(std::filesystem::path path, bool append = false);
+  explicit CSVLogger(std::string path, bool append = false);
   /// Starts the rows, keeping those of an existing file with append.
   void on_train_begin(const Logs& logs) override;
   /// Adds the epoch's row and rewrites the file; throws when its columns differ from the header's.
   void on_epoch_end(int epoch, const Logs& logs) override;
 
  private:
-  std::filesystem::path path_;
+  std::string path_;
   bool append_;
   std::string header_;
   std::string rows_;

@@ -15,25 +15,24 @@ optim::StateDict to_state_dict(const NamedTensors& tensors) {
 }
 }  // namespace
 
-void save(const optim::Optimizer& optimizer, const std::filesystem::path& path) {
+void save(const optim::Optimizer& optimizer, const std::string& path) {
   NamedTensors tensors;
   for (const auto& [key, t] : optimizer.state_dict()) tensors.emplace_back(key, t);
   save_safetensors(path, tensors, {{"format", "tapegrad.optimizer"}, {"optimizer", optimizer.name()}});
 }
 
-void load(optim::Optimizer& optimizer, const std::filesystem::path& path) {
+void load(optim::Optimizer& optimizer, const std::string& path) {
   const SafetensorsFile file = load_safetensors(path);
-  const std::string kind = metadata_at(file.metadata, "optimizer", path.string());
-  TG_CHECK(kind == optimizer.name(), "{}: holds the state of a {} optimizer, not of {}", path.string(), kind,
-           optimizer.name());
+  const std::string kind = metadata_at(file.metadata, "optimizer", path);
+  TG_CHECK(kind == optimizer.name(), "{}: holds the state of a {} optimizer, not of {}", path, kind, optimizer.name());
   try {
     optimizer.load_state_dict(to_state_dict(file.tensors));
   } catch (const Error& e) {
-    throw Error(fmt::format("{}: {}", path.string(), e.what()));
+    throw Error(fmt::format("{}: {}", path, e.what()));
   }
 }
 
-void save_checkpoint(const std::filesystem::path& path, const Module& module, const optim::Optimizer& optimizer,
+void save_checkpoint(const std::string& path, const Module& module, const optim::Optimizer& optimizer,
                      std::int64_t epoch, const Generator* generator, const Metadata& extra) {
   Metadata metadata = extra;
   auto reserve = [&](const std::string& key, std::string value) {
@@ -50,9 +49,9 @@ void save_checkpoint(const std::filesystem::path& path, const Module& module, co
   save_safetensors(path, tensors, metadata);
 }
 
-CheckpointInfo load_checkpoint(const std::filesystem::path& path, Module& module, optim::Optimizer& optimizer,
+CheckpointInfo load_checkpoint(const std::string& path, Module& module, optim::Optimizer& optimizer,
                                Generator* generator) {
-  const std::string source = path.string();
+  const std::string source = path;
   SafetensorsFile file = load_safetensors(path);
   TG_CHECK(metadata_at(file.metadata, "format", source) == "tapegrad.checkpoint", "{}: not a tapegrad checkpoint",
            source);

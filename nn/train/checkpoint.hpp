@@ -2,7 +2,6 @@
 // Optimizer state and training checkpoints (model, optimizer, epoch, generator) in safetensors
 // files, written atomically and read all or nothing, as nn/serialize.hpp does for modules.
 #include <cstdint>
-#include <filesystem>
 
 #include "tapegrad/autograd/generator.hpp"
 #include "tapegrad/nn/module.hpp"
@@ -12,9 +11,9 @@
 namespace tg::nn {
 
 /// Saves an optimizer's state (see optim::StateDict for the names).
-void save(const optim::Optimizer& optimizer, const std::filesystem::path& path);
+void save(const optim::Optimizer& optimizer, const std::string& path);
 /// Loads state saved from an optimizer of the same kind over parameters of the same shapes.
-void load(optim::Optimizer& optimizer, const std::filesystem::path& path);
+void load(optim::Optimizer& optimizer, const std::string& path);
 
 /// What load_checkpoint found besides the tensors.
 struct CheckpointInfo {
@@ -25,11 +24,11 @@ struct CheckpointInfo {
 
 /// One file with the model ("model.<name>"), the optimizer state ("optimizer.<key>"), the epoch,
 /// the generator's state when given (to resume shuffles and dropout exactly) and `extra` metadata.
-void save_checkpoint(const std::filesystem::path& path, const Module& module, const optim::Optimizer& optimizer,
+void save_checkpoint(const std::string& path, const Module& module, const optim::Optimizer& optimizer,
                      std::int64_t epoch, const Generator* generator = nullptr, const Metadata& extra = {});
 /// Restores a checkpoint into existing objects built like the saved ones; all or nothing. The
 /// generator, when given, must have been saved.
-CheckpointInfo load_checkpoint(const std::filesystem::path& path, Module& module, optim::Optimizer& optimizer,
+CheckpointInfo load_checkpoint(const std::string& path, Module& module, optim::Optimizer& optimizer,
                                Generator* generator = nullptr);
 
 }  // namespace tg::nn

@@ -85,9 +85,9 @@ std::string History::to_csv() const {
   return out;
 }
 
-void History::save_csv(const std::filesystem::path& path) const { write_file_atomic(path, to_csv()); }
+void History::save_csv(const std::string& path) const { write_file_atomic(path, to_csv()); }
 
-void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
+void write_file_atomic(const std::string& path, std::string_view content) {
   tg::detail::write_file_atomic(path, content, "write_file_atomic");
 }
 

@@ -1,7 +1,6 @@
 #pragma once
 // What fit() returns and callbacks see: named metrics per epoch, in the order they appeared.
 #include <cstddef>
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -64,7 +63,7 @@ class History {
   /// Whether no epoch was recorded.
   bool empty() const { return epoch_.empty(); }
   /// Writes "epoch,loss,accuracy,..." with one row per epoch, atomically (temp file + rename).
-  void save_csv(const std::filesystem::path& path) const;
+  void save_csv(const std::string& path) const;
   /// The CSV text save_csv writes.
   std::string to_csv() const;
 
@@ -76,6 +75,6 @@ class History {
 
 /// Writes `content` to `path` through a temporary file in the same directory and a rename, so
 /// readers never see a half-written file; throws tg::Error naming the path on failure.
-void write_file_atomic(const std::filesystem::path& path, std::string_view content);
+void write_file_atomic(const std::string& path, std::string_view content);
 
 }  // namespace tg::nn

@@ -431,8 +431,8 @@ std::string Model::summary_string() const {
 
 void Model::summary(std::ostream* os) const { out_stream(os) << summary_string() << std::flush; }
 
-void Model::save(const std::filesystem::path& path) const { nn::save(*module_, path); }
+void Model::save(const std::string& path) const { nn::save(*module_, path); }
 
-void Model::load(const std::filesystem::path& path) { nn::load(*module_, path); }
+void Model::load(const std::string& path) { nn::load(*module_, path); }
 
 }  // namespace tg::nn

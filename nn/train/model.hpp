@@ -17,7 +17,6 @@
 // vanishing gradient. A subclass of those layers is taken as written: its own forward runs. With compile's from_logits
 // the model is taken to output logits. predict() and operator() run the whole model: probabilities.
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <iosfwd>
 #include <memory>
@@ -137,9 +136,9 @@ class Model {
   void summary(std::ostream* os = nullptr) const;
 
   /// Saves parameters and buffers (by their dotted names) as a safetensors file, atomically.
-  void save(const std::filesystem::path& path) const;
+  void save(const std::string& path) const;
   /// Loads a file written by save(); throws naming the tensor when it does not fit the model.
-  void load(const std::filesystem::path& path);
+  void load(const std::string& path);
 
   /// The module trained (never the DistributedDataParallel wrapper).
   Module& module() { return *module_; }

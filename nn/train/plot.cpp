@@ -254,7 +254,7 @@ std::string history_svg(const History& history, const PlotOptions& options) {
   return panels_svg(panels, options);
 }
 
-void save_history_plot(const History& history, const std::filesystem::path& path, const PlotOptions& options) {
+void save_history_plot(const History& history, const std::string& path, const PlotOptions& options) {
   write_file_atomic(path, history_svg(history, options));
 }
 

@@ -1,7 +1,6 @@
 #pragma once
 // Standalone SVG line charts: the tutorial's training curves (loss and accuracy, train against
 // validation, by epoch) without matplotlib.
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -49,6 +48,6 @@ std::string panels_svg(const std::vector<Panel>& panels, const PlotOptions& opti
 std::string history_svg(const History& history, const PlotOptions& options = {});
 
 /// Writes history_svg to `path` atomically.
-void save_history_plot(const History& history, const std::filesystem::path& path, const PlotOptions& options = {});
+void save_history_plot(const History& history, const std::string& path, const PlotOptions& options = {});
 
 }  // namespace tg::nn

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <ostream>
@@ -13,14 +14,21 @@
 
 namespace tg::nn {
 
+namespace {
+// Seconds on the steady clock (a double in the header, so that it needs no <chrono>).
+double seconds_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
 ProgressBar::ProgressBar(std::size_t target, std::ostream& os, ProgressOptions options)
-    : target_(target), os_(os), options_(options), start_(Clock::now()), last_draw_(start_) {}
+    : target_(target), os_(os), options_(options), start_(seconds_now()), last_draw_(start_) {}
 
 void ProgressBar::update(std::size_t current, const Logs& logs) {
   current_ = current;
   if (!options_.live) return;
-  const auto now = Clock::now();
-  const bool due = std::chrono::duration<double>(now - last_draw_).count() >= options_.min_interval;
+  const double now = seconds_now();
+  const bool due = now - last_draw_ >= options_.min_interval;
   if (!due && current != 1 && current < target_) return;
   last_draw_ = now;
   std::string text =
@@ -59,7 +67,7 @@ std::string ProgressBar::live_line(std::size_t current, const Logs& logs, std::s
 }
 
 std::string ProgressBar::draw(std::size_t current, const Logs& logs, bool final, int width) const {
-  const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+  const double elapsed = seconds_now() - start_;
   const std::string target_str = std::to_string(target_);
   if (final && !options_.bar) {
     const double per_step = current ? elapsed / static_cast<double>(current) : 0.0;

@@ -4,7 +4,6 @@
 // updated in place (carriage return) on a terminal, printed once at the end otherwise; or, as
 // Keras's verbose=2, one line an epoch without the bar:
 //   1500/1500 - 4s - loss: 0.1234 - accuracy: 0.9630 - 4s/epoch - 3ms/step
-#include <chrono>
 #include <cstddef>
 #include <iosfwd>
 #include <string>
@@ -40,12 +39,11 @@ class ProgressBar {
   std::string live_line(std::size_t current, const Logs& logs, std::size_t columns) const;
 
  private:
-  using Clock = std::chrono::steady_clock;
   std::size_t target_;
   std::ostream& os_;
   ProgressOptions options_;
-  Clock::time_point start_;
-  Clock::time_point last_draw_;
+  double start_;      // seconds on the steady clock
+  double last_draw_;  // the same
   std::size_t last_width_ = 0;
   std::size_t current_ = 0;
   std::string draw(std::size_t current, const Logs& logs, bool final, int width) const;
