@@ -28,12 +28,13 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   if (from == shape) return x;
   TG_CHECK(broadcast_shapes(from, shape, "broadcast_to") == shape, "broadcast_to: shape {} cannot be broadcast to {}",
            shape_str(from), shape_str(shape));
-  Tensor out = dispatch_all(x.dtype(), [&](auto t) {
-    using T = decltype(t);
-    xt::xarray<T> r = xt::xarray<T>::from_shape(shape);
-    if (r.size() > 0) kernels::broadcast_copy(kernels::broadcast_plan(from, from, shape), x.data<T>(), r.data());
-    return Tensor(std::move(r));
-  });
+  // A view: stride 0 along the new leading axes and the axes of size 1 that grow.
+  const Strides from_strides = x.strides();
+  const std::size_t lead = shape.size() - from.size();
+  Strides strides(shape.size(), 0);
+  for (std::size_t i = 0; i < from.size(); ++i)
+    if (from[i] == shape[lead + i]) strides[lead + i] = from_strides[i];
+  const Tensor out = as_strided(x, shape, strides);
   return record({.name = "broadcast_to", .inputs = {x}}, out,
                 [from](const BackwardContext&, const Tensor& g) -> TensorList { return {sum_to(g, from)}; });
 }

@@ -33,7 +33,7 @@ void autograd::queue_backward_callback(std::function<void()> callback) {
 }
 
 Node::Node(std::string name, std::vector<Edge> edges, std::vector<SavedTensor> saved, std::shared_ptr<Storage> output,
-           std::size_t output_offset, Shape output_shape, BackwardFn backward)
+           std::size_t output_offset, Shape output_shape, Strides output_strides, BackwardFn backward)
     : name_(std::move(name)),
       sequence_nr_(next_sequence_nr++),
       edges_(std::move(edges)),
@@ -41,6 +41,7 @@ Node::Node(std::string name, std::vector<Edge> edges, std::vector<SavedTensor> s
       output_(std::move(output)),
       output_offset_(output_offset),
       output_shape_(std::move(output_shape)),
+      output_strides_(std::move(output_strides)),
       backward_(std::move(backward)) {
   ++live_nodes;
 }
@@ -104,6 +105,7 @@ Tensor BackwardContext::output() const {
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = node_.output_;
   impl->shape = node_.output_shape_;
+  impl->strides = node_.output_strides_;
   impl->offset = node_.output_offset_;
   // Linked to this node, so that gradients computed from the output are differentiable.
   if (is_grad_enabled()) {
@@ -139,14 +141,11 @@ Tensor record(OpSpec spec, Tensor result, BackwardFn backward) {
     const std::uint64_t version = t.defined() ? t.version() : 0;
     saved.push_back({std::move(t), version});
   }
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = result.impl()->storage;
-  impl->shape = result.impl()->shape;
-  impl->offset = result.impl()->offset;
+  auto impl = alias(*result.impl());
   impl->requires_grad = true;
   impl->grad_fn = std::make_shared<Node>(std::move(spec.name), std::move(edges), std::move(saved),
                                          spec.save_output ? impl->storage : nullptr, impl->offset, impl->shape,
-                                         std::move(backward));
+                                         impl->strides, std::move(backward));
   return Tensor(impl);
 }
 
@@ -185,7 +184,7 @@ Tensor add_gradients(const Tensor& a, const Tensor& b) {
 // otherwise sum becomes a new tensor. g has sum's shape.
 void add_into(Tensor& sum, const Tensor& g) {
   if (!is_grad_enabled() && is_floating(sum.dtype()) && sum.dtype() == g.dtype() && owned_alone(sum) &&
-      sum.shape() == g.shape()) {
+      is_contiguous(*sum.impl()) && sum.shape() == g.shape()) {
     dispatch_float(sum.dtype(), "accumulate", [&](auto t) {
       using T = decltype(t);
       T* acc = first_element<T>(*sum.impl());
@@ -275,9 +274,10 @@ void run_backward(const TensorList& roots, const TensorList& seeds, bool retain_
         Tensor current(std::move(leaf->grad));
         add_into(current, stored);
         stored = create_graph || !current.requires_grad() ? current : current.detach();
-      } else if (!leaf_storages.insert(stored.impl()->storage.get()).second) {
-        // Another leaf got this storage (add hands g to both inputs, a view op a view of g):
-        // each leaf owns its gradient, which optimizers and clip_grad_* change in place.
+      } else if (!is_contiguous(*stored.impl()) || !leaf_storages.insert(stored.impl()->storage.get()).second) {
+        // A strided view (a permute's gradient), or a storage another leaf got (add hands g to
+        // both inputs, a view op a view of g): each leaf owns a row-major gradient, which
+        // optimizers and clip_grad_* change in place.
         stored = stored.clone();
       }
       leaf->grad = stored.impl_ptr();

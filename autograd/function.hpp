@@ -52,10 +52,10 @@ struct Edge {
 /// inputs, never its output (the output's value is saved as storage, re-wrapped on demand).
 class Node : public std::enable_shared_from_this<Node> {
  public:
-  /// Made by record(): the op's name, one edge per input, the saved tensors, the output's storage (when saved)
-  /// and shape, and the backward function.
+  /// Made by record(): the op's name, one edge per input, the saved tensors, the output's storage (when saved),
+  /// offset, shape and strides, and the backward function.
   Node(std::string name, std::vector<Edge> edges, std::vector<SavedTensor> saved, std::shared_ptr<Storage> output,
-       std::size_t output_offset, Shape output_shape, BackwardFn backward);
+       std::size_t output_offset, Shape output_shape, Strides output_strides, BackwardFn backward);
   /// Frees the graph behind it iteratively, so that a long chain of nodes cannot overflow the stack.
   ~Node();
   Node(const Node&) = delete;
@@ -84,6 +84,7 @@ class Node : public std::enable_shared_from_this<Node> {
   std::shared_ptr<Storage> output_;  // non-null when the op saved its output
   std::size_t output_offset_;        // where the output starts in output_
   Shape output_shape_;
+  Strides output_strides_;  // empty unless the output is a strided view
   BackwardFn backward_;
   bool released_ = false;
 };

@@ -18,6 +18,7 @@
 #include "tapegrad/autograd/function.hpp"
 #include "tapegrad/autograd/grad_mode.hpp"
 #include "tapegrad/kernels/broadcast.hpp"
+#include "tapegrad/kernels/strided.hpp"
 
 namespace tg {
 namespace {
@@ -37,6 +38,66 @@ std::size_t product(const Shape& s) {
   std::size_t n = 1;
   for (std::size_t d : s) n *= d;
   return n;
+}
+
+// Row-major element strides of `shape`.
+Strides row_major_strides(const Shape& shape) {
+  Strides st(shape.size());
+  std::size_t step = 1;
+  for (std::size_t i = shape.size(); i-- > 0;) st[i] = step, step *= shape[i];
+  return st;
+}
+
+// `strides` as a TensorImpl keeps them: empty when they lay `shape` out row-major (how a size-1
+// axis steps does not matter, nor anything for fewer than two elements).
+Strides normalized(const Shape& shape, const Strides& strides) {
+  if (product(shape) <= 1) return {};
+  std::size_t step = 1;
+  for (std::size_t i = shape.size(); i-- > 0;) {
+    if (shape[i] != 1 && strides[i] != step) return strides;
+    step *= shape[i];
+  }
+  return {};
+}
+
+std::size_t storage_size(const Storage& s) {
+  return std::visit([](const auto& a) { return a.size(); }, s.array);
+}
+
+// A strided view's elements, row-major: gathered on the first read and again after the storage
+// changed (its version moved on), under the view's lock so that concurrent readers share one.
+template <class T>
+const T* gathered_elements(const TensorImpl& impl) {
+  const std::lock_guard held(impl.gather_mutex);
+  const Storage* have = impl.gathered.get();
+  if (!have || have->version != impl.storage->version || !std::holds_alternative<xt::xarray<T>>(have->array)) {
+    auto rows = std::make_shared<Storage>();
+    xt::xarray<T> a = xt::xarray<T>::from_shape({product(impl.shape)});
+    kernels::strided_gather(first_element<T>(impl), impl.shape, impl.strides, a.data());
+    rows->array = std::move(a);
+    rows->version = impl.storage->version;
+    impl.gathered = std::move(rows);
+  }
+  return std::get<xt::xarray<T>>(impl.gathered->array).data();
+}
+
+// Runs change(T* elements) on impl's elements laid out row-major: in place when they are, else on
+// a gathered copy written back (refused for a broadcast view, whose elements share places).
+template <class T, class Change>
+void change_elements(const TensorImpl& impl, std::string_view op, Change change) {
+  if (is_contiguous(impl)) {
+    change(first_element<T>(impl));
+    return;
+  }
+  for (std::size_t i = 0; i < impl.shape.size(); ++i)
+    TG_CHECK(impl.strides[i] != 0 || impl.shape[i] <= 1,
+             "{}: the tensor of shape {} is a broadcast view (stride 0 along axis {}): several of its elements are "
+             "one place in memory. Change a contiguous() copy instead",
+             op, shape_str(impl.shape), i);
+  xt::xarray<T> rows = xt::xarray<T>::from_shape({product(impl.shape)});
+  kernels::strided_gather(first_element<T>(impl), impl.shape, impl.strides, rows.data());
+  change(rows.data());
+  kernels::strided_scatter(rows.data(), impl.shape, impl.strides, first_element<T>(impl));
 }
 
 template <class List>
@@ -80,12 +141,21 @@ std::size_t Tensor::ndim() const { return checked().shape.size(); }
 
 std::size_t Tensor::numel() const { return product(checked().shape); }
 
+Strides Tensor::strides() const {
+  const TensorImpl& impl = checked();
+  return tg::is_contiguous(impl) ? row_major_strides(impl.shape) : impl.strides;
+}
+
+bool Tensor::is_contiguous() const { return tg::is_contiguous(checked()); }
+
+Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
+
 template <class T>
 const T* Tensor::data() const {
   const TensorImpl& impl = checked();
   TG_CHECK(std::holds_alternative<xt::xarray<T>>(impl.storage->array),
            "Tensor::data: asked for {} elements of a {} tensor", dtype_of<T>(), dtype());
-  return first_element<T>(impl);
+  return tg::is_contiguous(impl) ? first_element<T>(impl) : gathered_elements<T>(impl);
 }
 
 template const float* Tensor::data<float>() const;
@@ -102,12 +172,39 @@ bool Tensor::shares_storage(const Tensor& other) const { return checked().storag
 Tensor as_view(const Tensor& x, const Shape& shape, std::size_t offset) {
   TG_CHECK(x.defined(), "as_view: the tensor is undefined");
   const TensorImpl& base = *x.impl();
+  TG_CHECK(is_contiguous(base), "as_view: the tensor of shape {} is a strided view; call contiguous() first",
+           shape_str(base.shape));
   TG_CHECK(offset + product(shape) <= product(base.shape) || product(shape) == 0,
            "as_view: a view of shape {} from element {} does not fit in a tensor of shape {}", shape_str(shape), offset,
            shape_str(base.shape));
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = base.storage;
   impl->shape = shape;
+  impl->offset = base.offset + offset;
+  return Tensor(impl);
+}
+
+Tensor as_strided(const Tensor& x, const Shape& shape, const Strides& strides, std::size_t offset) {
+  TG_CHECK(x.defined(), "as_strided: the tensor is undefined");
+  const TensorImpl& base = *x.impl();
+  TG_CHECK(shape.size() == strides.size(), "as_strided: {} strides given for shape {}", strides.size(),
+           shape_str(shape));
+  // The furthest element must lie in the storage (nothing is read for an empty view).
+  std::size_t last = base.offset + offset;
+  bool overflow = false;
+  for (std::size_t i = 0; i < shape.size() && product(shape) > 0; ++i) {
+    std::size_t step = 0;
+    overflow |= __builtin_mul_overflow(shape[i] - 1, strides[i], &step);
+    overflow |= __builtin_add_overflow(last, step, &last);
+  }
+  TG_CHECK(product(shape) == 0 || (!overflow && last < storage_size(*base.storage)),
+           "as_strided: a view of shape {} with strides [{}] from element {} does not fit in a storage of {} "
+           "elements",
+           shape_str(shape), fmt::join(strides, ", "), base.offset + offset, storage_size(*base.storage));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = base.storage;
+  impl->shape = shape;
+  impl->strides = normalized(shape, strides);
   impl->offset = base.offset + offset;
   return Tensor(impl);
 }
@@ -127,13 +224,21 @@ Tensor Tensor::to(Dtype d) const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor out = dispatch_all(dtype(), [&](auto t) { return Tensor(xt::xarray<decltype(t)>(array<decltype(t)>())); });
+  // A strided view is gathered straight into the copy (data<T>() would gather into its cache first).
+  Tensor out = dispatch_all(dtype(), [&](auto t) {
+    using T = decltype(t);
+    const TensorImpl& impl = checked();
+    if (tg::is_contiguous(impl)) return Tensor(xt::xarray<T>(array<T>()));
+    xt::xarray<T> rows = xt::xarray<T>::from_shape(impl.shape);
+    kernels::strided_gather(first_element<T>(impl), impl.shape, impl.strides, rows.data());
+    return Tensor(std::move(rows));
+  });
   // d clone(x) = g
   return record({.name = "clone", .inputs = {*this}}, out,
                 [](const BackwardContext&, const Tensor& g) -> TensorList { return {g}; });
 }
 
-Tensor Tensor::detach() const { return as_view(*this, checked().shape); }
+Tensor Tensor::detach() const { return Tensor(alias(checked())); }
 
 bool Tensor::requires_grad() const { return checked().requires_grad; }
 
@@ -200,7 +305,7 @@ Tensor& Tensor::fill_(double value) {
   check_inplace(*this, "fill_");
   dispatch_all(dtype(), [&](auto t) {
     using T = decltype(t);
-    std::fill_n(first_element<T>(checked()), numel(), static_cast<T>(value));
+    change_elements<T>(checked(), "fill_", [&](T* p) { std::fill_n(p, numel(), static_cast<T>(value)); });
   });
   bump_version();
   return *this;
@@ -213,7 +318,8 @@ Tensor& Tensor::copy_(const Tensor& src) {
   Tensor converted = src.detach().to(dtype());
   dispatch_all(dtype(), [&](auto t) {
     using T = decltype(t);
-    std::copy_n(converted.data<T>(), numel(), first_element<T>(checked()));
+    const T* from = converted.data<T>();
+    change_elements<T>(checked(), "copy_", [&](T* p) { std::copy_n(from, numel(), p); });
   });
   bump_version();
   return *this;
@@ -238,11 +344,13 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   const Tensor src = scaled.to(dtype());
   dispatch_all(dtype(), [&](auto t) {
     using T = decltype(t);
-    T* dst = first_element<T>(checked());
+    const T* other_elements = src.data<T>();
     bump_version();
     if (numel() > 0)
-      kernels::broadcast_map(kernels::broadcast_plan(s, from, s), static_cast<const T*>(dst), src.data<T>(), dst,
-                             [](T u, T v) { return static_cast<T>(u + v); });
+      change_elements<T>(checked(), "add_", [&](T* dst) {
+        kernels::broadcast_map(kernels::broadcast_plan(s, from, s), static_cast<const T*>(dst), other_elements, dst,
+                               [](T u, T v) { return static_cast<T>(u + v); });
+      });
   });
   return *this;
 }
@@ -254,22 +362,27 @@ Tensor& Tensor::set_data(const Tensor& src) {
   auto storage = std::make_shared<Storage>();
   dispatch_all(src.dtype(), [&](auto t) {
     using T = decltype(t);
-    const T* first = first_element<T>(from);
     storage->array =
-        xt::xarray<T>(xt::adapt(first, product(from.shape), xt::no_ownership(), Shape{product(from.shape)}));
+        xt::xarray<T>(xt::adapt(src.data<T>(), product(from.shape), xt::no_ownership(), Shape{product(from.shape)}));
   });
   storage->version = checked().storage->version + 1;
   impl_->storage = std::move(storage);
   impl_->shape = from.shape;
+  impl_->strides.clear();
   impl_->offset = 0;
   return *this;
 }
 
 const void* Tensor::data_ptr() const {
-  return dispatch_all(dtype(), [&](auto t) -> const void* { return first_element<decltype(t)>(checked()); });
+  return dispatch_all(dtype(), [&](auto t) -> const void* { return data<decltype(t)>(); });
 }
 
 void* Tensor::mutable_data_ptr() const {
+  TG_CHECK(tg::is_contiguous(checked()),
+           "Tensor::mutable_data_ptr/mutable_array: the tensor of shape {} is a strided view (of a permute, transpose, "
+           "broadcast_to or slice), which has no row-major elements to write to; change it with copy_, fill_, add_ "
+           "or mul_, or write to contiguous()",
+           shape_str(shape()));
   bump_version();
   return dispatch_all(dtype(), [&](auto t) -> void* { return first_element<decltype(t)>(checked()); });
 }
@@ -278,8 +391,9 @@ Tensor& Tensor::mul_(double value) {
   check_inplace(*this, "mul_");
   dispatch_all(dtype(), [&](auto t) {
     using T = decltype(t);
-    T* p = first_element<T>(checked());
-    for (std::size_t i = 0, n = numel(); i < n; ++i) p[i] = static_cast<T>(p[i] * value);
+    change_elements<T>(checked(), "mul_", [&](T* p) {
+      for (std::size_t i = 0, n = numel(); i < n; ++i) p[i] = static_cast<T>(p[i] * value);
+    });
   });
   bump_version();
   return *this;

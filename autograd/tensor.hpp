@@ -19,6 +19,8 @@ namespace tg {
 
 /// The size of each axis, outermost first ({} for a 0-d tensor).
 using Shape = std::vector<std::size_t>;
+/// Element strides of each axis, as torch's Tensor.stride() (0 along a broadcast axis).
+using Strides = std::vector<std::size_t>;
 class Node;
 class Generator;
 class Tensor;
@@ -74,6 +76,13 @@ class Tensor {
   std::size_t ndim() const;
   /// Number of elements: the product of the shape (1 for a 0-d tensor).
   std::size_t numel() const;
+  /// Element strides of each axis in the storage, as torch's stride(): row-major ones unless this
+  /// is a strided view (permute, transpose, broadcast_to, a slice with a step or of inner axes).
+  Strides strides() const;
+  /// Whether the elements lie row-major in the storage (every tensor but a strided view).
+  bool is_contiguous() const;
+  /// This tensor if contiguous, else a row-major copy of it (differentiable), as torch's.
+  Tensor contiguous() const;
 
   /// The elements as an xtensor expression of this shape (tg::ArrayRef<T>), without a copy
   /// (throws unless T matches the dtype). `xt::xarray<T> a = t.array<T>()` copies them out.
@@ -81,16 +90,18 @@ class Tensor {
   template <class T>
   auto array() const;
   /// Writable access for in-place changes (tg::MutableArrayRef<T>), seen by every tensor
-  /// sharing the storage (views of it): bumps the version so saved tensors notice. Needs
-  /// tapegrad/autograd/xarray.hpp.
+  /// sharing the storage (views of it): bumps the version so saved tensors notice. Throws for a
+  /// strided view, as mutable_data_ptr does. Needs tapegrad/autograd/xarray.hpp.
   template <class T>
   auto mutable_array();
-  /// The elements as a T* (throws unless T matches the dtype), row-major and contiguous.
+  /// The elements as a T*, row-major (throws unless T matches the dtype). For a strided view
+  /// they are gathered into a row-major copy on the first read, kept until the storage changes.
   template <class T>
   const T* data() const;
-  /// The first element's address, whatever the dtype (row-major, contiguous).
+  /// The same, whatever the dtype.
   const void* data_ptr() const;
-  /// The same, for writing: bumps the version, as mutable_array does.
+  /// The first element's address for writing (row-major; a strided view has no such address and
+  /// throws: change it with copy_/fill_/add_/mul_, or write to contiguous()). Bumps the version.
   void* mutable_data_ptr() const;
 
   /// The single element as a double (throws unless numel() == 1).
@@ -173,10 +184,14 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
-/// A tensor of `shape` over x's storage, from x's element `offset` on (row-major, contiguous;
-/// the elements must lie within x's): how the view ops (reshape, squeeze, slice of whole rows...)
-/// share storage. Not recorded: the op that makes a view records it.
+/// A tensor of `shape` over contiguous x's storage, from x's element `offset` on (row-major; the
+/// elements must lie within x's): how reshape, squeeze and unsqueeze share storage. Not
+/// recorded: the op that makes a view records it.
 Tensor as_view(const Tensor& x, const Shape& shape, std::size_t offset = 0);
+/// A strided view of x's storage: element i of axis k is `strides[k]` elements further on, the
+/// first one `offset` elements past x's first (torch's as_strided counts from the storage's
+/// start). Every element must lie in the storage. Not recorded, as as_view.
+Tensor as_strided(const Tensor& x, const Shape& shape, const Strides& strides, std::size_t offset = 0);
 
 /// Formats "[2, 3]".
 std::string shape_str(const Shape& s);

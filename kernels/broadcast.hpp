@@ -85,19 +85,6 @@ void broadcast_map(const BroadcastPlan& p, const T* pa, const T* pb, R* pr, F f)
   });
 }
 
-/// out = in broadcast over the plan of in's shape onto the output's (both operands in): per
-/// innermost row, a copy or a fill. out holds the plan's output, contiguous.
-template <class T>
-void broadcast_copy(const BroadcastPlan& p, const T* in, T* out) {
-  const std::size_t inner = p.dims.back(), ia = p.stride_a.back();
-  for_each_row(p, in, in, [&](const T* row, const T*, std::size_t r) {
-    if (ia == 1)
-      std::copy_n(row, inner, out + r * inner);
-    else
-      std::fill_n(out + r * inner, inner, *row);
-  });
-}
-
 /// out = in (of shape `from`) summed over the axes where `to` broadcasts to it: the adjoint of
 /// broadcasting `to` onto `from`. out has `to`'s elements.
 template <class T>

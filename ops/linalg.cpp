@@ -119,6 +119,12 @@ Tensor mm(const Tensor& a, const Tensor& b, bool ta, bool tb, const Shape& out_b
                 });
 }
 
+// Whether t is a transpose (last two axes swapped) of a row-major tensor: BLAS then reads that
+// tensor with its transpose flag, and the transposed view is never gathered.
+bool is_transposed_view(const Tensor& t) {
+  return t.ndim() >= 2 && !t.is_contiguous() && transpose(t.detach(), -2, -1).is_contiguous();
+}
+
 void check_operands(const Tensor& a, const Tensor& b, std::string_view op) {
   TG_CHECK(a.dtype() == b.dtype(), "{}: dtypes differ: {} {} and {} {}; convert one with to()", op, a.dtype(),
            shape_str(a.shape()), b.dtype(), shape_str(b.shape()));
@@ -140,7 +146,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   const Tensor a2 = as.size() == 1 ? unsqueeze(a, 0) : a;
   const Tensor b2 = bs.size() == 1 ? unsqueeze(b, 1) : b;
   const Shape batch = broadcast_shapes(batch_of(a2.shape()), batch_of(b2.shape()), "matmul");
-  Tensor out = mm(a2, b2, false, false, batch);
+  const bool ta = is_transposed_view(a2), tb = is_transposed_view(b2);
+  Tensor out = mm(ta ? transpose(a2, -2, -1) : a2, tb ? transpose(b2, -2, -1) : b2, ta, tb, batch);
   if (as.size() > 1 && bs.size() > 1) return out;
   std::vector<std::int64_t> shape(batch.begin(), batch.end());
   if (as.size() > 1) shape.push_back(static_cast<std::int64_t>(as[as.size() - 2]));

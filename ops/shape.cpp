@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <xtensor/xbroadcast.hpp>
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xmanipulation.hpp>
@@ -20,6 +21,30 @@ namespace {
 std::vector<std::int64_t> as_signed(const Shape& s) { return {s.begin(), s.end()}; }
 
 std::size_t product(const Shape& s) { return std::accumulate(s.begin(), s.end(), std::size_t{1}, std::multiplies<>()); }
+
+// Strides that show a strided view's elements (shape `from`, strides `st`, two or more elements)
+// in shape `to` without moving them, if any exist. `from`'s axes fall into chunks, each a run of
+// axes that step over one another contiguously; every chunk must be split exactly by a run of
+// `to`'s axes (torch's rule for view).
+std::optional<Strides> view_strides(const Shape& from, const Strides& st, const Shape& to) {
+  Strides out(to.size());
+  std::ptrdiff_t view_axis = static_cast<std::ptrdiff_t>(to.size()) - 1;
+  std::size_t chunk_stride = st.back(), chunk_numel = 1, view_numel = 1;
+  for (std::size_t d = from.size(); d-- > 0;) {
+    chunk_numel *= from[d];
+    const bool chunk_ends = d == 0 || (from[d - 1] != 1 && st[d - 1] != chunk_numel * chunk_stride);
+    if (!chunk_ends) continue;
+    while (view_axis >= 0 && (view_numel < chunk_numel || to[static_cast<std::size_t>(view_axis)] == 1)) {
+      out[static_cast<std::size_t>(view_axis)] = view_numel * chunk_stride;
+      view_numel *= to[static_cast<std::size_t>(view_axis)];
+      --view_axis;
+    }
+    if (view_numel != chunk_numel) return std::nullopt;
+    if (d > 0) chunk_stride = st[d - 1], chunk_numel = 1, view_numel = 1;
+  }
+  if (view_axis != -1) return std::nullopt;
+  return out;
+}
 }  // namespace
 
 // d reshape(x) = reshape(g, x.shape)
@@ -47,10 +72,18 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
   TG_CHECK(product(to) == n, "reshape: cannot reshape {} ({} elements) to [{}] ({} elements)", shape_str(from), n,
            fmt::join(shape, ", "), product(to));
   if (to == from) return x;
-  // A view: the same elements in the same order, shared with x (every tensor is contiguous).
-  return record(
-      {.name = "reshape", .inputs = {x}}, as_view(x, to),
-      [from](const BackwardContext&, const Tensor& g) -> TensorList { return {reshape(g, as_signed(from))}; });
+  // A view when the elements can be walked in the new shape without moving (always, for a
+  // contiguous x); otherwise a copy, as torch's reshape of such a view.
+  Tensor out;
+  if (x.is_contiguous())
+    out = as_view(x, to);
+  else if (const auto strides = view_strides(from, x.strides(), to))
+    out = as_strided(x, to, *strides);
+  else
+    out = as_view(x.detach().contiguous(), to);
+  return record({.name = "reshape", .inputs = {x}}, out, [from](const BackwardContext&, const Tensor& g) -> TensorList {
+    return {reshape(g, as_signed(from))};
+  });
 }
 
 Tensor flatten(const Tensor& x, int start_axis, int end_axis) {
@@ -69,50 +102,6 @@ Tensor flatten(const Tensor& x, int start_axis, int end_axis) {
 }
 
 // d permute(x, p) = permute(g, inverse(p))
-namespace {
-// dst (row-major, axes in the order p) ← src (row-major, shape in_shape). Output axes that stay
-// adjacent in the input are merged first, so the common cases are a few long runs: a copy per
-// run when the innermost output axis is the input's, else a strided gather.
-template <class T>
-void permute_copy(const T* src, const Shape& in_shape, const std::vector<std::size_t>& p, T* dst) {
-  const std::size_t n = in_shape.size();
-  std::vector<std::size_t> in_stride(n);
-  std::size_t total = 1;
-  for (std::size_t i = n; i-- > 0;) in_stride[i] = total, total *= in_shape[i];
-  if (total == 0) return;
-  std::vector<std::size_t> size, stride;  // output axes after merging, with their input strides
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t sz = in_shape[p[i]], st = in_stride[p[i]];
-    if (sz == 1) continue;
-    if (!size.empty() && stride.back() == st * sz) {
-      size.back() *= sz, stride.back() = st;
-    } else {
-      size.push_back(sz), stride.push_back(st);
-    }
-  }
-  if (size.empty()) {
-    dst[0] = src[0];
-    return;
-  }
-  const std::size_t d = size.size(), inner = size[d - 1], inner_stride = stride[d - 1];
-  std::vector<std::size_t> index(d - 1, 0);
-  std::size_t offset = 0;
-  for (std::size_t o = 0; o < total; o += inner) {
-    if (inner_stride == 1) {
-      std::copy_n(src + offset, inner, dst + o);
-    } else {
-      for (std::size_t j = 0; j < inner; ++j) dst[o + j] = src[offset + j * inner_stride];
-    }
-    for (std::size_t k = d - 1; k-- > 0;) {  // the next run: an odometer over the outer axes
-      offset += stride[k];
-      if (++index[k] < size[k]) break;
-      offset -= stride[k] * size[k];
-      index[k] = 0;
-    }
-  }
-}
-}  // namespace
-
 Tensor permute(const Tensor& x, const std::vector<int>& perm) {
   const std::size_t n = x.ndim();
   TG_CHECK(perm.size() == n, "permute: {} axes given for a tensor of shape {}", perm.size(), shape_str(x.shape()));
@@ -123,15 +112,13 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm) {
     TG_CHECK(!seen[p[i]], "permute: axis {} repeated in [{}]", perm[i], fmt::join(perm, ", "));
     seen[p[i]] = true;
   }
+  // A view: x's axes in the new order, each with its stride.
   const Shape in_shape = x.shape();
+  const Strides in_strides = x.strides();
   Shape out_shape(n);
-  for (std::size_t i = 0; i < n; ++i) out_shape[i] = in_shape[p[i]];
-  Tensor out = dispatch_all(x.dtype(), [&](auto t) {
-    using T = decltype(t);
-    xt::xarray<T> r = xt::xarray<T>::from_shape(out_shape);
-    permute_copy(x.data<T>(), in_shape, p, r.data());
-    return Tensor(std::move(r));
-  });
+  Strides out_strides(n);
+  for (std::size_t i = 0; i < n; ++i) out_shape[i] = in_shape[p[i]], out_strides[i] = in_strides[p[i]];
+  const Tensor out = as_strided(x, out_shape, out_strides);
   std::vector<int> inverse(n);
   for (std::size_t i = 0; i < n; ++i) inverse[p[i]] = static_cast<int>(i);
   return record({.name = "permute", .inputs = {x}}, out,
@@ -373,20 +360,11 @@ Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, s
   const std::size_t count = end > begin ? (end - begin + stride - 1) / stride : 0;
   Shape out_shape = shape;
   out_shape[a] = count;
-  const AxisBlocks b = blocks(shape, a);
-  // Whole consecutive rows of the outermost axis that is not 1 are one block of memory: a view.
-  const bool one_block = b.outer == 1 && (stride == 1 || count <= 1);
-  Tensor out =
-      one_block ? as_view(x, out_shape, count > 0 ? begin * b.inner : 0) : dispatch_all(x.dtype(), [&](auto t) {
-        using T = decltype(t);
-        xt::xarray<T> r = xt::xarray<T>::from_shape(out_shape);
-        const T* src = x.data<T>();
-        T* dst = r.data();
-        for (std::size_t o = 0; o < b.outer; ++o)
-          for (std::size_t j = 0; j < count; ++j)
-            dst = std::copy_n(src + (o * b.n + begin + j * stride) * b.inner, b.inner, dst);
-        return Tensor(std::move(r));
-      });
+  // A view: x's strides, `step` times as long along the axis, from the first element kept.
+  Strides strides = x.strides();
+  const std::size_t first = count > 0 ? begin * strides[a] : 0;
+  strides[a] *= stride;
+  const Tensor out = as_strided(x, out_shape, strides, first);
   return record({.name = "slice", .inputs = {x}}, out,
                 [shape, a, begin, stride](const BackwardContext&, const Tensor& g) -> TensorList {
                   return {slice_backward(g, shape, a, begin, stride)};

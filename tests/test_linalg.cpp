@@ -92,6 +92,26 @@ TEST_CASE("gradcheck: matmul 2-D, batched, broadcast and 1-D") {
   }
 }
 
+TEST_CASE("matmul of transposed views: BLAS reads them with the transpose flag, same values and gradients") {
+  const Tensor a = input({2, 4, 3}, 31), b = input({2, 5, 4}, 32), w = input({5, 3}, 33);
+  // a^T @ b^T, both operands transposed views of row-major batches; and one against a 2-D weight.
+  const Tensor at = transpose(plain(a)), bt = transpose(plain(b));
+  CHECK_FALSE(at.is_contiguous());
+  check_close(matmul(at, bt), reference_matmul(at.contiguous().array<double>(), bt.contiguous().array<double>()));
+  const Tensor wt = transpose(plain(w));  // [3, 5]
+  check_close(matmul(plain(a), wt),
+              reference_matmul(a.array<double>(), broadcast_to(wt, {2, 3, 5}).contiguous().array<double>()));
+  // A permute that is not a plain transpose is gathered as before.
+  const Tensor odd = permute(plain(b), {1, 0, 2});  // [5, 2, 4], strides [4, 20, 1]
+  const Tensor rhs = broadcast_to(plain(input({4, 3}, 34)), {5, 4, 3});
+  check_close(matmul(odd, rhs), reference_matmul(odd.contiguous().array<double>(), rhs.contiguous().array<double>()));
+  auto f = [](const TensorList& in) { return matmul(transpose(in[0]), transpose(in[1])); };
+  CHECK_GRADCHECK(f, {a, b});
+  const GradcheckResult second = gradgradcheck(f, {a, b});
+  INFO(second.message);
+  CHECK(second.passed);
+}
+
 TEST_CASE("gradcheck: matmul with a value used twice") {
   const Tensor x = input({3, 3}, 30);
   CHECK_GRADCHECK([](const TensorList& in) { return matmul(in[0], in[0]); }, {x});

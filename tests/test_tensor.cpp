@@ -213,18 +213,23 @@ TEST_CASE("in-place changes bump the version and change every handle") {
   CHECK(c.array<float>()(0) == 5.f);
 }
 
-TEST_CASE("reshape, flatten, squeeze, unsqueeze, detach and slices of whole rows are views: one storage") {
+TEST_CASE("reshape, flatten, squeeze, unsqueeze, detach, slices and transposes are views: one storage") {
   Tensor base = arange(12.0, float64);
   const Tensor m = reshape(base, {3, 4});
   const Tensor rows = slice(m, 0, 1, 3);          // rows 1 and 2: one block of memory
   const Tensor row = squeeze(slice(m, 0, 2, 3));  // [4]
   const Tensor u = unsqueeze(flatten(m), 0);
-  const Tensor strided = slice(m, 1, 0, 4, 2);  // every other column: a copy
-  const Tensor t = transpose(m);                // a copy (tensors are contiguous)
-  for (const Tensor& v : {m, rows, row, u, base.detach()}) CHECK(v.shares_storage(base));
-  CHECK_FALSE(strided.shares_storage(base));
-  CHECK_FALSE(t.shares_storage(base));
+  const Tensor strided = slice(m, 1, 0, 4, 2);  // every other column: a strided view
+  const Tensor t = transpose(m);                // strides [1, 4]
+  for (const Tensor& v : {m, rows, row, u, base.detach(), strided, t}) CHECK(v.shares_storage(base));
   CHECK_FALSE(base.clone().shares_storage(base));
+  for (const Tensor& v : {m, rows, row, u}) CHECK(v.is_contiguous());
+  CHECK_FALSE(strided.is_contiguous());
+  CHECK(strided.strides() == Strides{4, 2});
+  CHECK(t.strides() == Strides{1, 4});
+  CHECK(m.strides() == Strides{4, 1});
+  CHECK(strided.array<double>()(2, 1) == 10.0);  // gathered now: read again after the changes below
+  CHECK(t.array<double>()(3, 2) == 11.0);
   CHECK(rows.shape() == Shape{2, 4});
   CHECK(rows.array<double>()(0, 0) == 4.0);
   CHECK(row.data<double>()[3] == 11.0);
@@ -248,9 +253,12 @@ TEST_CASE("reshape, flatten, squeeze, unsqueeze, detach and slices of whole rows
   CHECK(xt::sum(base.array<double>())() == 0 + 1 + 2 + 3);
   Tensor(row).mul_(3.0);
   CHECK(base.version() == v + 5);
-  // The strided slice and the transpose kept their own values.
-  CHECK(strided.array<double>()(2, 1) == 10.0);
-  CHECK(t.array<double>()(3, 2) == 11.0);
+  // The strided slice and the transpose show the changed values (gathered again).
+  CHECK(base.array<double>()(10) == 0.0);
+  CHECK(strided.array<double>()(2, 1) == 0.0);
+  CHECK(strided.array<double>()(0, 1) == 2.0);
+  CHECK(t.array<double>()(3, 0) == 3.0);
+  CHECK(t.array<double>()(3, 2) == 0.0);
 
   // set_data gives the tensor new storage; views keep the old values, as PyTorch's .data =.
   Tensor p = arange(4.0, float64);
@@ -263,6 +271,100 @@ TEST_CASE("reshape, flatten, squeeze, unsqueeze, detach and slices of whole rows
 
   CHECK_THROWS_WITH_AS(as_view(base, {5}, 8), doctest::Contains("as_view: a view of shape [5] from element 8"), Error);
   CHECK_THROWS_WITH_AS(as_view(Tensor(), {1}), doctest::Contains("as_view: the tensor is undefined"), Error);
+}
+
+TEST_CASE("strided views: permute, transpose, broadcast_to and stepped slices write through to the base") {
+  Tensor x = reshape(arange(24.0, float64), {2, 3, 4});
+  const Tensor p = permute(x, {2, 0, 1});  // [4, 2, 3]
+  CHECK(p.shares_storage(x));
+  CHECK(p.strides() == Strides{1, 12, 4});
+  const xt::xarray<double> want_p = xt::transpose(xt::xarray<double>(x.array<double>()), {2, 0, 1});
+  CHECK(p.array<double>() == want_p);
+  CHECK(xt::xarray<double>(p.contiguous().array<double>()) == want_p);
+  CHECK(p.contiguous().is_contiguous());
+  CHECK_FALSE(p.contiguous().shares_storage(x));
+  CHECK(x.contiguous().is_same(x));
+
+  // In place through the views: an inner-axis slice with a step, and a transpose.
+  Tensor column = slice(x, 2, 1, 4, 2);  // x[:, :, 1::2]: [2, 3, 2]
+  CHECK(column.strides() == Strides{12, 4, 2});
+  column.fill_(-1.0);
+  CHECK(x.array<double>()(1, 2, 3) == -1.0);
+  CHECK(x.array<double>()(1, 2, 2) == 22.0);
+  Tensor(transpose(x, 0, 2)).mul_(2.0);  // every element, through a [4, 3, 2] view
+  CHECK(x.array<double>()(1, 2, 2) == 44.0);
+  Tensor(slice(x, 1, 0, 3, 2)).copy_(zeros({2, 2, 4}, float64));  // rows 0 and 2 of each matrix
+  CHECK(x.array<double>()(0, 2, 0) == 0.0);
+  CHECK(x.array<double>()(0, 1, 0) == 8.0);
+  Tensor(permute(x, {1, 2, 0})).add_(ones({2}, float64));  // broadcast along the view's last axis
+  CHECK(x.array<double>()(0, 1, 0) == 9.0);
+  CHECK(p.array<double>()(0, 1, 1) == 2 * 16.0 + 1.0);  // the earlier view, gathered again
+
+  // broadcast_to shares storage with stride 0; writing to it is refused, as torch refuses.
+  Tensor col = reshape(Tensor(xt::xarray<double>{1.0, 2.0}), {2, 1});
+  const Tensor wide = broadcast_to(col, {3, 2, 4});
+  CHECK(wide.shares_storage(col));
+  CHECK(wide.strides() == Strides{0, 1, 0});
+  CHECK(wide.array<double>()(2, 1, 3) == 2.0);
+  CHECK_THROWS_WITH_AS(Tensor(wide).fill_(0.0),
+                       doctest::Contains("fill_: the tensor of shape [3, 2, 4] is a broadcast view"), Error);
+  CHECK_THROWS_WITH_AS(wide.mutable_data_ptr(), doctest::Contains("is a strided view"), Error);
+  col.mutable_array<double>()(1, 0) = 5.0;
+  CHECK(wide.array<double>()(0, 1, 0) == 5.0);
+
+  // reshape keeps a view when the elements allow it, else copies (as torch's reshape).
+  const Tensor t = transpose(reshape(arange(6.0, float64), {2, 3}));  // [3, 2], strides [1, 3]
+  const Tensor lifted = unsqueeze(t, 1);                              // [3, 1, 2]
+  CHECK(lifted.shares_storage(t));
+  CHECK(lifted.array<double>()(2, 0, 1) == 5.0);
+  const Tensor flat = flatten(t);
+  CHECK_FALSE(flat.shares_storage(t));
+  CHECK(flat.array<double>() == xt::xarray<double>{0.0, 3.0, 1.0, 4.0, 2.0, 5.0});
+  const Tensor split = reshape(slice(reshape(arange(24.0, float64), {4, 6}), 1, 0, 6, 2), {2, 2, 3});
+  CHECK(split.array<double>()(1, 1, 2) == 22.0);
+  CHECK(split.is_contiguous() == false);
+
+  CHECK_THROWS_WITH_AS(as_view(t, {6}), doctest::Contains("as_view: the tensor of shape [3, 2] is a strided view"),
+                       Error);
+  CHECK_THROWS_WITH_AS(as_strided(x, {3, 9}, {9, 1}), doctest::Contains("does not fit in a storage of 24 elements"),
+                       Error);
+  CHECK_THROWS_WITH_AS(as_strided(x, {2}, {1, 1}), doctest::Contains("as_strided: 2 strides given for shape [2]"),
+                       Error);
+  CHECK(as_strided(x, {0, 100}, {100, 1}).numel() == 0);
+}
+
+TEST_CASE("gradients through strided views: a leaf's gradient is row-major, saved views are version-checked") {
+  Tensor x = Tensor(xt::xarray<double>{{1.0, 2.0, 3.0}, {4.0, 5.0, 6.0}}).requires_grad_();
+  const Tensor w = Tensor(xt::xarray<double>{{1.0, 10.0}, {100.0, 1000.0}, {0.5, 0.25}});
+  sum(transpose(x) * w).backward();  // the gradient reaches x as a transpose of w
+  CHECK(x.grad().is_contiguous());
+  CHECK(x.grad().array<double>() == xt::xarray<double>{{1.0, 100.0, 0.5}, {10.0, 1000.0, 0.25}});
+  x.grad().mul_(2.0);  // the leaf's own gradient
+  CHECK(w.array<double>()(0, 1) == 10.0);
+
+  Tensor a = Tensor(xt::xarray<double>{{1.0, 2.0}, {3.0, 4.0}}).requires_grad_();
+  Tensor b = a * 1.0;
+  const Tensor loss = sum(transpose(b) * b);  // saves transpose(b) and b
+  {
+    NoGradGuard no_grad;
+    Tensor(transpose(b)).fill_(0.0);
+  }
+  CHECK_THROWS_WITH_AS(loss.backward(), doctest::Contains("modified in place"), Error);
+
+  auto f = [](const TensorList& in) {
+    const Tensor v = slice(permute(in[0], {1, 0, 2}), 2, 0, 4, 3);  // [3, 2, 2], strided
+    const Tensor t = unsqueeze(transpose(v, 0, 2), 0);              // [1, 2, 2, 3], a view of it
+    return sum(reshape(v, {3, 4}) * broadcast_to(in[1], {3, 4})) + sum(t * t);
+  };
+  Generator gen(3);
+  const TensorList inputs = {uniform({2, 3, 4}, -1.0, 1.0, gen, float64).requires_grad_(),
+                             uniform({1, 4}, -1.0, 1.0, gen, float64).requires_grad_()};
+  const GradcheckResult first = gradcheck(f, inputs);
+  INFO(first.message);
+  CHECK(first.passed);
+  const GradcheckResult second = gradgradcheck(f, inputs);
+  INFO(second.message);
+  CHECK(second.passed);
 }
 
 TEST_CASE("backward notices a saved tensor changed in place through a view, and gradients flow through views") {

@@ -74,3 +74,15 @@ TEST_CASE("a parallel loop from another thread while the pool is busy runs there
   CHECK(other_sum.load() == 4950);
   tg::set_num_threads(before);
 }
+
+TEST_CASE("threads reading one strided view share its gathered elements safely") {
+  using namespace tg;
+  const Tensor base = reshape(arange(4096.0), {64, 64});
+  const Tensor t = transpose(base);  // gathered on the first read, under the view's lock
+  std::vector<double> firsts(4, 0.0);
+  std::vector<std::thread> readers;
+  for (std::size_t i = 0; i < firsts.size(); ++i)
+    readers.emplace_back([&, i] { firsts[i] = static_cast<double>(t.data<float>()[1]); });
+  for (auto& r : readers) r.join();
+  for (double v : firsts) CHECK(v == 64.0);  // t[0][1] = base[1][0]
+}

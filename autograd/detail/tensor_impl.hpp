@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -24,8 +25,15 @@ struct Storage {
 /// State shared by all copies of one Tensor handle.
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
-  Shape shape;             // its elements are storage's [offset, offset + product(shape)), row-major
-  std::size_t offset = 0;  // in elements
+  Shape shape;
+  // Element strides of a strided view (transpose, broadcast, stepped slice); empty when the
+  // elements are storage's [offset, offset + product(shape)) in row-major order.
+  Strides strides;
+  std::size_t offset = 0;  // of the first element, in elements
+  // A strided view's elements gathered row-major for readers (data<T>()), made on the first read
+  // and again once the storage's version has moved on; `version` records the one gathered.
+  mutable std::shared_ptr<Storage> gathered;
+  mutable std::mutex gather_mutex;
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;  // leaves only
   std::shared_ptr<Node> grad_fn;     // the op that made this tensor; null for leaves
@@ -33,6 +41,19 @@ struct TensorImpl {
   std::vector<std::pair<std::size_t, std::function<void(const Tensor&)>>> post_accumulate_hooks;
   ~TensorImpl();
 };
+
+/// Whether the elements are row-major from the first one (no strides of a view).
+inline bool is_contiguous(const TensorImpl& impl) { return impl.strides.empty(); }
+
+/// A new handle onto the same elements: storage, shape, strides and offset (no autograd state).
+inline std::shared_ptr<TensorImpl> alias(const TensorImpl& impl) {
+  auto out = std::make_shared<TensorImpl>();
+  out->storage = impl.storage;
+  out->shape = impl.shape;
+  out->strides = impl.strides;
+  out->offset = impl.offset;
+  return out;
+}
 
 /// A tensor's first element as a T* (the caller has checked the dtype): the storage's data
 /// moved on by the tensor's offset.
