@@ -2,6 +2,7 @@
 
 #include <fmt/ostream.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -60,6 +61,19 @@ Strides normalized(const Shape& shape, const Strides& strides) {
   return {};
 }
 
+// The number of elements of `shape`, refusing a count that overflows (it could wrap to a small
+// number or 0 and pass a bounds check).
+std::size_t checked_numel(const Shape& shape, std::string_view op) {
+  std::size_t n = 1, nonzero = 1;
+  bool overflow = false;
+  for (std::size_t d : shape) {
+    n *= d;
+    if (d != 0) overflow |= __builtin_mul_overflow(nonzero, d, &nonzero);
+  }
+  TG_CHECK(!overflow, "{}: shape {} has more elements than a size_t counts", op, shape_str(shape));
+  return n;
+}
+
 std::size_t storage_size(const Storage& s) {
   return std::visit([](const auto& a) { return a.size(); }, s.array);
 }
@@ -81,6 +95,21 @@ const T* gathered_elements(const TensorImpl& impl) {
   return std::get<xt::xarray<T>>(impl.gathered->array).data();
 }
 
+// Whether two elements of a view are one place in storage: with the axes of size > 1 ordered by
+// stride, each stride must step past everything the smaller-strided axes reach.
+bool overlaps_itself(const Shape& shape, const Strides& strides) {
+  std::vector<std::pair<std::size_t, std::size_t>> axes;  // (stride, size)
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    if (shape[i] > 1) axes.emplace_back(strides[i], shape[i]);
+  std::sort(axes.begin(), axes.end());
+  std::size_t reach = 0;  // the furthest element the smaller-strided axes reach
+  for (const auto& [stride, size] : axes) {
+    if (stride <= reach) return true;
+    reach += stride * (size - 1);
+  }
+  return false;
+}
+
 // Runs change(T* elements) on impl's elements laid out row-major: in place when they are, else on
 // a gathered copy written back (refused for a broadcast view, whose elements share places).
 template <class T, class Change>
@@ -89,11 +118,10 @@ void change_elements(const TensorImpl& impl, std::string_view op, Change change)
     change(first_element<T>(impl));
     return;
   }
-  for (std::size_t i = 0; i < impl.shape.size(); ++i)
-    TG_CHECK(impl.strides[i] != 0 || impl.shape[i] <= 1,
-             "{}: the tensor of shape {} is a broadcast view (stride 0 along axis {}): several of its elements are "
-             "one place in memory. Change a contiguous() copy instead",
-             op, shape_str(impl.shape), i);
+  TG_CHECK(!overlaps_itself(impl.shape, impl.strides),
+           "{}: the tensor of shape {} with strides [{}] is a view whose elements overlap (a broadcast view, or "
+           "as_strided's): several of them are one place in memory. Change a contiguous() copy instead",
+           op, shape_str(impl.shape), fmt::join(impl.strides, ", "));
   xt::xarray<T> rows = xt::xarray<T>::from_shape({product(impl.shape)});
   kernels::strided_gather(first_element<T>(impl), impl.shape, impl.strides, rows.data());
   change(rows.data());
@@ -174,7 +202,8 @@ Tensor as_view(const Tensor& x, const Shape& shape, std::size_t offset) {
   const TensorImpl& base = *x.impl();
   TG_CHECK(is_contiguous(base), "as_view: the tensor of shape {} is a strided view; call contiguous() first",
            shape_str(base.shape));
-  TG_CHECK(offset + product(shape) <= product(base.shape) || product(shape) == 0,
+  const std::size_t count = checked_numel(shape, "as_view");
+  TG_CHECK(count == 0 || (offset <= product(base.shape) && count <= product(base.shape) - offset),
            "as_view: a view of shape {} from element {} does not fit in a tensor of shape {}", shape_str(shape), offset,
            shape_str(base.shape));
   auto impl = std::make_shared<TensorImpl>();
@@ -190,14 +219,15 @@ Tensor as_strided(const Tensor& x, const Shape& shape, const Strides& strides, s
   TG_CHECK(shape.size() == strides.size(), "as_strided: {} strides given for shape {}", strides.size(),
            shape_str(shape));
   // The furthest element must lie in the storage (nothing is read for an empty view).
-  std::size_t last = base.offset + offset;
-  bool overflow = false;
-  for (std::size_t i = 0; i < shape.size() && product(shape) > 0; ++i) {
+  const std::size_t count = checked_numel(shape, "as_strided");
+  std::size_t last = 0;
+  bool overflow = __builtin_add_overflow(base.offset, offset, &last);
+  for (std::size_t i = 0; i < shape.size() && count > 0; ++i) {
     std::size_t step = 0;
     overflow |= __builtin_mul_overflow(shape[i] - 1, strides[i], &step);
     overflow |= __builtin_add_overflow(last, step, &last);
   }
-  TG_CHECK(product(shape) == 0 || (!overflow && last < storage_size(*base.storage)),
+  TG_CHECK(count == 0 || (!overflow && last < storage_size(*base.storage)),
            "as_strided: a view of shape {} with strides [{}] from element {} does not fit in a storage of {} "
            "elements",
            shape_str(shape), fmt::join(strides, ", "), base.offset + offset, storage_size(*base.storage));
@@ -280,7 +310,8 @@ void Tensor::set_grad(const Tensor& g) {
              "set_grad: gradient of shape {} ({}) does not fit a tensor of shape {} ({})", shape_str(g.shape()),
              g.dtype(), shape_str(shape()), dtype());
   }
-  impl_->grad = g.impl_ptr();
+  // Row-major, as every leaf gradient (optimizers and clip_grad_* change it in place).
+  impl_->grad = g.defined() ? g.contiguous().impl_ptr() : nullptr;
 }
 
 void Tensor::zero_grad() { checked(), impl_->grad.reset(); }
@@ -345,13 +376,13 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   dispatch_all(dtype(), [&](auto t) {
     using T = decltype(t);
     const T* other_elements = src.data<T>();
-    bump_version();
     if (numel() > 0)
       change_elements<T>(checked(), "add_", [&](T* dst) {
         kernels::broadcast_map(kernels::broadcast_plan(s, from, s), static_cast<const T*>(dst), other_elements, dst,
                                [](T u, T v) { return static_cast<T>(u + v); });
       });
   });
+  bump_version();
   return *this;
 }
 

@@ -95,7 +95,8 @@ class Tensor {
   template <class T>
   auto mutable_array();
   /// The elements as a T*, row-major (throws unless T matches the dtype). For a strided view
-  /// they are gathered into a row-major copy on the first read, kept until the storage changes.
+  /// they are gathered into a row-major copy on the first read, kept until the storage changes:
+  /// the pointer is valid until then (the next read after a change gathers anew).
   template <class T>
   const T* data() const;
   /// The same, whatever the dtype.

@@ -16,7 +16,8 @@
 namespace tg {
 
 /// A tensor's elements as an xtensor expression of its shape, read-only: an adaptor over the
-/// storage (no copy), valid while a tensor sharing that storage lives.
+/// storage (no copy), valid while a tensor sharing that storage lives; for a strided view, over
+/// its gathered copy, valid until the storage next changes.
 template <class T>
 using ArrayRef = xt::xarray_adaptor<xt::xbuffer_adaptor<const T*, xt::no_ownership, std::allocator<T>>,
                                     xt::layout_type::row_major, Shape>;

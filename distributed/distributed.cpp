@@ -75,13 +75,19 @@ int checked_count(std::size_t n, const char* op) {
   return static_cast<int>(n);
 }
 
-// Throws on every rank, the same message, when the ranks disagree on (dtype, numel): one small
-// collective, so that a mismatch is an error rather than a hang or a truncated message.
+// Throws on every rank, the same message, when the ranks disagree on (dtype, numel) or any rank
+// passed a strided view (which has no row-major elements for MPI to write): one small collective,
+// so that a mismatch is an error rather than a hang or a truncated message.
 void check_same_layout(const Tensor& t, const char* op) {
   const auto dtype = static_cast<std::int64_t>(t.dtype());
   const auto numel = static_cast<std::int64_t>(t.numel());
-  std::int64_t values[4] = {dtype, -dtype, numel, -numel};
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, values, 4, MPI_INT64_T, MPI_MAX, comm), op);
+  const std::int64_t strided = t.is_contiguous() ? 0 : 1;
+  std::int64_t values[5] = {dtype, -dtype, numel, -numel, strided};
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, values, 5, MPI_INT64_T, MPI_MAX, comm), op);
+  TG_CHECK(values[4] == 0,
+           "distributed::{}: a rank passed a strided view (this rank: shape {}, {}); pass a contiguous() tensor "
+           "and copy_ the result back into the view",
+           op, shape_str(t.shape()), t.is_contiguous() ? "contiguous" : "strided");
   TG_CHECK(values[0] == -values[1] && values[2] == -values[3],
            "distributed::{}: the ranks passed different tensors (this rank, {}: {} of shape {}); every rank must pass "
            "the same dtype and number of elements",
@@ -222,6 +228,9 @@ struct Work::State {
 Work all_reduce_async(Tensor t, ReduceOp op) {
   TG_CHECK(t.defined(), "distributed::all_reduce_async: the tensor is undefined");
   TG_CHECK(op == ReduceOp::sum || op == ReduceOp::mean, "distributed::all_reduce_async: only sum and mean");
+  TG_CHECK(t.is_contiguous(),
+           "distributed::all_reduce_async: the tensor of shape {} is a strided view; pass a contiguous() tensor",
+           shape_str(t.shape()));
   Work work;
   work.state_ = std::make_shared<Work::State>();
   work.state_->tensor = t;

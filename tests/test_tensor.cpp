@@ -306,8 +306,10 @@ TEST_CASE("strided views: permute, transpose, broadcast_to and stepped slices wr
   CHECK(wide.shares_storage(col));
   CHECK(wide.strides() == Strides{0, 1, 0});
   CHECK(wide.array<double>()(2, 1, 3) == 2.0);
-  CHECK_THROWS_WITH_AS(Tensor(wide).fill_(0.0),
-                       doctest::Contains("fill_: the tensor of shape [3, 2, 4] is a broadcast view"), Error);
+  CHECK_THROWS_WITH_AS(
+      Tensor(wide).fill_(0.0),
+      doctest::Contains("fill_: the tensor of shape [3, 2, 4] with strides [0, 1, 0] is a view whose elements overlap"),
+      Error);
   CHECK_THROWS_WITH_AS(wide.mutable_data_ptr(), doctest::Contains("is a strided view"), Error);
   col.mutable_array<double>()(1, 0) = 5.0;
   CHECK(wide.array<double>()(0, 1, 0) == 5.0);
@@ -331,6 +333,26 @@ TEST_CASE("strided views: permute, transpose, broadcast_to and stepped slices wr
   CHECK_THROWS_WITH_AS(as_strided(x, {2}, {1, 1}), doctest::Contains("as_strided: 2 strides given for shape [2]"),
                        Error);
   CHECK(as_strided(x, {0, 100}, {100, 1}).numel() == 0);
+  // A count that overflows size_t could wrap to 0 and pass the bounds check.
+  CHECK_THROWS_WITH_AS(as_strided(ones({4}), {std::size_t{1} << 62, 4}, {0, 1}),
+                       doctest::Contains("more elements than a size_t counts"), Error);
+  CHECK_THROWS_WITH_AS(as_view(ones({4}), {std::size_t{1} << 62, 4}), doctest::Contains("more elements"), Error);
+
+  // Elements that overlap (not only stride 0) refuse in-place changes; a refused change leaves
+  // the version alone.
+  Tensor small = zeros({3}, float64);
+  const std::uint64_t before = small.version();
+  CHECK_THROWS_WITH_AS(
+      Tensor(as_strided(small, {2, 2}, {1, 1})).add_(ones({2, 2}, float64)),
+      doctest::Contains("add_: the tensor of shape [2, 2] with strides [1, 1] is a view whose elements "
+                        "overlap"),
+      Error);
+  CHECK_THROWS_WITH_AS(Tensor(broadcast_to(small, {2, 3})).add_(ones({3}, float64)), doctest::Contains("overlap"),
+                       Error);
+  CHECK(small.version() == before);
+  CHECK(xt::all(xt::equal(small.array<double>(), 0.0)));
+  Tensor(as_strided(small, {2}, {2})).fill_(1.0);  // elements 0 and 2: apart
+  CHECK(small.array<double>() == xt::xarray<double>{1.0, 0.0, 1.0});
 }
 
 TEST_CASE("gradients through strided views: a leaf's gradient is row-major, saved views are version-checked") {
@@ -341,6 +363,9 @@ TEST_CASE("gradients through strided views: a leaf's gradient is row-major, save
   CHECK(x.grad().array<double>() == xt::xarray<double>{{1.0, 100.0, 0.5}, {10.0, 1000.0, 0.25}});
   x.grad().mul_(2.0);  // the leaf's own gradient
   CHECK(w.array<double>()(0, 1) == 10.0);
+  x.set_grad(transpose(w));  // set by hand: stored row-major too
+  CHECK(x.grad().is_contiguous());
+  CHECK(x.grad().array<double>()(1, 2) == 0.25);
 
   Tensor a = Tensor(xt::xarray<double>{{1.0, 2.0}, {3.0, 4.0}}).requires_grad_();
   Tensor b = a * 1.0;

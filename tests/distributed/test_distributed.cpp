@@ -132,6 +132,10 @@ TEST_CASE("collectives refuse tensors that differ between ranks, on every rank")
   CHECK_THROWS_WITH_AS(distributed::broadcast(d), doctest::Contains("different tensors"), Error);
   const Tensor g = zeros({2, my_rank() == 1 ? 3u : 2u});
   CHECK_THROWS_WITH_AS(distributed::all_gather(g), doctest::Contains("every axis but the first must agree"), Error);
+  // A strided view on one rank only: every rank throws (none is left waiting in MPI).
+  Tensor base = zeros({2, 2});
+  Tensor v = my_rank() == 1 ? transpose(base) : base;
+  CHECK_THROWS_WITH_AS(distributed::all_reduce(v), doctest::Contains("a rank passed a strided view"), Error);
   // The collectives still line up afterwards.
   Tensor ok = ones({2});
   distributed::all_reduce(ok);
