@@ -52,7 +52,7 @@ Strides row_major_strides(const Shape& shape) {
 // `strides` as a TensorImpl keeps them: empty when they lay `shape` out row-major (how a size-1
 // axis steps does not matter, nor anything for fewer than two elements).
 Strides normalized(const Shape& shape, const Strides& strides) {
-  if (product(shape) <= 1) return {};
+  if (strides.empty() || product(shape) <= 1) return {};
   std::size_t step = 1;
   for (std::size_t i = shape.size(); i-- > 0;) {
     if (shape[i] != 1 && strides[i] != step) return strides;
@@ -78,6 +78,25 @@ std::size_t storage_size(const Storage& s) {
   return std::visit([](const auto& a) { return a.size(); }, s.array);
 }
 
+// A strided view's elements copied out row-major, in an array of `shape` (the view's, or flat).
+template <class T>
+xt::xarray<T> gather_rows(const TensorImpl& impl, const Shape& shape) {
+  xt::xarray<T> rows = xt::xarray<T>::from_shape(shape);
+  kernels::strided_gather(first_element<T>(impl), impl.shape, impl.strides, rows.data());
+  return rows;
+}
+
+// A tensor of `shape` and `strides` (kept normalized) over base's storage, `offset` elements past
+// base's first: what every view is.
+Tensor make_view(const TensorImpl& base, const Shape& shape, const Strides& strides, std::size_t offset) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = base.storage;
+  impl->shape = shape;
+  impl->strides = normalized(shape, strides);
+  impl->offset = base.offset + offset;
+  return Tensor(impl);
+}
+
 // A strided view's elements, row-major: gathered on the first read and again after the storage
 // changed (its version moved on), under the view's lock so that concurrent readers share one.
 template <class T>
@@ -86,9 +105,7 @@ const T* gathered_elements(const TensorImpl& impl) {
   const Storage* have = impl.gathered.get();
   if (!have || have->version != impl.storage->version || !std::holds_alternative<xt::xarray<T>>(have->array)) {
     auto rows = std::make_shared<Storage>();
-    xt::xarray<T> a = xt::xarray<T>::from_shape({product(impl.shape)});
-    kernels::strided_gather(first_element<T>(impl), impl.shape, impl.strides, a.data());
-    rows->array = std::move(a);
+    rows->array = gather_rows<T>(impl, {product(impl.shape)});
     rows->version = impl.storage->version;
     impl.gathered = std::move(rows);
   }
@@ -122,8 +139,7 @@ void change_elements(const TensorImpl& impl, std::string_view op, Change change)
            "{}: the tensor of shape {} with strides [{}] is a view whose elements overlap (a broadcast view, or "
            "as_strided's): several of them are one place in memory. Change a contiguous() copy instead",
            op, shape_str(impl.shape), fmt::join(impl.strides, ", "));
-  xt::xarray<T> rows = xt::xarray<T>::from_shape({product(impl.shape)});
-  kernels::strided_gather(first_element<T>(impl), impl.shape, impl.strides, rows.data());
+  xt::xarray<T> rows = gather_rows<T>(impl, {product(impl.shape)});
   change(rows.data());
   kernels::strided_scatter(rows.data(), impl.shape, impl.strides, first_element<T>(impl));
 }
@@ -206,11 +222,7 @@ Tensor as_view(const Tensor& x, const Shape& shape, std::size_t offset) {
   TG_CHECK(count == 0 || (offset <= product(base.shape) && count <= product(base.shape) - offset),
            "as_view: a view of shape {} from element {} does not fit in a tensor of shape {}", shape_str(shape), offset,
            shape_str(base.shape));
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = base.storage;
-  impl->shape = shape;
-  impl->offset = base.offset + offset;
-  return Tensor(impl);
+  return make_view(base, shape, {}, offset);
 }
 
 Tensor as_strided(const Tensor& x, const Shape& shape, const Strides& strides, std::size_t offset) {
@@ -231,12 +243,7 @@ Tensor as_strided(const Tensor& x, const Shape& shape, const Strides& strides, s
            "as_strided: a view of shape {} with strides [{}] from element {} does not fit in a storage of {} "
            "elements",
            shape_str(shape), fmt::join(strides, ", "), base.offset + offset, storage_size(*base.storage));
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = base.storage;
-  impl->shape = shape;
-  impl->strides = normalized(shape, strides);
-  impl->offset = base.offset + offset;
-  return Tensor(impl);
+  return make_view(base, shape, strides, offset);
 }
 
 Tensor Tensor::to(Dtype d) const {
@@ -258,10 +265,7 @@ Tensor Tensor::clone() const {
   Tensor out = dispatch_all(dtype(), [&](auto t) {
     using T = decltype(t);
     const TensorImpl& impl = checked();
-    if (tg::is_contiguous(impl)) return Tensor(xt::xarray<T>(array<T>()));
-    xt::xarray<T> rows = xt::xarray<T>::from_shape(impl.shape);
-    kernels::strided_gather(first_element<T>(impl), impl.shape, impl.strides, rows.data());
-    return Tensor(std::move(rows));
+    return Tensor(tg::is_contiguous(impl) ? xt::xarray<T>(array<T>()) : gather_rows<T>(impl, impl.shape));
   });
   // d clone(x) = g
   return record({.name = "clone", .inputs = {*this}}, out,

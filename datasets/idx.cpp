@@ -31,18 +31,18 @@ bool valid_type(std::uint8_t t) { return t == 0x08 || t == 0x09 || t == 0x0B || 
 constexpr std::uint64_t max_elements = std::uint64_t{1} << 40;
 
 // The whole file's bytes.
-std::vector<std::uint8_t> read_file(const std::string& path, const std::string& name) {
+std::vector<std::uint8_t> read_file(const std::string& path) {
   std::error_code ec;
   const bool exists = std::filesystem::exists(path, ec);
-  TG_CHECK(exists, "read_idx: '{}' does not exist", name);
-  TG_CHECK(std::filesystem::is_regular_file(path, ec), "read_idx: '{}' is not a regular file", name);
-  std::FILE* f = std::fopen(name.c_str(), "rb");
-  TG_CHECK(f, "read_idx: cannot open '{}': {}", name, std::strerror(errno));
+  TG_CHECK(exists, "read_idx: '{}' does not exist", path);
+  TG_CHECK(std::filesystem::is_regular_file(path, ec), "read_idx: '{}' is not a regular file", path);
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  TG_CHECK(f, "read_idx: cannot open '{}': {}", path, std::strerror(errno));
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(f, &std::fclose);
   std::vector<std::uint8_t> bytes;
   std::uint8_t chunk[1 << 16];
   for (std::size_t n; (n = std::fread(chunk, 1, sizeof chunk, f)) > 0;) bytes.insert(bytes.end(), chunk, chunk + n);
-  TG_CHECK(!std::ferror(f), "read_idx: reading '{}' failed: {}", name, std::strerror(errno));
+  TG_CHECK(!std::ferror(f), "read_idx: reading '{}' failed: {}", path, std::strerror(errno));
   return bytes;
 }
 
@@ -216,10 +216,7 @@ std::size_t IdxArray::numel() const {
   return n;
 }
 
-IdxArray read_idx(const std::string& path, const IdxExpect& expect) {
-  const std::string name = path;
-  return parse_idx(read_file(path, name), name, expect);
-}
+IdxArray read_idx(const std::string& path, const IdxExpect& expect) { return parse_idx(read_file(path), path, expect); }
 
 IdxArray parse_idx(std::span<const std::uint8_t> file, const std::string& name, const IdxExpect& expect) {
   // Gzip is recognised by its magic (1f 8b), not by the file name.
